@@ -1,0 +1,28 @@
+"""The one place where the ASGI stack is assembled. Read top to bottom."""
+
+import os
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+from channels.routing import ProtocolTypeRouter  # noqa: E402
+from django.conf import settings  # noqa: E402
+from django.core.asgi import get_asgi_application  # noqa: E402
+
+django_http = get_asgi_application()  # sets Django up before the gateway imports models
+
+from gateway.lifespan import Lifespan  # noqa: E402
+from gateway.middleware import Handshake, OriginGuard  # noqa: E402
+from gateway.routes import load_route_policies  # noqa: E402
+
+websocket = OriginGuard(
+    Handshake(load_route_policies(settings.GATEWAY.routes_file)),
+    allowed_origins=settings.GATEWAY.allowed_origins,
+)
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_http,
+        "websocket": websocket,
+        "lifespan": Lifespan(),
+    }
+)

@@ -1,0 +1,225 @@
+"""Gateway configuration: read once from the environment, validated, frozen.
+
+Every variable is listed in ``VARIABLES`` with its meaning; ``load_config`` is
+the only reader of ``os.environ`` in the project. A bad value fails here, at
+startup, with a message that names the variable and the fix.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+VARIABLES: dict[str, str] = {
+    "GATEWAY_OIDC_ISSUER": "issuer URL of the identity provider used for browser login (required)",
+    "GATEWAY_OIDC_CLIENT_ID": "our client id at that provider (required)",
+    "GATEWAY_OIDC_CLIENT_SECRET": "our client secret at that provider (required)",
+    "GATEWAY_OIDC_SCOPES": "scopes asked for at login (default: openid profile email offline_access)",
+    "GATEWAY_OIDC_PROFILE": "claim layout of the provider: generic, keycloak or entra (default generic)",
+    "GATEWAY_OIDC_ALGORITHMS": "comma-separated signing algorithms accepted (default RS256,PS256,ES256)",
+    "GATEWAY_OIDC_AUDIENCES": "comma-separated access-token audiences accepted (default: client id)",
+    "GATEWAY_OIDC_CALL_USERINFO": "true to call the userinfo endpoint at login (default false)",
+    "GATEWAY_ISSUERS_FILE": "TOML file with further issuers for bearer tokens (optional)",
+    "GATEWAY_ROUTES_FILE": "TOML route policy file (default config/routes.toml)",
+    "GATEWAY_LEEWAY_SECONDS": "clock leeway for exp/nbf/iat, 0 to 60 (default 30)",
+    "GATEWAY_PUBLIC_URL": "external base URL of the gateway (default http://127.0.0.1:8000)",
+    "GATEWAY_ALLOWED_ORIGINS": "comma-separated exact websocket origins (default: the public URL)",
+    "GATEWAY_SECRET_KEY": "Django secret key (required unless GATEWAY_DEV=true)",
+    "GATEWAY_DEV": "true for local development: generated secret key, DEBUG on",
+    "GATEWAY_DATABASE_URL": "postgres://user:pass@host:port/db (default: SQLite under var/)",
+    "GATEWAY_REDIS_URL": "redis://host:port/db: switches the channel layer to Redis (default in-memory)",
+    "GATEWAY_SESSION_COOKIE_SECURE": "true to mark cookies Secure (default: true for https URLs)",
+}
+
+DEFAULT_SCOPES = "openid profile email offline_access"
+DEFAULT_ALGORITHMS = ("RS256", "PS256", "ES256")
+PROFILES = ("generic", "keycloak", "entra")
+
+
+class ConfigError(Exception):
+    """A configuration value is missing or wrong; the message names the fix."""
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    engine: str
+    name: str
+    user: str = ""
+    password: str = ""
+    host: str = ""
+    port: str = ""
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    issuer: str
+    client_id: str
+    client_secret: str
+    scopes: str
+    profile: str
+    algorithms: tuple[str, ...]
+    audiences: frozenset[str]
+    call_userinfo: bool
+    issuers_file: Path | None
+    routes_file: Path
+    leeway: float
+    public_url: str
+    allowed_origins: frozenset[str]
+    secret_key: str
+    dev: bool
+    database: DatabaseConfig
+    redis_url: str | None
+    cookie_secure: bool
+
+
+def _required(env: Mapping[str, str], name: str) -> str:
+    value = env.get(name, "").strip()
+    if not value:
+        raise ConfigError(f"{name} is not set: set it to the {VARIABLES[name]}.")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{name}={raw!r} is not a boolean: use true or false.")
+
+
+def _csv(raw: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+def _origin(name: str, url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ConfigError(f"{name} has {url!r}: use an absolute http(s) URL like https://gw.example.com.")
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _issuer(env: Mapping[str, str]) -> str:
+    issuer = _required(env, "GATEWAY_OIDC_ISSUER")
+    parts = urlsplit(issuer)
+    loopback = parts.hostname in {"127.0.0.1", "::1"}
+    if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
+        raise ConfigError(
+            f"GATEWAY_OIDC_ISSUER={issuer!r}: the issuer must be an https URL "
+            "(plain http is accepted only for 127.0.0.1)."
+        )
+    if parts.query or parts.fragment:
+        raise ConfigError("GATEWAY_OIDC_ISSUER must not contain a query or fragment.")
+    return issuer
+
+
+def _leeway(env: Mapping[str, str]) -> float:
+    raw = env.get("GATEWAY_LEEWAY_SECONDS", "30").strip()
+    try:
+        leeway = float(raw)
+    except ValueError:
+        raise ConfigError(f"GATEWAY_LEEWAY_SECONDS={raw!r}: use a number of seconds.") from None
+    if not 0 <= leeway <= 60:
+        raise ConfigError(f"GATEWAY_LEEWAY_SECONDS={raw!r}: use a value from 0 to 60.")
+    return leeway
+
+
+def _database(env: Mapping[str, str]) -> DatabaseConfig:
+    url = env.get("GATEWAY_DATABASE_URL", "").strip()
+    if not url:
+        return DatabaseConfig("django.db.backends.sqlite3", str(BASE_DIR / "var" / "gateway.sqlite3"))
+    parts = urlsplit(url)
+    if parts.scheme not in {"postgres", "postgresql"} or not parts.path.strip("/"):
+        raise ConfigError(
+            "GATEWAY_DATABASE_URL must look like postgres://user:password@host:5432/dbname."
+        )
+    return DatabaseConfig(
+        engine="django.db.backends.postgresql",
+        name=parts.path.strip("/"),
+        user=unquote(parts.username or ""),
+        password=unquote(parts.password or ""),
+        host=parts.hostname or "",
+        port=str(parts.port or ""),
+    )
+
+
+def _redis_url(env: Mapping[str, str]) -> str | None:
+    url = env.get("GATEWAY_REDIS_URL", "").strip()
+    if url and urlsplit(url).scheme not in {"redis", "rediss", "unix"}:
+        raise ConfigError(f"GATEWAY_REDIS_URL={url!r}: use redis://host:6379/0 or rediss://.")
+    return url or None
+
+
+def _algorithms(env: Mapping[str, str]) -> tuple[str, ...]:
+    algorithms = _csv(env.get("GATEWAY_OIDC_ALGORITHMS", "")) or DEFAULT_ALGORITHMS
+    bad = [a for a in algorithms if a.lower() == "none" or a.upper().startswith("HS")]
+    if bad:
+        raise ConfigError(
+            f"GATEWAY_OIDC_ALGORITHMS contains {bad}: only asymmetric algorithms "
+            "such as RS256, PS256, ES256 or EdDSA are accepted."
+        )
+    return algorithms
+
+
+def _secret_key(env: Mapping[str, str], dev: bool) -> str:
+    key = env.get("GATEWAY_SECRET_KEY", "").strip()
+    if key:
+        if len(key) < 32:
+            raise ConfigError("GATEWAY_SECRET_KEY is too short: use at least 32 random characters.")
+        return key
+    if dev:
+        return secrets.token_urlsafe(48)
+    raise ConfigError(
+        "GATEWAY_SECRET_KEY is not set: set it to 50 random characters, "
+        "or set GATEWAY_DEV=true for local development."
+    )
+
+
+def _path(env: Mapping[str, str], name: str, default: Path | None) -> Path | None:
+    raw = env.get(name, "").strip()
+    path = Path(raw) if raw else default
+    if path is not None and not path.is_file():
+        raise ConfigError(f"{name} points to {str(path)!r}, which is not a file.")
+    return path
+
+
+def load_config(env: Mapping[str, str] | None = None) -> GatewayConfig:
+    """Read and validate every GATEWAY_* variable once."""
+    env = os.environ if env is None else env
+    dev = _bool(env, "GATEWAY_DEV", False)
+    client_id = _required(env, "GATEWAY_OIDC_CLIENT_ID")
+    public_url = env.get("GATEWAY_PUBLIC_URL", "http://127.0.0.1:8000").strip().rstrip("/")
+    origins = _csv(env.get("GATEWAY_ALLOWED_ORIGINS", "")) or (public_url,)
+    profile = env.get("GATEWAY_OIDC_PROFILE", "generic").strip().lower()
+    if profile not in PROFILES:
+        raise ConfigError(f"GATEWAY_OIDC_PROFILE={profile!r}: use one of {', '.join(PROFILES)}.")
+    routes_file = _path(env, "GATEWAY_ROUTES_FILE", BASE_DIR / "config" / "routes.toml")
+    assert routes_file is not None
+    return GatewayConfig(
+        issuer=_issuer(env),
+        client_id=client_id,
+        client_secret=_required(env, "GATEWAY_OIDC_CLIENT_SECRET"),
+        scopes=env.get("GATEWAY_OIDC_SCOPES", DEFAULT_SCOPES).strip() or DEFAULT_SCOPES,
+        profile=profile,
+        algorithms=_algorithms(env),
+        audiences=frozenset(_csv(env.get("GATEWAY_OIDC_AUDIENCES", "")) or (client_id,)),
+        call_userinfo=_bool(env, "GATEWAY_OIDC_CALL_USERINFO", False),
+        issuers_file=_path(env, "GATEWAY_ISSUERS_FILE", None),
+        routes_file=routes_file,
+        leeway=_leeway(env),
+        public_url=_origin("GATEWAY_PUBLIC_URL", public_url) + urlsplit(public_url).path,
+        allowed_origins=frozenset(_origin("GATEWAY_ALLOWED_ORIGINS", o) for o in origins),
+        secret_key=_secret_key(env, dev),
+        dev=dev,
+        database=_database(env),
+        redis_url=_redis_url(env),
+        cookie_secure=_bool(env, "GATEWAY_SESSION_COOKIE_SECURE", public_url.startswith("https:")),
+    )

@@ -1,0 +1,125 @@
+"""Django settings. All values come from ``config.env.load_config`` (read once)."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from config.env import BASE_DIR, load_config
+
+GATEWAY = load_config()
+
+SECRET_KEY = GATEWAY.secret_key
+DEBUG = GATEWAY.dev
+ALLOWED_HOSTS = sorted({urlsplit(GATEWAY.public_url).hostname or "127.0.0.1", "127.0.0.1"})
+CSRF_TRUSTED_ORIGINS = sorted(GATEWAY.allowed_origins | {GATEWAY.public_url})
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "mozilla_django_oidc",
+    "gateway",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+ASGI_APPLICATION = "config.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+_db = GATEWAY.database
+DATABASES = {
+    "default": {
+        "ENGINE": _db.engine,
+        "NAME": _db.name,
+        "USER": _db.user,
+        "PASSWORD": _db.password,
+        "HOST": _db.host,
+        "PORT": _db.port,
+    }
+}
+if _db.engine.endswith("sqlite3"):
+    (BASE_DIR / "var").mkdir(exist_ok=True)
+    DATABASES["default"]["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
+
+if GATEWAY.redis_url:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [GATEWAY.redis_url]},
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+AUTH_USER_MODEL = "auth.User"
+AUTHENTICATION_BACKENDS = [
+    "gateway.backend.GatewayOIDCBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_SECURE = GATEWAY.cookie_secure
+CSRF_COOKIE_SECURE = GATEWAY.cookie_secure
+SESSION_COOKIE_AGE = 8 * 3600
+
+# mozilla-django-oidc: endpoints come from discovery (gateway.providers), not from here.
+OIDC_RP_CLIENT_ID = GATEWAY.client_id
+OIDC_RP_CLIENT_SECRET = GATEWAY.client_secret
+OIDC_RP_SCOPES = GATEWAY.scopes
+OIDC_RP_SIGN_ALGO = GATEWAY.algorithms[0]
+OIDC_USE_PKCE = True
+OIDC_PKCE_CODE_CHALLENGE_METHOD = "S256"
+OIDC_USE_NONCE = True
+OIDC_TOKEN_USE_BASIC_AUTH = True
+OIDC_TIMEOUT = 10
+OIDC_CREATE_USER = True
+OIDC_OP_LOGOUT_URL_METHOD = "gateway.views.provider_logout_url"
+LOGIN_REDIRECT_URL = "/"
+LOGIN_REDIRECT_URL_FAILURE = "/"
+LOGOUT_REDIRECT_URL = "/"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+STATIC_URL = "static/"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(message)s"}},
+    "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "loggers": {
+        "gateway.audit": {"handlers": ["stdout"], "level": "INFO", "propagate": False},
+        "gateway": {"handlers": ["stdout"], "level": "INFO"},
+    },
+}

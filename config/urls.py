@@ -1,0 +1,14 @@
+from django.contrib import admin
+from django.urls import path
+
+from gateway import health, views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("oidc/authenticate/", views.LoginView.as_view(), name="oidc_authentication_init"),
+    path("oidc/callback/", views.CallbackView.as_view(), name="oidc_authentication_callback"),
+    path("oidc/logout/", views.logout_view, name="oidc_logout"),
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("admin/", admin.site.urls),
+]

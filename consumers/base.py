@@ -1,0 +1,75 @@
+"""The base websocket consumer: robust JSON frames, addressing groups, revocation."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from typing import Any
+
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from consumers.closecodes import CloseCode, reason_text
+from gateway.addressing import session_group, sid_group, subject_group
+from gateway.credentials import SUBPROTOCOL
+from oidc.types import Principal
+
+logger = logging.getLogger("consumers")
+
+PROTOCOL_VERSION = 1
+
+
+class GatewayConsumer(AsyncWebsocketConsumer):
+    """Accepts the principal the handshake middleware put in the scope.
+
+    Joins groups that let any gateway process address this socket by session,
+    subject and `sid` (``gateway.revoke`` events close it with 4401).
+    """
+
+    principal: Principal
+    groups_joined: list[str]
+
+    async def connect(self) -> None:
+        self.principal = self.scope["principal"]
+        self.groups_joined = self._address_groups()
+        for group in self.groups_joined:
+            await self.channel_layer.group_add(group, self.channel_name)
+        subprotocol = SUBPROTOCOL if SUBPROTOCOL in self.scope.get("subprotocols", ()) else None
+        await self.accept(subprotocol)
+        self._expiry = asyncio.get_running_loop().call_later(
+            max(0.0, self.principal.expires_at - time.time()), self._on_expired
+        )
+        await self.on_connected()
+
+    def _address_groups(self) -> list[str]:
+        p = self.principal
+        groups = [subject_group(p.issuer, p.subject)]
+        if p.sid:
+            groups.append(sid_group(p.issuer, p.sid))
+        if self.scope.get("session_key"):
+            groups.append(session_group(self.scope["session_key"]))
+        return groups
+
+    async def on_connected(self) -> None:
+        """Hook for subclasses: the socket is accepted and addressable."""
+
+    def _on_expired(self) -> None:
+        asyncio.ensure_future(self.close_with(CloseCode.UNAUTHENTICATED, "expired"))
+
+    async def close_with(self, code: CloseCode, reason: str) -> None:
+        await self.close(code=int(code), reason=reason_text(reason))
+
+    async def disconnect(self, code: int) -> None:
+        expiry = getattr(self, "_expiry", None)
+        if expiry is not None:
+            expiry.cancel()
+        for group in getattr(self, "groups_joined", ()):
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def send_json(self, content: dict[str, Any]) -> None:
+        await self.send(text_data=json.dumps(content, separators=(",", ":")))
+
+    async def gateway_revoke(self, event: dict[str, Any]) -> None:
+        """Sent by logout handlers on any process: close this socket with 4401."""
+        await self.close_with(CloseCode.UNAUTHENTICATED, str(event.get("reason", "logged_out")))

@@ -1,0 +1,115 @@
+"""mozilla-django-oidc backend, hardened by overriding its small hooks.
+
+- ID tokens are verified by ``oidc.verify.verify_id_token`` (OIDC Core 1.0
+  §3.1.3.7: exact iss, aud, azp, exp, iat, nonce, algorithm allowlist),
+  not by the library's ``verify_token``, which skips aud and iss.
+- Users are bound to (issuer, subject) through ``OidcIdentity``, never by email.
+- Provider endpoints come from discovery (``oidc_setting``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from mozilla_django_oidc.auth import OIDCAuthenticationBackend
+from mozilla_django_oidc.utils import import_from_settings
+
+from gateway.models import OidcIdentity
+from gateway.providers import registry
+from gateway.sessions import AUTH_KEY, snapshot_of
+from oidc.profiles import extract_groups, extract_roles
+from oidc.verify import verify_id_token, verify_userinfo_sub
+
+DISCOVERED_SETTINGS = {
+    "OIDC_OP_AUTHORIZATION_ENDPOINT": "authorization_endpoint",
+    "OIDC_OP_TOKEN_ENDPOINT": "token_endpoint",
+    "OIDC_OP_USER_ENDPOINT": "userinfo_endpoint",
+    "OIDC_OP_JWKS_ENDPOINT": "jwks_uri",
+}
+
+
+def oidc_setting(attr: str, *args: Any) -> Any:
+    """mozilla-django-oidc's settings hook: endpoints from discovery, the rest from settings."""
+    if attr in DISCOVERED_SETTINGS:
+        metadata = registry.metadata_sync(settings.GATEWAY.issuer)
+        return getattr(metadata, DISCOVERED_SETTINGS[attr])
+    return import_from_settings(attr, *args)
+
+
+def username_for(issuer: str, subject: str) -> str:
+    digest = hashlib.sha256(f"{issuer}\x00{subject}".encode()).hexdigest()[:24]
+    return f"oidc-{digest}"
+
+
+class GatewayOIDCBackend(OIDCAuthenticationBackend):
+    get_settings = staticmethod(oidc_setting)
+
+    def get_token(self, payload: dict[str, Any]) -> dict[str, Any]:
+        self.token_response: dict[str, Any] = super().get_token(payload)
+        return self.token_response
+
+    def verify_token(self, token: str, **kwargs: Any) -> dict[str, Any]:
+        issuer = registry.issuers[settings.GATEWAY.issuer]
+        registry.metadata_sync(issuer.issuer)
+        verified = async_to_sync(verify_id_token)(
+            token, issuer, registry.keys_for(issuer.issuer),
+            now=time.time(), nonce=kwargs.get("nonce"),
+        )
+        self.id_claims = dict(verified.claims)
+        return self.id_claims
+
+    def get_userinfo(self, access_token: str, id_token: str, payload: dict[str, Any]) -> dict[str, Any]:
+        if not settings.GATEWAY.call_userinfo:
+            return payload
+        userinfo = super().get_userinfo(access_token, id_token, payload)
+        verify_userinfo_sub(payload, userinfo)
+        return {**userinfo, **payload}
+
+    def verify_claims(self, claims: dict[str, Any]) -> bool:
+        return isinstance(claims.get("sub"), str) and bool(claims["sub"])
+
+    def filter_users_by_claims(self, claims: dict[str, Any]) -> Any:
+        return self.UserModel.objects.filter(
+            oidc_identities__issuer=claims["iss"], oidc_identities__subject=claims["sub"]
+        )
+
+    @transaction.atomic
+    def create_user(self, claims: dict[str, Any]) -> Any:
+        user = get_user_model().objects.create_user(
+            username_for(claims["iss"], claims["sub"]), email=claims.get("email") or ""
+        )
+        OidcIdentity.objects.create(user=user, issuer=claims["iss"], subject=claims["sub"])
+        return self.update_user(user, claims)
+
+    def update_user(self, user: Any, claims: dict[str, Any]) -> Any:
+        user.first_name = str(claims.get("given_name") or "")[:150]
+        user.last_name = str(claims.get("family_name") or "")[:150]
+        user.email = str(claims.get("email") or "")[:254]
+        user.save(update_fields=["first_name", "last_name", "email"])
+        return user
+
+    def store_tokens(self, access_token: str, id_token: str) -> None:
+        """Keep what later work needs: tokens, real expiry, and a claims snapshot."""
+        issuer = registry.issuers[settings.GATEWAY.issuer]
+        response = self.token_response
+        now = time.time()
+        expires_at = now + float(response.get("expires_in") or 0) if response.get("expires_in") \
+            else float(self.id_claims["exp"])
+        scopes = frozenset(str(response.get("scope") or "").split())
+        groups = extract_groups(self.id_claims, issuer.profile, issuer.client_id)
+        roles = extract_roles(self.id_claims, issuer.profile, issuer.client_id)
+        self.request.session[AUTH_KEY] = {
+            "expires_at": expires_at,
+            "id_token_expires_at": float(self.id_claims["exp"]),
+            "access_token": access_token,
+            "refresh_token": response.get("refresh_token"),
+            "id_token": id_token,
+            "claims": snapshot_of(self.id_claims, groups=groups, roles=roles, scopes=scopes,
+                                  expires_at=expires_at, client_id=issuer.client_id or ""),
+        }

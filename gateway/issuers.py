@@ -1,0 +1,56 @@
+"""Which issuers are trusted: the login issuer from the environment, plus an optional TOML file."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+from oidc.config import IssuerConfig
+from oidc.profiles import PROFILES
+
+ISSUER_KEYS = {"issuer", "audiences", "algorithms", "profile", "client_id",
+               "allowed_client_ids", "leeway", "introspection"}
+
+
+def _issuer_from_toml(entry: dict[str, Any], source: Path) -> IssuerConfig:
+    unknown = set(entry) - ISSUER_KEYS
+    if unknown:
+        raise ImproperlyConfigured(f"{source}: unknown keys {sorted(unknown)} in [[issuer]]; "
+                                   f"allowed: {sorted(ISSUER_KEYS)}.")
+    try:
+        profile = PROFILES[entry.get("profile", "generic")]
+        allowed = entry.get("allowed_client_ids")
+        return IssuerConfig(
+            issuer=entry["issuer"],
+            audiences=frozenset(entry["audiences"]),
+            algorithms=tuple(entry.get("algorithms", settings.GATEWAY.algorithms)),
+            profile=profile,
+            client_id=entry.get("client_id"),
+            allowed_client_ids=frozenset(allowed) if allowed is not None else None,
+            leeway=float(entry.get("leeway", settings.GATEWAY.leeway)),
+        )
+    except KeyError as exc:
+        raise ImproperlyConfigured(f"{source}: [[issuer]] needs {exc.args[0]!r} "
+                                   f"(one of {sorted(PROFILES)} for profile).") from exc
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{source}: {exc}") from exc
+
+
+def configured_issuers() -> dict[str, IssuerConfig]:
+    from gateway.providers import login_issuer_config
+
+    login = login_issuer_config()
+    issuers = {login.issuer: login}
+    path = settings.GATEWAY.issuers_file
+    if path is not None:
+        document = tomllib.loads(path.read_text())
+        for entry in document.get("issuer", []):
+            config = _issuer_from_toml(entry, path)
+            if config.issuer in issuers:
+                raise ImproperlyConfigured(f"{path}: issuer {config.issuer} is listed twice.")
+            issuers[config.issuer] = config
+    return issuers

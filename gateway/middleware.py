@@ -1,0 +1,125 @@
+"""ASGI middleware for websockets. No state on instances: everything lives in the scope.
+
+Composed in config/asgi.py:  OriginGuard -> Handshake(policies) -> route consumer.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from django.utils.module_loading import import_string
+
+from consumers.closecodes import CloseCode, close_for, reason_text
+from gateway.audit import audit
+from gateway.authn import NotAuthenticated, OriginRequired, authenticate
+from gateway.credentials import SUBPROTOCOL, find_credential, header, token_in_query
+from oidc.policy import RoutePolicy, evaluate, find_policy
+from oidc.types import CredentialKind, Principal
+
+logger = logging.getLogger("gateway.middleware")
+
+ASGIApp = Callable[..., Awaitable[None]]
+
+
+def _remote(scope: Mapping[str, Any]) -> str | None:
+    client = scope.get("client")
+    return str(client[0]) if client else None
+
+
+async def refuse_handshake(receive: Any, send: Any) -> None:
+    """Refuse before accepting: the server answers the upgrade with HTTP 403."""
+    await receive()
+    await send({"type": "websocket.close", "code": CloseCode.POLICY_VIOLATION})
+
+
+async def accept_and_close(scope: Mapping[str, Any], receive: Any, send: Any,
+                           code: CloseCode, reason: str) -> None:
+    """Accept, then close at once with a code the browser can read."""
+    await receive()
+    accept: dict[str, Any] = {"type": "websocket.accept"}
+    if SUBPROTOCOL in scope.get("subprotocols", ()):
+        accept["subprotocol"] = SUBPROTOCOL
+    await send(accept)
+    await send({"type": "websocket.close", "code": int(code), "reason": reason_text(reason)})
+
+
+class OriginGuard:
+    """Exact Origin allowlist. A missing Origin is left to the credential check."""
+
+    def __init__(self, app: ASGIApp, allowed_origins: frozenset[str]) -> None:
+        self.app = app
+        self.allowed_origins = allowed_origins
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        origin = header(scope, b"origin")
+        if origin is not None and origin not in self.allowed_origins:
+            audit("connect", "deny", "origin_not_allowed", route=scope.get("path"),
+                  origin=origin[:200], remote=_remote(scope))
+            await refuse_handshake(receive, send)
+            return
+        await self.app({**scope, "origin": origin}, receive, send)
+
+
+class Handshake:
+    """Authenticate the handshake's credential and apply the route's policy.
+
+    On success the consumer gets ``scope["principal"]`` (and ``scope["route"]``);
+    consumers never parse tokens. Every outcome writes one audit event.
+    """
+
+    def __init__(self, policies: tuple[RoutePolicy, ...],
+                 clock: Callable[[], float] = time.time) -> None:
+        self.policies = policies
+        self.clock = clock
+        self.apps: dict[str, ASGIApp] = {
+            p.path: import_string(p.consumer).as_asgi() for p in policies
+        }
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        policy = find_policy(self.policies, scope["path"])
+        fields = {"route": scope["path"][:200], "origin": scope.get("origin"),
+                  "remote": _remote(scope)}
+        if policy is None:
+            audit("connect", "deny", "no_route", **fields)
+            await accept_and_close(scope, receive, send, CloseCode.NO_ROUTE, "no_route")
+            return
+        if token_in_query(scope):
+            audit("connect", "deny", "token_in_url", **fields)
+            await accept_and_close(scope, receive, send, CloseCode.POLICY_VIOLATION, "token_in_url")
+            return
+        try:
+            principal = await self._principal(scope, policy)
+        except Exception as exc:
+            code, reason = close_for(exc)
+            if code is CloseCode.INTERNAL_ERROR:
+                logger.exception("handshake failed")
+            audit("connect", "deny", reason, **fields)
+            await accept_and_close(scope, receive, send, code, reason)
+            return
+        decision = evaluate(principal, policy, now=self.clock())
+        identity = {"issuer": principal.issuer, "subject": principal.subject,
+                    "credential": principal.credential.value, "kid": principal.kid,
+                    "jti_hash": principal.jti_hash}
+        if not decision.allowed:
+            audit("connect", "deny", decision.reason, detail=decision.detail or None,
+                  **identity, **fields)
+            code = CloseCode.UNAUTHENTICATED if decision.reason == "expired" else CloseCode.FORBIDDEN
+            await accept_and_close(scope, receive, send, code, decision.reason)
+            return
+        audit("connect", "allow", "allowed", **identity, **fields)
+        scope = {**scope, "principal": principal, "route": policy}
+        await self.apps[policy.path](scope, receive, send)
+
+    async def _principal(self, scope: dict[str, Any], policy: RoutePolicy) -> Principal:
+        credential = find_credential(scope)
+        if credential is None:
+            raise NotAuthenticated("no credential")
+        if credential.kind is CredentialKind.SESSION and scope.get("origin") is None:
+            raise OriginRequired("a session cookie needs an Origin header")
+        principal = await authenticate(credential, now=self.clock())
+        if credential.kind is CredentialKind.SESSION:
+            scope["session_key"] = credential.secret
+        return principal

@@ -1,0 +1,152 @@
+"""The issuers we trust: their configuration, discovery metadata and cached keys.
+
+Keys and metadata are fetched at startup and refreshed in the background
+(``run_refresh_loop``); the handshake hot path only reads memory. Fetchers are
+injected into the pure ``oidc`` core, which never does I/O itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+from django.conf import settings
+
+from oidc.config import IssuerConfig
+from oidc.discovery import ProviderMetadata, discovery_url, parse_metadata
+from oidc.errors import DiscoveryError, KeysUnavailable
+from oidc.jwks import JwksCache
+from oidc.profiles import PROFILES
+
+logger = logging.getLogger("gateway.providers")
+
+FETCH_TIMEOUT = 5.0
+MAX_DOCUMENT_BYTES = 512 * 1024
+
+
+def _json_of(response: httpx.Response) -> Mapping[str, Any]:
+    response.raise_for_status()
+    if len(response.content) > MAX_DOCUMENT_BYTES:
+        raise ValueError(f"document at {response.url} is too large")
+    document = response.json()
+    if not isinstance(document, dict):
+        raise ValueError(f"document at {response.url} is not a JSON object")
+    return document
+
+
+async def fetch_json(url: str) -> Mapping[str, Any]:
+    """GET a JSON document without blocking the event loop."""
+    async with httpx.AsyncClient(timeout=FETCH_TIMEOUT, follow_redirects=False) as client:
+        return _json_of(await client.get(url, headers={"Accept": "application/json"}))
+
+
+def fetch_json_sync(url: str) -> Mapping[str, Any]:
+    """GET a JSON document from sync code (Django views run in a worker thread)."""
+    with httpx.Client(timeout=FETCH_TIMEOUT, follow_redirects=False) as client:
+        return _json_of(client.get(url, headers={"Accept": "application/json"}))
+
+
+def login_issuer_config() -> IssuerConfig:
+    cfg = settings.GATEWAY
+    return IssuerConfig(
+        issuer=cfg.issuer,
+        audiences=cfg.audiences,
+        algorithms=cfg.algorithms,
+        profile=PROFILES[cfg.profile],
+        client_id=cfg.client_id,
+        allowed_client_ids=None,
+        leeway=cfg.leeway,
+    )
+
+
+class Registry:
+    """Per-process state for every trusted issuer. One instance: ``registry``."""
+
+    def __init__(self, issuers: Mapping[str, IssuerConfig]) -> None:
+        self.issuers: dict[str, IssuerConfig] = dict(issuers)
+        self.metadata: dict[str, ProviderMetadata] = {}
+        self.keys: dict[str, JwksCache] = {}
+
+    def _install(self, issuer: str, metadata: ProviderMetadata) -> JwksCache:
+        self.metadata[issuer] = metadata
+        cache = self.keys.get(issuer)
+        if cache is None or cache.jwks_uri != metadata.jwks_uri:
+            cache = JwksCache(metadata.jwks_uri, fetch_json)
+            self.keys[issuer] = cache
+        return cache
+
+    async def load(self, issuer: str) -> None:
+        """Discovery, then keys. Raises DiscoveryError or KeysUnavailable."""
+        try:
+            document = await fetch_json(discovery_url(issuer))
+        except Exception as exc:
+            raise DiscoveryError(f"cannot fetch discovery for {issuer}: {type(exc).__name__}") from exc
+        cache = self._install(issuer, parse_metadata(document, issuer))
+        await cache.refresh(force=True)
+
+    def metadata_sync(self, issuer: str) -> ProviderMetadata:
+        """Metadata for sync views; fetched here only if startup has not loaded it yet."""
+        metadata = self.metadata.get(issuer)
+        if metadata is None:
+            try:
+                document = fetch_json_sync(discovery_url(issuer))
+            except Exception as exc:
+                raise DiscoveryError(f"cannot fetch discovery for {issuer}") from exc
+            metadata = parse_metadata(document, issuer)
+            self._install(issuer, metadata)
+        return metadata
+
+    def keys_for(self, issuer: str) -> JwksCache:
+        cache = self.keys.get(issuer)
+        if cache is None:
+            raise KeysUnavailable(f"keys for {issuer} are not loaded yet")
+        return cache
+
+    def ready(self) -> bool:
+        """True once at least one issuer has usable keys."""
+        return any(cache.loaded for cache in self.keys.values())
+
+    async def load_all_with_retry(self, max_delay: float = 30.0) -> None:
+        """Load every issuer, retrying failures with capped exponential backoff."""
+        pending = set(self.issuers)
+        delay = 0.5
+        while pending:
+            for issuer in sorted(pending):
+                try:
+                    await self.load(issuer)
+                except Exception as exc:
+                    logger.warning("issuer %s not loaded yet: %s", issuer, exc)
+                else:
+                    pending.discard(issuer)
+                    logger.info("issuer %s loaded", issuer)
+            if pending:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, max_delay)
+
+    async def run_refresh_loop(self, period: float = 60.0) -> None:
+        """Background task: refresh key sets that are due, so the hot path never fetches."""
+        while True:
+            await asyncio.sleep(period)
+            for cache in list(self.keys.values()):
+                if cache.needs_refresh():
+                    try:
+                        await cache.refresh()
+                    except Exception as exc:
+                        logger.warning("JWKS refresh of %s failed: %s", cache.jwks_uri, exc)
+
+
+def build_registry() -> Registry:
+    from gateway.issuers import configured_issuers
+
+    return Registry(configured_issuers())
+
+
+registry = build_registry()
+
+
+def now() -> float:
+    return time.time()

@@ -1,0 +1,42 @@
+"""Login binds the Django session to the provider session; any logout closes its sockets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.contrib.auth.signals import user_logged_in, user_logged_out
+from django.dispatch import receiver
+
+from gateway.addressing import session_group
+from gateway.models import SessionBinding
+from gateway.sessions import AUTH_KEY
+
+
+@receiver(user_logged_in)
+def bind_session(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
+    auth = request.session.get(AUTH_KEY)
+    if not isinstance(auth, dict) or request.session.session_key is None:
+        return
+    claims = auth["claims"]
+    SessionBinding.objects.update_or_create(
+        session_key=request.session.session_key,
+        defaults={"issuer": claims["issuer"], "subject": claims["subject"], "sid": claims.get("sid")},
+    )
+
+
+def close_session_sockets(session_key: str, reason: str) -> None:
+    """Tell every gateway process to close the sockets of this Django session."""
+    layer = get_channel_layer()
+    if layer is not None:
+        async_to_sync(layer.group_send)(session_group(session_key),
+                                        {"type": "gateway.revoke", "reason": reason})
+
+
+@receiver(user_logged_out)
+def close_sockets_on_logout(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
+    key = request.session.session_key if request is not None else None
+    if key:
+        SessionBinding.objects.filter(session_key=key).delete()
+        close_session_sockets(key, "logged_out")

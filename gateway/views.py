@@ -1,0 +1,135 @@
+"""Browser login and logout, built on mozilla-django-oidc's views with small overrides."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import Any
+
+import requests
+from django.conf import settings
+from django.contrib import auth
+from django.core.exceptions import SuspiciousOperation
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.views.decorators.http import require_POST
+from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView
+
+from gateway.audit import audit
+from gateway.backend import oidc_setting
+from gateway.providers import registry
+from gateway.sessions import AUTH_KEY
+from oidc.errors import OidcError
+
+logger = logging.getLogger("gateway.views")
+
+
+def _remote(request: HttpRequest) -> str | None:
+    return request.META.get("REMOTE_ADDR")
+
+
+class LoginView(OIDCAuthenticationRequestView):
+    """Starts the authorization code flow with PKCE S256, state and nonce."""
+
+    get_settings = staticmethod(oidc_setting)
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        try:
+            return super().get(request)
+        except OidcError as exc:
+            audit("login", "deny", exc.error, remote=_remote(request))
+            return _refusal(request, exc.error, 503)
+
+
+class CallbackView(OIDCAuthenticationCallbackView):
+    """The redirect back from the provider. Every refusal is audited and explained."""
+
+    get_settings = staticmethod(oidc_setting)
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        issuer = settings.GATEWAY.issuer
+        reason = self._check_iss_parameter(request, issuer)
+        if reason:
+            self._forget_state(request)
+            return self._refuse(request, reason, 400)
+        try:
+            return super().get(request)
+        except SuspiciousOperation:
+            return self._refuse(request, "invalid_state", 400)
+        except OidcError as exc:
+            status = 503 if exc.status == "unavailable" else 401
+            return self._refuse(request, exc.error, status)
+        except requests.RequestException:
+            return self._refuse(request, "token_exchange_failed", 502)
+
+    @staticmethod
+    def _check_iss_parameter(request: HttpRequest, issuer: str) -> str | None:
+        """RFC 9207 §2.4: when advertised (or sent), `iss` must equal our issuer exactly."""
+        received = request.GET.get("iss")
+        advertised = registry.metadata_sync(issuer).iss_parameter_supported
+        if received is None:
+            return "missing_iss_parameter" if advertised else None
+        return None if received == issuer else "invalid_iss_parameter"
+
+    @staticmethod
+    def _forget_state(request: HttpRequest) -> None:
+        states = request.session.get("oidc_states")
+        if isinstance(states, dict) and states.pop(request.GET.get("state", ""), None) is not None:
+            request.session.modified = True
+
+    def _refuse(self, request: HttpRequest, reason: str, status: int) -> HttpResponse:
+        audit("login", "deny", reason, issuer=settings.GATEWAY.issuer, remote=_remote(request))
+        return _refusal(request, reason, status)
+
+    def login_success(self) -> HttpResponse:
+        # Always log in anew: this rotates the session key and the CSRF token.
+        auth.login(self.request, self.user, backend="gateway.backend.GatewayOIDCBackend")
+        claims = self.request.session[AUTH_KEY]["claims"]
+        audit("login", "allow", "authenticated", issuer=claims["issuer"],
+              subject=claims["subject"], remote=_remote(self.request))
+        return HttpResponseRedirect(self.success_url)
+
+    def login_failure(self) -> HttpResponse:
+        error = self.request.GET.get("error")
+        reason = f"provider_error:{error[:40]}" if error else "login_failed"
+        return self._refuse(self.request, reason, 401)
+
+
+def _refusal(request: HttpRequest, reason: str, status: int) -> HttpResponse:
+    return render(request, "gateway/refused.html", {"reason": reason}, status=status)
+
+
+def provider_logout_form(request: HttpRequest) -> dict[str, Any] | None:
+    """RP-Initiated Logout 1.0 parameters, sent by POST so no token travels in a URL."""
+    metadata = registry.metadata.get(settings.GATEWAY.issuer)
+    stored = request.session.get(AUTH_KEY) or {}
+    if metadata is None or not metadata.end_session_endpoint:
+        return None
+    fields = {
+        "client_id": settings.GATEWAY.client_id,
+        "post_logout_redirect_uri": settings.GATEWAY.public_url + "/",
+        "state": secrets.token_urlsafe(16),
+    }
+    if stored.get("id_token"):
+        fields["id_token_hint"] = stored["id_token"]
+    return {"action": metadata.end_session_endpoint, "fields": fields}
+
+
+def provider_logout_url(request: HttpRequest) -> str:
+    """Required by OIDC_OP_LOGOUT_URL_METHOD; our LogoutView posts a form instead."""
+    return settings.GATEWAY.public_url + "/"
+
+
+@require_POST
+def logout_view(request: HttpRequest) -> HttpResponse:
+    """Ends the Django session (closing its sockets), then logs out at the provider."""
+    form = provider_logout_form(request) if request.user.is_authenticated else None
+    auth.logout(request)
+    if form is None:
+        return HttpResponseRedirect("/")
+    return render(request, "gateway/provider_logout.html", form)
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    stored = request.session.get(AUTH_KEY) if request.user.is_authenticated else None
+    return render(request, "gateway/home.html", {"auth": stored and stored.get("claims")})
