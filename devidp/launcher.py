@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -137,9 +138,7 @@ def _node() -> str:
 def check_installed() -> None:
     """Raise DevIdpError naming the fix if the npm dependencies are missing."""
     if not (NODE_MODULES / "oidc-provider").is_dir():
-        raise DevIdpError(
-            f"{NODE_MODULES} is missing oidc-provider; run: npm ci --prefix devidp"
-        )
+        raise DevIdpError(f"{NODE_MODULES} is missing oidc-provider; run: npm ci --prefix devidp")
 
 
 def build_env(
@@ -162,6 +161,7 @@ def build_env(
             "DEVIDP_ID_TOKEN_TTL": str(id_token_ttl),
             "DEVIDP_API_AUDIENCE": API_AUDIENCE,
             "DEVIDP_OPAQUE_AUDIENCE": OPAQUE_AUDIENCE,
+            "DEVIDP_PARENT_PID": str(os.getpid()),
         }
     )
     return env
@@ -207,7 +207,7 @@ def start(
         keys_file=keys_file,
     )
     log_handle = log_file.open("ab")
-    process = subprocess.Popen(
+    process = subprocess.Popen(  # noqa: S603 - fixed argv: node + our script
         [node, str(SERVER_SCRIPT)],
         cwd=PACKAGE_DIR,
         env=env,
@@ -278,9 +278,20 @@ def run_foreground(
         id_token_ttl=id_token_ttl,
         keys_file=Path(keys_file).resolve(),
     )
-    process = subprocess.Popen([_node(), str(SERVER_SCRIPT)], cwd=PACKAGE_DIR, env=env)
+    argv = [_node(), str(SERVER_SCRIPT)]
+    process = subprocess.Popen(argv, cwd=PACKAGE_DIR, env=env)  # noqa: S603 - fixed argv
+
+    def _forward(signum: int, _frame: object) -> None:
+        if process.poll() is None:
+            process.send_signal(signum)
+
+    previous = signal.signal(signal.SIGTERM, _forward)
     try:
-        return process.wait()
-    except KeyboardInterrupt:
-        process.terminate()
-        return process.wait()
+        while True:
+            try:
+                return process.wait()
+            except KeyboardInterrupt:
+                # node got the SIGINT from the terminal too; wait for it to finish
+                continue
+    finally:
+        signal.signal(signal.SIGTERM, previous)

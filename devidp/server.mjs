@@ -25,6 +25,8 @@
 //                               default urn:wsgateway:api
 //   DEVIDP_OPAQUE_AUDIENCE      resource indicator whose access tokens are opaque (for RFC 7662
 //                               introspection), default urn:wsgateway:opaque-api
+//   DEVIDP_PARENT_PID           optional; exit when that process is gone (set by the Python
+//                               launcher so a killed test run leaves no provider behind)
 //
 // Users (real password check on /interaction/<uid>, form fields `login` and `password`):
 //   alice / alice-password  groups [engineering, admins]  roles [admin, developer]
@@ -364,7 +366,21 @@ function buildProvider() {
         allowedPolicy: async (_ctx, client, token) => token.clientId === client.clientId,
       },
       backchannelLogout: { enabled: true },
-      rpInitiatedLogout: { enabled: true },
+      rpInitiatedLogout: {
+        enabled: true,
+        // `form` is oidc-provider's <form id="op.logoutForm" ...> with the hidden `xsrf` input
+        logoutSource: async (ctx, form) => {
+          ctx.type = 'html';
+          ctx.body = page('Sign out', `<p>Do you want to sign out of ${esc(ISSUER)}?</p>
+${form}
+<button type="submit" form="op.logoutForm" name="logout" value="yes" autofocus>Yes, sign me out</button>
+<button type="submit" form="op.logoutForm">No, stay signed in</button>`);
+        },
+        postLogoutSuccessSource: async (ctx) => {
+          ctx.type = 'html';
+          ctx.body = page('Signed out', '<p>You are signed out.</p>');
+        },
+      },
       userinfo: { enabled: true },
       resourceIndicators: {
         enabled: true,
@@ -708,6 +724,18 @@ server.listen(PORT, HOST, () => {
   log('keys file', KEYS_FILE, 'signing kid', signingKeys[0].kid);
   process.stdout.write(`devidp ready ${ISSUER}\n`);
 });
+
+const PARENT_PID = intEnv('DEVIDP_PARENT_PID', undefined);
+if (PARENT_PID !== undefined) {
+  setInterval(() => {
+    try {
+      process.kill(PARENT_PID, 0);
+    } catch {
+      log('parent process', PARENT_PID, 'is gone, stopping');
+      process.exit(0);
+    }
+  }, 1000).unref();
+}
 
 for (const signal of ['SIGINT', 'SIGTERM']) {
   process.on(signal, () => {

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import re
 import secrets
 import socket
+import threading
 from collections.abc import Iterator
 from html import unescape
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urljoin, urlsplit
 
@@ -25,9 +28,6 @@ import devidp
 
 pytestmark = pytest.mark.e2e
 
-GATEWAY_URL = "http://127.0.0.1:8000"  # nothing listens there; redirects are not followed
-CALLBACK = f"{GATEWAY_URL}/oidc/callback/"
-
 
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -35,16 +35,61 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+class _BackchannelRecorder(BaseHTTPRequestHandler):
+    """Stands in for the gateway: records back-channel logout POSTs, answers 200."""
+
+    received: list[str]
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("content-length", "0"))
+        body = parse_qs(self.rfile.read(length).decode())
+        if self.path == "/oidc/backchannel-logout/" and "logout_token" in body:
+            self.server.received.append(body["logout_token"][0])  # type: ignore[attr-defined]
+            self.send_response(200)
+        else:
+            self.send_response(400)
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
 @pytest.fixture(scope="module")
-def idp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[devidp.DevIdp]:
+def gateway_stub() -> Iterator[ThreadingHTTPServer]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _BackchannelRecorder)
+    server.received = []  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+GATEWAY_URL = ""  # set by the idp fixture to the stub's URL
+CALLBACK = ""
+EXTRA_GATEWAY_URL = "http://127.0.0.1:1"  # never contacted
+
+
+@pytest.fixture(scope="module")
+def idp(
+    tmp_path_factory: pytest.TempPathFactory, gateway_stub: ThreadingHTTPServer
+) -> Iterator[devidp.DevIdp]:
+    global GATEWAY_URL, CALLBACK
     try:
         devidp.check_installed()
     except devidp.DevIdpError as exc:
         pytest.skip(str(exc))
+    GATEWAY_URL = f"http://127.0.0.1:{gateway_stub.server_address[1]}"
+    CALLBACK = f"{GATEWAY_URL}/oidc/callback/"
     base: Path = tmp_path_factory.mktemp("devidp")
     instance = devidp.start(
         _free_port(),
         GATEWAY_URL,
+        extra_gateway_urls=[EXTRA_GATEWAY_URL],
         keys_file=base / "keys.json",
         log_file=base / "devidp.log",
     )
@@ -72,8 +117,6 @@ def _decode(token: str, discovery: dict) -> jwt.Token:
 
 
 def _header(token: str) -> dict:
-    import json
-
     segment = token.split(".")[0]
     return json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
 
@@ -87,14 +130,14 @@ def _pkce() -> tuple[str, str]:
 
 
 def _follow_until_callback(
-    client: httpx.Client, response: httpx.Response, *, limit: int = 10
+    client: httpx.Client, response: httpx.Response, callback: str, *, limit: int = 10
 ) -> httpx.Response:
     """Follow provider redirects by hand; stop at the gateway callback or a non-redirect."""
     for _ in range(limit):
         if not response.is_redirect:
             return response
         location = urljoin(str(response.url), response.headers["location"])
-        if location.startswith(CALLBACK):
+        if location.startswith(callback):
             return response
         response = client.get(location)
     raise AssertionError("too many redirects")
@@ -114,14 +157,19 @@ def _authorize(
     password: str,
     scope: str = "openid profile email ws publish",
     pkce: bool = True,
+    callback: str | None = None,
 ) -> tuple[httpx.Response, str, str]:
-    """Run the browser part of the code flow; returns (last response, verifier, state)."""
+    """Run the browser part of the code flow; returns (last response, verifier, state).
+
+    With a provider session already in ``client``'s cookies no login form is shown.
+    """
+    callback = callback or CALLBACK
     verifier, challenge = _pkce()
     state = secrets.token_urlsafe(16)
     params = {
         "client_id": "gateway",
         "response_type": "code",
-        "redirect_uri": CALLBACK,
+        "redirect_uri": callback,
         "scope": scope,
         "state": state,
         "nonce": secrets.token_urlsafe(16),
@@ -129,26 +177,40 @@ def _authorize(
     if pkce:
         params |= {"code_challenge": challenge, "code_challenge_method": "S256"}
     response = client.get(discovery["authorization_endpoint"], params=params)
-    response = _follow_until_callback(client, response)
+    response = _follow_until_callback(client, response, callback)
     if response.is_redirect or response.status_code != 200 or "<form" not in response.text:
         return response, verifier, state
     form = client.post(_login_form(response), data={"login": login, "password": password})
-    return _follow_until_callback(client, form), verifier, state
+    return _follow_until_callback(client, form, callback), verifier, state
 
 
-def _callback_params(response: httpx.Response) -> dict[str, str]:
+def _callback_params(response: httpx.Response, callback: str | None = None) -> dict[str, str]:
     assert response.is_redirect, (response.status_code, response.text[:500])
     location = response.headers["location"]
-    assert location.startswith(CALLBACK), location
+    assert location.startswith(callback or CALLBACK), location
     return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
 
 
-def _code_flow(discovery: dict, login: str, password: str, **kwargs: str) -> dict:
-    with httpx.Client(follow_redirects=False) as client:
+def _code_flow(
+    discovery: dict,
+    login: str,
+    password: str,
+    *,
+    scope: str = "openid profile email ws publish",
+    callback: str | None = None,
+    client: httpx.Client | None = None,
+) -> dict:
+    callback = callback or CALLBACK
+    with httpx.Client(follow_redirects=False) as own_client:
         response, verifier, state = _authorize(
-            client, discovery, login=login, password=password, **kwargs
+            client or own_client,
+            discovery,
+            login=login,
+            password=password,
+            scope=scope,
+            callback=callback,
         )
-        params = _callback_params(response)
+    params = _callback_params(response, callback)
     assert params["state"] == state
     assert params["iss"] == discovery["issuer"]  # RFC 9207
     token = httpx.post(
@@ -157,7 +219,7 @@ def _code_flow(discovery: dict, login: str, password: str, **kwargs: str) -> dic
         data={
             "grant_type": "authorization_code",
             "code": params["code"],
-            "redirect_uri": CALLBACK,
+            "redirect_uri": callback,
             "code_verifier": verifier,
         },
     )
@@ -324,6 +386,111 @@ def test_introspection_of_opaque_token(discovery: dict) -> None:
     assert again.json() == {"active": False}
 
 
+def test_extra_gateway_url_is_a_valid_redirect(discovery: dict) -> None:
+    extra_callback = f"{EXTRA_GATEWAY_URL}/oidc/callback/"
+    tokens = _code_flow(discovery, "bob", "bob-password", callback=extra_callback)
+    assert _decode(tokens["id_token"], discovery).claims["sub"] == "bob"
+
+
+def test_unregistered_redirect_is_refused(discovery: dict) -> None:
+    with httpx.Client(follow_redirects=False) as client:
+        response, _, _ = _authorize(
+            client,
+            discovery,
+            login="alice",
+            password="alice-password",
+            callback="http://127.0.0.1:2/oidc/callback/",
+        )
+    assert response.status_code == 400
+    assert "redirect_uri" in response.text
+
+
+def test_logout_sends_backchannel_logout(
+    idp: devidp.DevIdp, discovery: dict, gateway_stub: ThreadingHTTPServer
+) -> None:
+    received: list[str] = gateway_stub.received  # type: ignore[attr-defined]
+    received.clear()
+    with httpx.Client(follow_redirects=False) as client:
+        tokens = _code_flow(discovery, "alice", "alice-password", client=client)
+        sid = _decode(tokens["id_token"], discovery).claims["sid"]
+
+        # single sign-on: a second authorization needs no login form
+        again, _, _ = _authorize(client, discovery, login="", password="")
+        assert "code" in _callback_params(again)
+
+        state = secrets.token_urlsafe(8)
+        page = client.get(
+            discovery["end_session_endpoint"],
+            params={
+                "id_token_hint": tokens["id_token"],
+                "post_logout_redirect_uri": f"{GATEWAY_URL}/",
+                "state": state,
+            },
+        )
+        assert page.status_code == 200, page.text
+        action = re.search(r'<form id="op.logoutForm" method="post" action="([^"]+)"', page.text)
+        xsrf = re.search(r'name="xsrf" value="([^"]+)"', page.text)
+        assert action, page.text
+        assert xsrf, page.text
+        done = client.post(
+            urljoin(str(page.url), unescape(action.group(1))),
+            data={"xsrf": xsrf.group(1), "logout": "yes"},
+        )
+        assert done.status_code == 303, done.text
+        assert done.headers["location"] == f"{GATEWAY_URL}/?state={state}"
+
+        # the back-channel logout was delivered before the redirect
+        assert len(received) == 1
+        logout = _decode(received[0], discovery).claims
+        assert logout["sub"] == "alice"
+        assert logout["aud"] == "gateway"
+        assert logout["sid"] == sid
+        assert "http://schemas.openid.net/event/backchannel-logout" in logout["events"]
+        assert "nonce" not in logout
+
+        # the session is gone: the login form is shown again
+        after = client.get(
+            discovery["authorization_endpoint"],
+            params={
+                "client_id": "gateway",
+                "response_type": "code",
+                "redirect_uri": CALLBACK,
+                "scope": "openid",
+                "code_challenge": _pkce()[1],
+                "code_challenge_method": "S256",
+            },
+        )
+        after = _follow_until_callback(client, after, CALLBACK)
+        assert after.status_code == 200
+        assert 'name="password"' in after.text
+
+    # refresh tokens of the ended session are dead too
+    refreshed = httpx.post(
+        discovery["token_endpoint"],
+        auth=("gateway", devidp.CLIENTS["gateway"]),
+        data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
+    )
+    assert refreshed.status_code == 400
+    assert refreshed.json()["error"] == "invalid_grant"
+
+
+def test_dev_endpoints_validate_input(idp: devidp.DevIdp) -> None:
+    with pytest.raises(devidp.DevIdpError, match="404"):
+        idp.set_groups("mallory", ["x"], [])
+    bad = httpx.post(f"{idp.issuer}/__dev/users/alice/groups", json={"groups": "admins"})
+    assert bad.status_code == 400
+
+
+def test_missing_node_modules_names_the_fix(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import devidp.launcher
+
+    monkeypatch.setattr(devidp.launcher, "NODE_MODULES", tmp_path / "node_modules")
+    with pytest.raises(devidp.DevIdpError, match=r"run: npm ci --prefix devidp"):
+        devidp.start(_free_port(), "http://127.0.0.1:8000")
+
+
 def test_rotate_keys(idp: devidp.DevIdp, discovery: dict) -> None:
     before = httpx.post(
         discovery["token_endpoint"],
@@ -349,7 +516,5 @@ def test_rotate_keys(idp: devidp.DevIdp, discovery: dict) -> None:
     assert _decode(before, discovery).claims["client_id"] == "svc-reader"
     assert _decode(after, discovery).claims["client_id"] == "svc-reader"
     # the keys file holds both private keys, new one first
-    import json
-
     stored = json.loads(idp.keys_file.read_text())
     assert [key["kid"] for key in stored["keys"]][:2] == [new_kid, old_kid]
