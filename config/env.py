@@ -33,6 +33,7 @@ VARIABLES: dict[str, str] = {
     "GATEWAY_SECRET_KEY": "Django secret key (required unless GATEWAY_DEV=true)",
     "GATEWAY_DEV": "true for local development: generated secret key, DEBUG on",
     "GATEWAY_DATABASE_URL": "postgres://user:pass@host:port/db (default: SQLite under var/)",
+    "GATEWAY_SQLITE_PATH": "SQLite file used when no database URL is set (default var/gateway.sqlite3)",
     "GATEWAY_REDIS_URL": "redis://host:port/db: switches the channel layer to Redis (default in-memory)",
     "GATEWAY_SESSION_COOKIE_SECURE": "true to mark cookies Secure (default: true for https URLs)",
 }
@@ -135,7 +136,8 @@ def _leeway(env: Mapping[str, str]) -> float:
 def _database(env: Mapping[str, str]) -> DatabaseConfig:
     url = env.get("GATEWAY_DATABASE_URL", "").strip()
     if not url:
-        return DatabaseConfig("django.db.backends.sqlite3", str(BASE_DIR / "var" / "gateway.sqlite3"))
+        path = env.get("GATEWAY_SQLITE_PATH", "").strip() or str(BASE_DIR / "var" / "gateway.sqlite3")
+        return DatabaseConfig("django.db.backends.sqlite3", path)
     parts = urlsplit(url)
     if parts.scheme not in {"postgres", "postgresql"} or not parts.path.strip("/"):
         raise ConfigError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from config.env import BASE_DIR, load_config
@@ -64,7 +65,7 @@ DATABASES = {
     }
 }
 if _db.engine.endswith("sqlite3"):
-    (BASE_DIR / "var").mkdir(exist_ok=True)
+    Path(_db.name).parent.mkdir(parents=True, exist_ok=True)
     DATABASES["default"]["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
 
 if GATEWAY.redis_url:

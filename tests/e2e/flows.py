@@ -1,0 +1,94 @@
+"""Browser-like flows over real HTTP: follow real redirects and post the provider's login form."""
+
+from __future__ import annotations
+
+import json
+import re
+from html import unescape
+from urllib.parse import parse_qs, urlencode, urljoin, urlsplit, urlunsplit
+
+import httpx
+from websockets.asyncio.client import connect
+
+
+def follow(client: httpx.Client, response: httpx.Response, *, stop_at: str | None = None,
+           limit: int = 12) -> httpx.Response:
+    """Follow redirects by hand; stop before requesting a URL that starts with `stop_at`."""
+    for _ in range(limit):
+        if not response.is_redirect:
+            return response
+        location = urljoin(str(response.url), response.headers["location"])
+        if stop_at and location.startswith(stop_at):
+            return response
+        response = client.get(location)
+    raise AssertionError("too many redirects")
+
+
+def post_login_form(client: httpx.Client, page: httpx.Response, login: str,
+                    password: str) -> httpx.Response:
+    match = re.search(r'<form method="post" action="([^"]+)"', page.text)
+    assert match, page.text[:500]
+    return client.post(urljoin(str(page.url), unescape(match.group(1))),
+                       data={"login": login, "password": password})
+
+
+def authorize(client: httpx.Client, gateway: str, login: str, password: str,
+              *, tamper_auth_request=None) -> str:
+    """Run the login up to the provider's redirect back; return the callback URL."""
+    start = client.get(f"{gateway}/oidc/authenticate/")
+    assert start.is_redirect, start.text[:300]
+    auth_url = start.headers["location"]
+    if tamper_auth_request is not None:
+        auth_url = tamper_auth_request(auth_url)
+    page = follow(client, client.get(auth_url), stop_at=f"{gateway}/oidc/callback/")
+    if not page.is_redirect:
+        page = follow(client, post_login_form(client, page, login, password),
+                      stop_at=f"{gateway}/oidc/callback/")
+    assert page.is_redirect, page.text[:300]
+    return urljoin(str(page.url), page.headers["location"])
+
+
+def login(gateway: str, user: str, password: str) -> httpx.Client:
+    """A logged-in browser-like client (cookies for both the gateway and the provider)."""
+    client = httpx.Client(follow_redirects=False, timeout=10)
+    done = client.get(authorize(client, gateway, user, password))
+    assert done.status_code == 302 and done.headers["location"] == "/", done.text[:300]
+    return client
+
+
+def replace_query(url: str, **changes: str) -> str:
+    parts = urlsplit(url)
+    query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+    query.update(changes)
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def session_cookie(client: httpx.Client) -> str:
+    return f"sessionid={client.cookies['sessionid']}"
+
+
+def ws_url(gateway: str, path: str = "/ws/") -> str:
+    return gateway.replace("http://", "ws://") + path
+
+
+async def open_ws(gateway: str, *, path: str = "/ws/", headers: dict[str, str] | None = None,
+                  subprotocols: list[str] | None = None):
+    return await connect(ws_url(gateway, path), additional_headers=headers or {},
+                         subprotocols=subprotocols, open_timeout=5, close_timeout=2)
+
+
+async def first_message(ws) -> dict:
+    return json.loads(await ws.recv())
+
+
+async def closed_with(gateway: str, **kwargs) -> tuple[int, str]:
+    """Connect and expect the gateway to close at once; return (code, reason)."""
+    from websockets.exceptions import ConnectionClosed
+
+    ws = await open_ws(gateway, **kwargs)
+    try:
+        message = await ws.recv()
+    except ConnectionClosed as closed:
+        assert closed.rcvd is not None
+        return closed.rcvd.code, closed.rcvd.reason
+    raise AssertionError(f"socket stayed open and sent {message!r}")
