@@ -44,7 +44,8 @@
 //        keys file rewritten, provider rebuilt in-process (sessions, grants and tokens
 //        survive: storage is shared). Answers {"kid": "<new kid>", "kids": [...]}.
 //   POST /__dev/users/<login>/groups   body {"groups": [...], "roles": [...]}
-//        Changes a user's groups/roles at runtime (next issued tokens carry them).
+//        Changes a user's groups/roles at runtime (next issued tokens carry them; "roles" may
+//        be omitted to keep the current roles).
 //        Answers {"login": ..., "groups": [...], "roles": [...]}.
 //   GET  /__dev/health                 {"ok": true, "issuer": ...}
 //
