@@ -25,6 +25,7 @@ VARIABLES: dict[str, str] = {
     "GATEWAY_OIDC_ALGORITHMS": "comma-separated signing algorithms accepted (default RS256,PS256,ES256)",
     "GATEWAY_OIDC_AUDIENCES": "comma-separated access-token audiences accepted (default: client id)",
     "GATEWAY_OIDC_CALL_USERINFO": "true to call the userinfo endpoint at login (default false)",
+    "GATEWAY_OIDC_INTROSPECTION": "true to accept opaque tokens through RFC 7662 introspection",
     "GATEWAY_ISSUERS_FILE": "TOML file with further issuers for bearer tokens (optional)",
     "GATEWAY_ROUTES_FILE": "TOML route policy file (default config/routes.toml)",
     "GATEWAY_LEEWAY_SECONDS": "clock leeway for exp/nbf/iat, 0 to 60 (default 30)",
@@ -67,6 +68,7 @@ class GatewayConfig:
     algorithms: tuple[str, ...]
     audiences: frozenset[str]
     call_userinfo: bool
+    introspection: bool
     issuers_file: Path | None
     routes_file: Path
     leeway: float
@@ -214,6 +216,7 @@ def load_config(env: Mapping[str, str] | None = None) -> GatewayConfig:
         algorithms=_algorithms(env),
         audiences=frozenset(_csv(env.get("GATEWAY_OIDC_AUDIENCES", "")) or (client_id,)),
         call_userinfo=_bool(env, "GATEWAY_OIDC_CALL_USERINFO", False),
+        introspection=_bool(env, "GATEWAY_OIDC_INTROSPECTION", False),
         issuers_file=_path(env, "GATEWAY_ISSUERS_FILE", None),
         routes_file=routes_file,
         leeway=_leeway(env),

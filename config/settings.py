@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from config.env import BASE_DIR, load_config
+from config.env import load_config
 
 GATEWAY = load_config()
 

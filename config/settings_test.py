@@ -10,4 +10,4 @@ os.environ.setdefault("GATEWAY_OIDC_AUDIENCES", "urn:wsgateway:api")
 os.environ.setdefault("GATEWAY_PUBLIC_URL", "http://127.0.0.1:8000")
 os.environ.setdefault("GATEWAY_ALLOWED_ORIGINS", "http://127.0.0.1:8000")
 
-from config.settings import *  # noqa: E402,F403
+from config.settings import *  # noqa: F403

@@ -1,14 +1,16 @@
 from django.contrib import admin
 from django.urls import path
 
-from gateway import health, views
+from gateway import health, metrics, tickets, views
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("oidc/authenticate/", views.LoginView.as_view(), name="oidc_authentication_init"),
     path("oidc/callback/", views.CallbackView.as_view(), name="oidc_authentication_callback"),
     path("oidc/logout/", views.logout_view, name="oidc_logout"),
+    path("ws/ticket", tickets.mint_ticket, name="ws_ticket"),
     path("healthz", health.healthz, name="healthz"),
+    path("metrics", metrics.metrics_view, name="metrics"),
     path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),
 ]

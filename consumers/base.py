@@ -13,6 +13,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from consumers.closecodes import CloseCode, reason_text
 from gateway.addressing import session_group, sid_group, subject_group
 from gateway.credentials import SUBPROTOCOL
+from gateway.metrics import OPEN_CONNECTIONS
 from oidc.types import Principal
 
 logger = logging.getLogger("consumers")
@@ -37,6 +38,8 @@ class GatewayConsumer(AsyncWebsocketConsumer):
             await self.channel_layer.group_add(group, self.channel_name)
         subprotocol = SUBPROTOCOL if SUBPROTOCOL in self.scope.get("subprotocols", ()) else None
         await self.accept(subprotocol)
+        OPEN_CONNECTIONS.inc()
+        self.counted = True
         self._expiry = asyncio.get_running_loop().call_later(
             max(0.0, self.principal.expires_at - time.time()), self._on_expired
         )
@@ -55,12 +58,16 @@ class GatewayConsumer(AsyncWebsocketConsumer):
         """Hook for subclasses: the socket is accepted and addressable."""
 
     def _on_expired(self) -> None:
-        asyncio.ensure_future(self.close_with(CloseCode.UNAUTHENTICATED, "expired"))
+        self._expiry_close = asyncio.ensure_future(
+            self.close_with(CloseCode.UNAUTHENTICATED, "expired"))
 
     async def close_with(self, code: CloseCode, reason: str) -> None:
         await self.close(code=int(code), reason=reason_text(reason))
 
     async def disconnect(self, code: int) -> None:
+        if getattr(self, "counted", False):
+            OPEN_CONNECTIONS.dec()
+            self.counted = False
         expiry = getattr(self, "_expiry", None)
         if expiry is not None:
             expiry.cancel()

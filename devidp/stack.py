@@ -17,7 +17,7 @@ from typing import IO
 
 import httpx
 
-from devidp.launcher import API_AUDIENCE, CLIENTS, HOST
+from devidp.launcher import API_AUDIENCE, CLIENTS, HOST, OPAQUE_AUDIENCE
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,7 +42,8 @@ def gateway_env(issuer: str, port: int, *, database_file: Path | None = None,
         "GATEWAY_OIDC_CLIENT_ID": "gateway",
         "GATEWAY_OIDC_CLIENT_SECRET": CLIENTS["gateway"],
         "GATEWAY_OIDC_SCOPES": "openid profile email offline_access ws",
-        "GATEWAY_OIDC_AUDIENCES": API_AUDIENCE,
+        "GATEWAY_OIDC_AUDIENCES": f"{API_AUDIENCE},{OPAQUE_AUDIENCE}",
+        "GATEWAY_OIDC_INTROSPECTION": "true",
         "GATEWAY_PUBLIC_URL": url,
         "GATEWAY_ALLOWED_ORIGINS": url,
     })

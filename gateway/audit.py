@@ -10,6 +10,8 @@ import logging
 import time
 from typing import Any
 
+from gateway.metrics import HANDSHAKES
+
 logger = logging.getLogger("gateway.audit")
 
 FIELDS = (
@@ -29,10 +31,6 @@ def audit(event: str, outcome: str, reason: str, **fields: Any) -> dict[str, Any
     if fields:
         raise TypeError(f"unknown audit fields: {sorted(fields)}")
     logger.info(json.dumps(record, sort_keys=True, default=str))
+    if event == "connect":
+        HANDSHAKES.labels(outcome, reason).inc()
     return record
-
-
-def remote_of(scope_or_meta: Any) -> str | None:
-    """The peer address of an ASGI scope."""
-    client = scope_or_meta.get("client") if isinstance(scope_or_meta, dict) else None
-    return f"{client[0]}" if client else None

@@ -1,14 +1,21 @@
-"""Turn a handshake credential into a Principal. Pure async: memory and async ORM only."""
+"""Turn a handshake credential into a Principal. Async all the way: memory, async ORM, httpx."""
 
 from __future__ import annotations
 
-from oidc.errors import OidcError, TokenError
-from oidc.types import CredentialKind, Principal
+from dataclasses import dataclass
+
+from django.conf import settings
 from oidc.verify import verify_access_token
 
 from gateway.credentials import Credential
+from gateway.introspect import introspect
 from gateway.providers import registry
 from gateway.sessions import aload_auth, principal_from_session
+from gateway.tickets import redeem_ticket
+from oidc.errors import OidcError, TokenError
+from oidc.types import CredentialKind, Principal
+
+TOKEN_KINDS = (CredentialKind.BEARER, CredentialKind.SUBPROTOCOL, CredentialKind.MESSAGE)
 
 
 class NoSession(OidcError):
@@ -39,6 +46,12 @@ class OriginRequired(OidcError):
     status = "forbidden"
 
 
+@dataclass(frozen=True)
+class Authenticated:
+    principal: Principal
+    session_key: str | None = None  # set when the socket belongs to a Django session
+
+
 async def principal_for_session(session_key: str, *, now: float) -> Principal:
     loaded = await aload_auth(session_key)
     principal = principal_from_session(loaded[1]) if loaded else None
@@ -49,18 +62,30 @@ async def principal_for_session(session_key: str, *, now: float) -> Principal:
     return principal
 
 
+def looks_like_jwt(token: str) -> bool:
+    return token.count(".") == 2
+
+
 async def principal_for_token(token: str, kind: CredentialKind, *, now: float) -> Principal:
+    """A JWT access token is verified locally; an opaque one by RFC 7662 introspection."""
     if not token:
         raise TokenError("empty bearer token")
-    return await verify_access_token(token, registry.issuers, registry.keys, now=now,
-                                     credential=kind)
+    if looks_like_jwt(token) or not settings.GATEWAY.introspection:
+        return await verify_access_token(token, registry.issuers, registry.keys, now=now,
+                                         credential=kind)
+    return await introspect(token, kind, now=now)
 
 
-async def authenticate(credential: Credential, *, now: float) -> Principal:
+async def authenticate(credential: Credential, *, now: float) -> Authenticated:
     """Check one credential; raise an OidcError subclass on refusal."""
     if credential.kind is CredentialKind.SESSION:
-        return await principal_for_session(credential.secret, now=now)
-    if credential.kind in (CredentialKind.BEARER, CredentialKind.SUBPROTOCOL,
-                           CredentialKind.MESSAGE):
-        return await principal_for_token(credential.secret, credential.kind, now=now)
+        return Authenticated(await principal_for_session(credential.secret, now=now),
+                             credential.secret)
+    if credential.kind is CredentialKind.TICKET:
+        session_key = await redeem_ticket(credential.secret, now=now)
+        principal = await principal_for_session(session_key, now=now)
+        return Authenticated(principal.with_credential(CredentialKind.TICKET), session_key)
+    if credential.kind in TOKEN_KINDS:
+        return Authenticated(await principal_for_token(credential.secret, credential.kind,
+                                                       now=now))
     raise NotAuthenticated(f"credential kind {credential.kind.value} is not supported")

@@ -11,13 +11,15 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from django.utils.module_loading import import_string
+from oidc.policy import RoutePolicy, evaluate, find_policy
 
 from consumers.closecodes import CloseCode, close_for, reason_text
 from gateway.audit import audit
-from gateway.authn import NotAuthenticated, OriginRequired, authenticate
-from gateway.credentials import SUBPROTOCOL, find_credential, header, token_in_query
-from oidc.policy import RoutePolicy, evaluate, find_policy
-from oidc.types import CredentialKind, Principal
+from gateway.metrics import AUTH_SECONDS
+from gateway.authn import Authenticated, NotAuthenticated, OriginRequired, authenticate
+from gateway.credentials import SUBPROTOCOL, Credential, find_credential, header, token_in_query
+from gateway.first_message import authenticate_first_message, close_accepted, replay_connect
+from oidc.types import CredentialKind
 
 logger = logging.getLogger("gateway.middleware")
 
@@ -66,8 +68,11 @@ class OriginGuard:
 class Handshake:
     """Authenticate the handshake's credential and apply the route's policy.
 
-    On success the consumer gets ``scope["principal"]`` (and ``scope["route"]``);
-    consumers never parse tokens. Every outcome writes one audit event.
+    On success the consumer gets ``scope["principal"]`` (and ``scope["route"]``,
+    ``scope["session_key"]`` for session-bound sockets); consumers never parse
+    tokens. Every outcome writes one audit event. Without a credential, a route
+    that allows ``message`` credentials accepts the socket and waits for an
+    ``auth`` frame (``first_message.py``).
     """
 
     def __init__(self, policies: tuple[RoutePolicy, ...],
@@ -80,8 +85,7 @@ class Handshake:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         policy = find_policy(self.policies, scope["path"])
-        fields = {"route": scope["path"][:200], "origin": scope.get("origin"),
-                  "remote": _remote(scope)}
+        fields = audit_fields(scope)
         if policy is None:
             audit("connect", "deny", "no_route", **fields)
             await accept_and_close(scope, receive, send, CloseCode.NO_ROUTE, "no_route")
@@ -90,15 +94,27 @@ class Handshake:
             audit("connect", "deny", "token_in_url", **fields)
             await accept_and_close(scope, receive, send, CloseCode.POLICY_VIOLATION, "token_in_url")
             return
+        credential = find_credential(scope)
+        if credential is None and CredentialKind.MESSAGE in policy.credentials:
+            await authenticate_first_message(self, scope, receive, send, policy)
+            return
+        await self.admit(scope, receive, send, policy, credential, accepted=False)
+
+    async def admit(self, scope: dict[str, Any], receive: Any, send: Any, policy: RoutePolicy,
+                    credential: Credential | None, *, accepted: bool) -> None:
+        """Authenticate, evaluate, audit; then run the consumer or close with a code."""
+        fields = audit_fields(scope)
+        close = close_accepted if accepted else accept_and_close
         try:
-            principal = await self._principal(scope, policy)
+            result = await self._authenticate(scope, credential)
         except Exception as exc:
             code, reason = close_for(exc)
             if code is CloseCode.INTERNAL_ERROR:
                 logger.exception("handshake failed")
             audit("connect", "deny", reason, **fields)
-            await accept_and_close(scope, receive, send, code, reason)
+            await close(scope, receive, send, code, reason)
             return
+        principal = result.principal
         decision = evaluate(principal, policy, now=self.clock())
         identity = {"issuer": principal.issuer, "subject": principal.subject,
                     "credential": principal.credential.value, "kid": principal.kid,
@@ -107,19 +123,24 @@ class Handshake:
             audit("connect", "deny", decision.reason, detail=decision.detail or None,
                   **identity, **fields)
             code = CloseCode.UNAUTHENTICATED if decision.reason == "expired" else CloseCode.FORBIDDEN
-            await accept_and_close(scope, receive, send, code, decision.reason)
+            await close(scope, receive, send, code, decision.reason)
             return
         audit("connect", "allow", "allowed", **identity, **fields)
-        scope = {**scope, "principal": principal, "route": policy}
+        scope = {**scope, "principal": principal, "route": policy,
+                 "session_key": result.session_key}
+        if accepted:
+            receive, send = replay_connect(receive, send)
         await self.apps[policy.path](scope, receive, send)
 
-    async def _principal(self, scope: dict[str, Any], policy: RoutePolicy) -> Principal:
-        credential = find_credential(scope)
+    async def _authenticate(self, scope: dict[str, Any],
+                            credential: Credential | None) -> Authenticated:
         if credential is None:
             raise NotAuthenticated("no credential")
         if credential.kind is CredentialKind.SESSION and scope.get("origin") is None:
             raise OriginRequired("a session cookie needs an Origin header")
-        principal = await authenticate(credential, now=self.clock())
-        if credential.kind is CredentialKind.SESSION:
-            scope["session_key"] = credential.secret
-        return principal
+        with AUTH_SECONDS.time():
+            return await authenticate(credential, now=self.clock())
+
+
+def audit_fields(scope: Mapping[str, Any]) -> dict[str, Any]:
+    return {"route": scope["path"][:200], "origin": scope.get("origin"), "remote": _remote(scope)}

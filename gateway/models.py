@@ -47,3 +47,19 @@ class SessionBinding(models.Model):
 
     def __str__(self) -> str:
         return f"session of {self.subject} (sid={self.sid})"
+
+
+class WsTicket(models.Model):
+    """A one-time websocket ticket: minted by a logged-in POST, redeemed once, within 30 s.
+
+    Only a hash of the ticket is stored; the ticket is bound to the minting session.
+    """
+
+    ticket_hash = models.CharField(max_length=64, unique=True)
+    session_key = models.CharField(max_length=40)
+    issuer = models.CharField(max_length=512)
+    subject = models.CharField(max_length=255)
+    expires_at = models.FloatField()
+
+    def __str__(self) -> str:
+        return f"ticket for {self.subject}"

@@ -16,8 +16,10 @@ from typing import Any
 import httpx
 from django.conf import settings
 
-from oidc.config import IssuerConfig
+from gateway.metrics import JWKS_FETCHES
 from oidc.discovery import ProviderMetadata, discovery_url, parse_metadata
+
+from oidc.config import IssuerConfig
 from oidc.errors import DiscoveryError, KeysUnavailable
 from oidc.jwks import JwksCache
 from oidc.profiles import PROFILES
@@ -42,6 +44,17 @@ async def fetch_json(url: str) -> Mapping[str, Any]:
     """GET a JSON document without blocking the event loop."""
     async with httpx.AsyncClient(timeout=FETCH_TIMEOUT, follow_redirects=False) as client:
         return _json_of(await client.get(url, headers={"Accept": "application/json"}))
+
+
+async def fetch_jwks(url: str) -> Mapping[str, Any]:
+    """The JWKS fetcher handed to ``JwksCache``: counted, never called on the hot path."""
+    try:
+        document = await fetch_json(url)
+    except Exception:
+        JWKS_FETCHES.labels("failure").inc()
+        raise
+    JWKS_FETCHES.labels("success").inc()
+    return document
 
 
 def fetch_json_sync(url: str) -> Mapping[str, Any]:
@@ -75,7 +88,7 @@ class Registry:
         self.metadata[issuer] = metadata
         cache = self.keys.get(issuer)
         if cache is None or cache.jwks_uri != metadata.jwks_uri:
-            cache = JwksCache(metadata.jwks_uri, fetch_json)
+            cache = JwksCache(metadata.jwks_uri, fetch_jwks)
             self.keys[issuer] = cache
         return cache
 

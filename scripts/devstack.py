@@ -9,8 +9,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import devidp  # noqa: E402
-from devidp.stack import ROOT, gateway_env, migrate, start_gateway  # noqa: E402
+import devidp
+from devidp.stack import ROOT, gateway_env, migrate, start_gateway
 
 
 def main() -> None:

@@ -12,7 +12,13 @@ from websockets.exceptions import InvalidStatus
 import devidp
 from tests.e2e.conftest import Stack
 from tests.e2e.flows import (
-    authorize, closed_with, first_message, login, open_ws, replace_query, session_cookie,
+    authorize,
+    closed_with,
+    first_message,
+    login,
+    open_ws,
+    replace_query,
+    session_cookie,
 )
 
 

@@ -1,0 +1,85 @@
+"""The `auth` first-message carrier: accept, then wait briefly for one auth frame.
+
+Frame: ``{"type": "auth", "token": "<access token>"}`` or ``{"type": "auth", "ticket": "..."}``.
+No other frame is read before authentication succeeds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import TYPE_CHECKING, Any
+
+from oidc.policy import RoutePolicy
+
+from consumers.closecodes import CloseCode, reason_text
+from gateway.audit import audit
+from gateway.credentials import SUBPROTOCOL, Credential
+from oidc.types import CredentialKind
+
+if TYPE_CHECKING:
+    from gateway.middleware import Handshake
+
+AUTH_DEADLINE = 5.0
+MAX_AUTH_FRAME = 20_000
+
+
+async def close_accepted(scope: Any, receive: Any, send: Any, code: CloseCode,
+                         reason: str) -> None:
+    await send({"type": "websocket.close", "code": int(code), "reason": reason_text(reason)})
+
+
+def replay_connect(receive: Any, send: Any) -> tuple[Any, Any]:
+    """Let a consumer run its usual connect/accept on a socket we already accepted."""
+    pending = [{"type": "websocket.connect"}]
+
+    async def replayed_receive() -> Any:
+        return pending.pop() if pending else await receive()
+
+    async def filtered_send(message: dict[str, Any]) -> None:
+        if message["type"] != "websocket.accept":
+            await send(message)
+
+    return replayed_receive, filtered_send
+
+
+def parse_auth_frame(message: dict[str, Any]) -> Credential | None:
+    text = message.get("text")
+    if not isinstance(text, str) or len(text) > MAX_AUTH_FRAME:
+        return None
+    try:
+        frame = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(frame, dict) or frame.get("type") != "auth":
+        return None
+    if isinstance(frame.get("token"), str):
+        return Credential(CredentialKind.MESSAGE, frame["token"])
+    if isinstance(frame.get("ticket"), str):
+        return Credential(CredentialKind.TICKET, frame["ticket"])
+    return None
+
+
+async def authenticate_first_message(handshake: Handshake, scope: dict[str, Any], receive: Any,
+                                     send: Any, policy: RoutePolicy) -> None:
+    await receive()  # websocket.connect
+    accept: dict[str, Any] = {"type": "websocket.accept"}
+    if SUBPROTOCOL in scope.get("subprotocols", ()):
+        accept["subprotocol"] = SUBPROTOCOL
+    await send(accept)
+    fields = {"route": scope["path"][:200], "origin": scope.get("origin")}
+    try:
+        message = await asyncio.wait_for(receive(), AUTH_DEADLINE)
+    except TimeoutError:
+        audit("connect", "deny", "auth_timeout", **fields)
+        await close_accepted(scope, receive, send, CloseCode.AUTH_TIMEOUT, "auth_timeout")
+        return
+    if message["type"] == "websocket.disconnect":
+        return
+    credential = parse_auth_frame(message)
+    if credential is None:
+        audit("connect", "deny", "invalid_auth_message", **fields)
+        await close_accepted(scope, receive, send, CloseCode.UNAUTHENTICATED,
+                             "invalid_auth_message")
+        return
+    await handshake.admit(scope, receive, send, policy, credential, accepted=True)
