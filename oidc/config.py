@@ -1,0 +1,68 @@
+"""Per-issuer trust configuration, validated at construction (RFC 8725 §3.1)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from oidc.profiles import GENERIC, IssuerProfile
+
+__all__ = ["ASYMMETRIC_ALGORITHMS", "IssuerConfig"]
+
+ASYMMETRIC_ALGORITHMS = frozenset(
+    {
+        "RS256", "RS384", "RS512",
+        "PS256", "PS384", "PS512",
+        "ES256", "ES384", "ES512",
+        "EdDSA", "Ed25519",
+    }
+)  # fmt: skip
+
+MAX_LEEWAY = 60.0
+
+
+@dataclass(frozen=True)
+class IssuerConfig:
+    """What we trust from one issuer."""
+
+    issuer: str
+    audiences: frozenset[str]
+    algorithms: tuple[str, ...] = ("RS256",)
+    profile: IssuerProfile = GENERIC
+    client_id: str | None = None
+    allowed_client_ids: frozenset[str] | None = None
+    leeway: float = 30.0
+    max_token_bytes: int = 16384
+    jwks_uri: str | None = None
+    introspection_endpoint: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.issuer, str) or not self.issuer:
+            raise ValueError("issuer must be a non-empty string (the exact 'iss' value).")
+        object.__setattr__(self, "audiences", frozenset(self.audiences))
+        object.__setattr__(self, "algorithms", tuple(self.algorithms))
+        if self.allowed_client_ids is not None:
+            object.__setattr__(self, "allowed_client_ids", frozenset(self.allowed_client_ids))
+        _check_algorithms(self.issuer, self.algorithms)
+        if not 0 <= self.leeway <= MAX_LEEWAY:
+            raise ValueError(
+                f"issuer {self.issuer}: leeway {self.leeway} is out of range; "
+                f"use a value between 0 and {MAX_LEEWAY:g} seconds."
+            )
+        if self.max_token_bytes <= 0:
+            raise ValueError(f"issuer {self.issuer}: max_token_bytes must be positive.")
+
+
+def _check_algorithms(issuer: str, algorithms: tuple[str, ...]) -> None:
+    if not algorithms:
+        raise ValueError(f"issuer {issuer}: algorithms is empty; list e.g. ['RS256'].")
+    for alg in algorithms:
+        if not isinstance(alg, str) or alg.lower() == "none":
+            raise ValueError(
+                f"issuer {issuer}: algorithm {alg!r} is not allowed; "
+                "remove it ('none' is never accepted, RFC 8725 §3.1)."
+            )
+        if alg not in ASYMMETRIC_ALGORITHMS:
+            raise ValueError(
+                f"issuer {issuer}: algorithm {alg!r} is not allowed; use asymmetric "
+                f"algorithms only: {sorted(ASYMMETRIC_ALGORITHMS)}."
+            )

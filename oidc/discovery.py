@@ -1,0 +1,114 @@
+"""Provider metadata: OpenID Connect Discovery 1.0 §3-§4 and RFC 8414."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from oidc.errors import DiscoveryError
+
+__all__ = ["WELL_KNOWN", "ProviderMetadata", "discovery_url", "is_secure_url", "parse_metadata"]
+
+WELL_KNOWN = "/.well-known/openid-configuration"
+REQUIRED_URLS = ("authorization_endpoint", "token_endpoint", "jwks_uri")
+OPTIONAL_URLS = (
+    "userinfo_endpoint",
+    "end_session_endpoint",
+    "introspection_endpoint",
+    "revocation_endpoint",
+)
+
+
+@dataclass(frozen=True)
+class ProviderMetadata:
+    issuer: str
+    authorization_endpoint: str
+    token_endpoint: str
+    jwks_uri: str
+    userinfo_endpoint: str | None = None
+    end_session_endpoint: str | None = None
+    introspection_endpoint: str | None = None
+    revocation_endpoint: str | None = None
+    iss_parameter_supported: bool = False
+    backchannel_logout_supported: bool = False
+    id_token_signing_alg_values_supported: tuple[str, ...] = ()
+
+
+def discovery_url(issuer: str) -> str:
+    """OIDC Discovery §4: strip one trailing ``/`` and append the well-known path."""
+    return issuer.removesuffix("/") + WELL_KNOWN
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def is_secure_url(url: str) -> bool:
+    """https, or http to a loopback host (for development providers)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    if not parts.hostname or parts.fragment:
+        return False
+    if parts.scheme == "https":
+        return True
+    return parts.scheme == "http" and _is_loopback(parts.hostname)
+
+
+def _url(document: Mapping[str, Any], name: str, *, required: bool) -> str | None:
+    value = document.get(name)
+    if value is None:
+        if required:
+            raise DiscoveryError(f"provider metadata lacks {name}")
+        return None
+    if not isinstance(value, str) or not is_secure_url(value):
+        raise DiscoveryError(f"provider metadata {name} is not an https (or loopback http) URL")
+    return value
+
+
+def _flag(document: Mapping[str, Any], name: str) -> bool:
+    value = document.get(name, False)
+    if not isinstance(value, bool):
+        raise DiscoveryError(f"provider metadata {name} is not a boolean")
+    return value
+
+
+def parse_metadata(document: Mapping[str, Any], expected_issuer: str) -> ProviderMetadata:
+    """Validate a discovery document (OIDC Discovery §3, §4.3; RFC 8414 §3.3).
+
+    ``issuer`` must equal ``expected_issuer`` exactly, or a provider could
+    impersonate another (Discovery §4.3).
+    """
+    if not isinstance(document, Mapping):
+        raise DiscoveryError("provider metadata is not a JSON object")
+    issuer = document.get("issuer")
+    if issuer != expected_issuer:
+        raise DiscoveryError("provider metadata issuer does not match the configured issuer")
+    _url(document, "issuer", required=True)
+    urls = {name: _url(document, name, required=True) for name in REQUIRED_URLS}
+    optional = {name: _url(document, name, required=False) for name in OPTIONAL_URLS}
+    algs = document.get("id_token_signing_alg_values_supported", [])
+    if not isinstance(algs, list) or not all(isinstance(a, str) for a in algs):
+        raise DiscoveryError("provider metadata id_token_signing_alg_values_supported is invalid")
+    return ProviderMetadata(
+        issuer=expected_issuer,
+        authorization_endpoint=str(urls["authorization_endpoint"]),
+        token_endpoint=str(urls["token_endpoint"]),
+        jwks_uri=str(urls["jwks_uri"]),
+        userinfo_endpoint=optional["userinfo_endpoint"],
+        end_session_endpoint=optional["end_session_endpoint"],
+        introspection_endpoint=optional["introspection_endpoint"],
+        revocation_endpoint=optional["revocation_endpoint"],
+        iss_parameter_supported=_flag(document, "authorization_response_iss_parameter_supported"),
+        backchannel_logout_supported=_flag(document, "backchannel_logout_supported"),
+        id_token_signing_alg_values_supported=tuple(algs),
+    )

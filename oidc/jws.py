@@ -1,0 +1,159 @@
+"""The signature layer: parse, screen the header, verify. No claim checks here.
+
+RFC 7515 (JWS compact serialization) and RFC 8725 (JWT BCP): the algorithm is
+chosen by *our* allowlist, never by the token; key-bearing headers are refused.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Collection, Mapping
+from typing import Any
+
+from joserfc import jwt
+from joserfc.errors import BadSignatureError, JoseError, UnsupportedAlgorithmError
+from joserfc.jwk import Key
+
+from oidc.errors import (
+    BadSignature,
+    ForbiddenHeader,
+    MalformedToken,
+    TokenTooLarge,
+    UnknownCritical,
+    UnknownKey,
+    UnsupportedAlgorithm,
+    WrongTokenType,
+)
+from oidc.jwks import JwksCache
+from oidc.profiles import normalize_typ
+from oidc.types import Token, UnverifiedToken
+
+__all__ = [
+    "FORBIDDEN_HEADERS",
+    "check_header",
+    "check_size",
+    "check_typ",
+    "peek",
+    "verify_signature",
+    "verify_with_cache",
+]
+
+FORBIDDEN_HEADERS = frozenset({"jwk", "jku", "x5u", "x5c"})
+_B64URL = re.compile(r"[A-Za-z0-9_-]*")
+
+
+def _b64decode(segment: str, what: str) -> bytes:
+    if not _B64URL.fullmatch(segment) or len(segment) % 4 == 1:
+        raise MalformedToken(f"{what} is not base64url")
+    try:
+        return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise MalformedToken(f"{what} is not base64url") from exc
+
+
+def _json_object(data: bytes, what: str) -> dict[str, Any]:
+    try:
+        value = json.loads(data)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise MalformedToken(f"{what} is not JSON") from exc
+    if not isinstance(value, dict):
+        raise MalformedToken(f"{what} is not a JSON object")
+    return value
+
+
+def check_size(raw: str, max_bytes: int) -> None:
+    """Refuse oversized input before any parsing (RFC 8725 §3.x resource limits)."""
+    if not isinstance(raw, str):
+        raise MalformedToken("token is not a string")
+    if len(raw) > max_bytes or len(raw.encode("utf-8", "surrogatepass")) > max_bytes:
+        raise TokenTooLarge(f"token exceeds {max_bytes} bytes")
+
+
+def peek(raw: str, *, max_bytes: int) -> UnverifiedToken:
+    """Header and claims WITHOUT verification (RFC 7515 §7.1). Size is capped first."""
+    check_size(raw, max_bytes)
+    parts = raw.split(".")
+    if len(parts) != 3:
+        raise MalformedToken("expected three dot-separated segments (compact JWS)")
+    header = _json_object(_b64decode(parts[0], "header"), "header")
+    claims = _json_object(_b64decode(parts[1], "payload"), "payload")
+    _b64decode(parts[2], "signature")
+    return UnverifiedToken(header=header, claims=claims)
+
+
+def check_header(header: Mapping[str, Any], algorithms: Collection[str]) -> None:
+    """Screen the protected header before touching any key (RFC 8725 §3.1, §3.10)."""
+    alg = header.get("alg")
+    if not isinstance(alg, str) or not alg:
+        raise UnsupportedAlgorithm("alg is missing")
+    if alg.lower() == "none":
+        raise UnsupportedAlgorithm("alg none is never accepted")
+    if alg not in algorithms:
+        raise UnsupportedAlgorithm(f"alg {alg!r} is not in the allowlist")
+    present = FORBIDDEN_HEADERS.intersection(header)
+    if present:
+        raise ForbiddenHeader(f"header carries key material: {sorted(present)}")
+    if "crit" in header:
+        raise UnknownCritical("crit header present; no extensions are understood")
+    # RFC 7797 unencoded payloads are not JWTs; only the default b64=true is tolerated.
+    if "b64" in header and header["b64"] is not True:
+        raise MalformedToken("b64 header other than true")
+    kid = header.get("kid")
+    if kid is not None and not isinstance(kid, str):
+        raise MalformedToken("kid is not a string")
+
+
+def check_typ(
+    header: Mapping[str, Any], accepted: frozenset[str], *, required: bool = True
+) -> None:
+    """``typ`` must be one of ``accepted`` (RFC 8725 §3.11), case-insensitive,
+    ``application/`` prefix optional. When not ``required``, an absent typ passes."""
+    typ = header.get("typ")
+    if typ is None and not required:
+        return
+    if not isinstance(typ, str) or normalize_typ(typ) not in {normalize_typ(a) for a in accepted}:
+        raise WrongTokenType(f"typ {typ!r} is not one of {sorted(accepted)}")
+
+
+def verify_signature(raw: str, key: Key, algorithms: Collection[str]) -> Token:
+    """Verify the JWS signature with ``key`` (RFC 7515 §5.2) using joserfc.
+
+    Callers run :func:`peek` and :func:`check_header` first; this re-checks the
+    allowlist so it is safe on its own too.
+    """
+    allowed = [a for a in algorithms if a.lower() != "none"]
+    if not raw.rsplit(".", 1)[-1]:
+        raise BadSignature("signature is empty")
+    try:
+        decoded = jwt.decode(raw, key, algorithms=allowed)
+    except BadSignatureError as exc:
+        raise BadSignature("signature does not verify") from exc
+    except UnsupportedAlgorithmError as exc:
+        raise UnsupportedAlgorithm("algorithm refused by the signature layer") from exc
+    except JoseError as exc:
+        # Key/alg mismatch (e.g. HS256 with an RSA key) and friends.
+        raise UnsupportedAlgorithm(f"cannot verify: {exc.error}") from exc
+    except (ValueError, TypeError) as exc:
+        raise MalformedToken("cannot decode token") from exc
+    return Token(header=dict(decoded.header), claims=dict(decoded.claims))
+
+
+async def verify_with_cache(
+    raw: str, unverified: UnverifiedToken, algorithms: Collection[str], keys: JwksCache
+) -> Token:
+    """Header screen (RFC 8725 §3.1, §3.10), key by ``kid`` from the cache, signature.
+
+    A key that declares its own ``alg`` (RFC 7517 §4.4) only verifies that alg.
+    """
+    header = unverified.header
+    check_header(header, algorithms)
+    kid = header.get("kid")
+    if kid is not None and not isinstance(kid, str):
+        raise UnknownKey("kid is not a string")
+    key = await keys.resolve(kid)
+    if key.alg is not None and key.alg != header["alg"]:
+        raise UnsupportedAlgorithm("alg differs from the key's declared alg")
+    return verify_signature(raw, key, algorithms)

@@ -1,0 +1,202 @@
+"""Verification of access tokens and ID tokens: peek, screen the header,
+resolve the key, verify the signature, then validate claims.
+
+Logout tokens live in :mod:`oidc.logout` and are re-exported here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
+from oidc.claims import (
+    validate_aud,
+    validate_azp,
+    validate_exp,
+    validate_iat,
+    validate_iss,
+    validate_nbf,
+    validate_nonce,
+    validate_sub,
+)
+from oidc.config import IssuerConfig
+from oidc.errors import (
+    InvalidClient,
+    InvalidSubject,
+    KeysUnavailable,
+    UnknownIssuer,
+    WrongTokenType,
+)
+from oidc.jwks import JwksCache
+from oidc.jws import check_header, check_size, check_typ, peek, verify_with_cache
+from oidc.logout import (
+    BACKCHANNEL_LOGOUT_EVENT,
+    LogoutToken,
+    MemoryReplayStore,
+    ReplayStore,
+    accept_logout_token,
+    verify_logout_token,
+)
+from oidc.profiles import extract_groups, extract_roles, extract_scopes, normalize_typ
+from oidc.types import CredentialKind, Principal, Token, UnverifiedToken
+
+__all__ = [
+    "BACKCHANNEL_LOGOUT_EVENT",
+    "LogoutToken",
+    "MemoryReplayStore",
+    "ReplayStore",
+    "accept_logout_token",
+    "client_id_of",
+    "hash_jti",
+    "principal_from_claims",
+    "verify_access_token",
+    "verify_id_token",
+    "verify_logout_token",
+    "verify_userinfo_sub",
+]
+
+DEFAULT_MAX_TOKEN_BYTES = 16384
+NOT_ACCESS_TOKEN_CLAIMS = ("events", "nonce", "at_hash", "c_hash")
+NOT_ID_TOKEN_TYPES = frozenset({"at+jwt", "logout+jwt"})
+
+
+def hash_jti(jti: object) -> str | None:
+    """First 16 hex chars of sha256(jti): correlates logs without storing the jti."""
+    if not isinstance(jti, str) or not jti:
+        return None
+    return hashlib.sha256(jti.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+def client_id_of(claims: Mapping[str, Any]) -> str | None:
+    """``client_id`` (RFC 9068 §2.2), else ``azp`` (Keycloak, Entra v2), else ``appid`` (Entra v1)."""
+    for name in ("client_id", "azp", "appid"):
+        value = claims.get(name)
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def _refuse_other_token_kinds(unverified: UnverifiedToken, issuer: IssuerConfig) -> None:
+    """RFC 9068 §4 / RFC 8725 §3.11: only access tokens pass, never ID or logout tokens."""
+    header, claims = unverified.header, unverified.claims
+    typ = header.get("typ")
+    if isinstance(typ, str) and normalize_typ(typ) == "logout+jwt":
+        raise WrongTokenType("logout token presented as access token")
+    check_typ(header, issuer.profile.access_token_types)
+    for name in NOT_ACCESS_TOKEN_CLAIMS:
+        if name in claims:
+            raise WrongTokenType(f"claim {name!r} marks an ID or logout token")
+    typ_claim = claims.get("typ")  # Keycloak: "Bearer", "ID", "Refresh", "Logout"
+    if typ_claim is not None and (not isinstance(typ_claim, str) or typ_claim.lower() != "bearer"):
+        raise WrongTokenType("typ claim is not Bearer")
+
+
+def _select_issuer(unverified: UnverifiedToken,
+                   issuers: Mapping[str, IssuerConfig]) -> IssuerConfig:
+    iss = unverified.claims.get("iss")
+    config = issuers.get(iss) if isinstance(iss, str) else None
+    if config is None or config.issuer != iss:
+        raise UnknownIssuer("iss is not a configured issuer")
+    return config
+
+
+async def verify_access_token(
+    raw: str,
+    issuers: Mapping[str, IssuerConfig],
+    keys: Mapping[str, JwksCache],
+    *,
+    now: float,
+    credential: CredentialKind,
+) -> Principal:
+    """A JWT access token (RFC 9068 §4, RFC 8725) → Principal.
+
+    The issuer is chosen by exact match of the unverified ``iss``; everything
+    else is checked against that issuer's configuration.
+    """
+    cap = max((c.max_token_bytes for c in issuers.values()), default=DEFAULT_MAX_TOKEN_BYTES)
+    unverified = peek(raw, max_bytes=cap)
+    issuer = _select_issuer(unverified, issuers)
+    check_size(raw, issuer.max_token_bytes)
+    check_header(unverified.header, issuer.algorithms)
+    _refuse_other_token_kinds(unverified, issuer)
+    cache = keys.get(issuer.issuer)
+    if cache is None:
+        raise KeysUnavailable("no key cache for this issuer")
+    token = await verify_with_cache(raw, unverified, issuer.algorithms, cache)
+    claims = token.claims
+    validate_iss(claims, issuer.issuer)
+    validate_exp(claims, now, issuer.leeway)
+    validate_nbf(claims, now, issuer.leeway)
+    validate_iat(claims, now, issuer.leeway)
+    validate_aud(claims, issuer.audiences)
+    validate_sub(claims)
+    client_id = client_id_of(claims)
+    if issuer.allowed_client_ids is not None and client_id not in issuer.allowed_client_ids:
+        raise InvalidClient("token was issued to a client that is not allowed", claim="client_id")
+    kid = token.header.get("kid")
+    return principal_from_claims(claims, issuer, credential=credential,
+                                 kid=kid if isinstance(kid, str) else None, token_format="jwt")
+
+
+def principal_from_claims(
+    claims: Mapping[str, Any],
+    issuer: IssuerConfig,
+    *,
+    credential: CredentialKind,
+    kid: str | None = None,
+    token_format: str = "jwt",  # noqa: S107 - a format name, not a secret
+    subject: str | None = None,
+) -> Principal:
+    """Build a Principal from already validated claims (JWT or introspection)."""
+    sub = subject if subject is not None else validate_sub(claims)
+    exp = claims.get("exp")
+    sid = claims.get("sid")
+    return Principal(
+        issuer=issuer.issuer,
+        subject=sub,
+        client_id=client_id_of(claims),
+        groups=extract_groups(claims, issuer.profile, issuer.client_id),
+        roles=extract_roles(claims, issuer.profile, issuer.client_id),
+        scopes=extract_scopes(claims, issuer.profile, issuer.client_id),
+        claims=dict(claims),
+        expires_at=float(exp) if isinstance(exp, int | float) and not isinstance(exp, bool) else 0.0,
+        sid=sid if isinstance(sid, str) else None,
+        credential=credential,
+        kid=kid,
+        jti_hash=hash_jti(claims.get("jti")),
+        token_format=token_format,
+    )
+
+
+async def verify_id_token(
+    raw: str, issuer: IssuerConfig, keys: JwksCache, *, now: float, nonce: str | None
+) -> Token:
+    """An ID token per OIDC Core 1.0 §3.1.3.7 (items 2-11; no encryption, item 1)."""
+    if issuer.client_id is None:
+        raise ValueError(f"issuer {issuer.issuer}: client_id is needed to verify ID tokens")
+    unverified = peek(raw, max_bytes=issuer.max_token_bytes)
+    check_header(unverified.header, issuer.algorithms)
+    typ = unverified.header.get("typ")
+    if isinstance(typ, str) and normalize_typ(typ) in NOT_ID_TOKEN_TYPES:
+        raise WrongTokenType(f"typ {typ!r} is not an ID token")
+    token = await verify_with_cache(raw, unverified, issuer.algorithms, keys)
+    claims = token.claims
+    if "events" in claims:
+        raise WrongTokenType("logout token presented as ID token")
+    validate_iss(claims, issuer.issuer)
+    validate_aud(claims, frozenset({issuer.client_id}))
+    validate_azp(claims, issuer.client_id)
+    validate_exp(claims, now, issuer.leeway)
+    validate_iat(claims, now, issuer.leeway)
+    validate_nonce(claims, nonce)
+    validate_sub(claims)
+    return token
+
+
+def verify_userinfo_sub(id_token_claims: Mapping[str, Any], userinfo: Mapping[str, Any]) -> None:
+    """UserInfo ``sub`` must equal the ID token's (OIDC Core 1.0 §5.3.2)."""
+    expected = validate_sub(id_token_claims)
+    got = userinfo.get("sub")
+    if not isinstance(got, str) or got != expected:
+        raise InvalidSubject("userinfo sub differs from the ID token", claim="sub")
