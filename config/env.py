@@ -29,6 +29,7 @@ VARIABLES: dict[str, str] = {
     "GATEWAY_ISSUERS_FILE": "TOML file with further issuers for bearer tokens (optional)",
     "GATEWAY_ROUTES_FILE": "TOML route policy file (default config/routes.toml)",
     "GATEWAY_LEEWAY_SECONDS": "clock leeway for exp/nbf/iat, 0 to 60 (default 30)",
+    "GATEWAY_JWKS_MIN_REFETCH_SECONDS": "least time between JWKS refetches for unknown kids (default 30)",
     "GATEWAY_PUBLIC_URL": "external base URL of the gateway (default http://127.0.0.1:8000)",
     "GATEWAY_ALLOWED_ORIGINS": "comma-separated exact websocket origins (default: the public URL)",
     "GATEWAY_SECRET_KEY": "Django secret key (required unless GATEWAY_DEV=true)",
@@ -72,6 +73,7 @@ class GatewayConfig:
     issuers_file: Path | None
     routes_file: Path
     leeway: float
+    jwks_min_refetch: float
     public_url: str
     allowed_origins: frozenset[str]
     secret_key: str
@@ -133,6 +135,19 @@ def _leeway(env: Mapping[str, str]) -> float:
     if not 0 <= leeway <= 60:
         raise ConfigError(f"GATEWAY_LEEWAY_SECONDS={raw!r}: use a value from 0 to 60.")
     return leeway
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r}: use a number of seconds.") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name}={raw!r}: use a value from {low:g} to {high:g}.")
+    return value
 
 
 def _database(env: Mapping[str, str]) -> DatabaseConfig:
@@ -220,6 +235,7 @@ def load_config(env: Mapping[str, str] | None = None) -> GatewayConfig:
         issuers_file=_path(env, "GATEWAY_ISSUERS_FILE", None),
         routes_file=routes_file,
         leeway=_leeway(env),
+        jwks_min_refetch=_seconds(env, "GATEWAY_JWKS_MIN_REFETCH_SECONDS", 30.0, 1.0, 3600.0),
         public_url=_origin("GATEWAY_PUBLIC_URL", public_url) + urlsplit(public_url).path,
         allowed_origins=frozenset(_origin("GATEWAY_ALLOWED_ORIGINS", o) for o in origins),
         secret_key=_secret_key(env, dev),

@@ -1,13 +1,14 @@
 from django.contrib import admin
 from django.urls import path
 
-from gateway import health, metrics, tickets, views
+from gateway import backchannel, health, metrics, tickets, views
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("oidc/authenticate/", views.LoginView.as_view(), name="oidc_authentication_init"),
     path("oidc/callback/", views.CallbackView.as_view(), name="oidc_authentication_callback"),
     path("oidc/logout/", views.logout_view, name="oidc_logout"),
+    path("oidc/backchannel-logout/", backchannel.backchannel_logout, name="backchannel_logout"),
     path("ws/ticket", tickets.mint_ticket, name="ws_ticket"),
     path("healthz", health.healthz, name="healthz"),
     path("metrics", metrics.metrics_view, name="metrics"),

@@ -82,11 +82,12 @@ class GatewayProcess:
 
 
 def start_gateway(port: int, env: Mapping[str, str], log_file: Path,
-                  ready_timeout: float = 30.0) -> GatewayProcess:
+                  ready_timeout: float = 30.0, app: str = "config.asgi:application",
+                  ) -> GatewayProcess:
     """Run the gateway under uvicorn and wait until /readyz answers 200."""
     handle: IO[bytes] = log_file.open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", HOST,
+        [sys.executable, "-m", "uvicorn", app, "--host", HOST,
          "--port", str(port), "--ws", "websockets-sansio", "--lifespan", "on",
          "--no-access-log", "--log-level", "warning"],
         cwd=ROOT, env=dict(env), stdout=handle, stderr=subprocess.STDOUT,

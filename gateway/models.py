@@ -63,3 +63,134 @@ class WsTicket(models.Model):
 
     def __str__(self) -> str:
         return f"ticket for {self.subject}"
+
+
+class SeenLogoutToken(models.Model):
+    """Replay memory for logout tokens, shared by every gateway process (BCL 1.0 §2.6)."""
+
+    key = models.CharField(max_length=80, unique=True)
+    expires_at = models.FloatField(db_index=True)
+
+    def __str__(self) -> str:
+        return self.key
+
+
+# --- Channels and grants (issue 4). Matching lives in oidc.grants; these rows feed it. ---
+
+
+def _validate_channel_name(value: str) -> None:
+    from django.core.exceptions import ValidationError
+
+    from oidc.channels import InvalidChannel, normalise_channel
+
+    try:
+        normalise_channel(value)
+    except InvalidChannel as exc:
+        raise ValidationError(exc.detail, code=exc.error) from None
+
+
+def _validate_target(value: str) -> None:
+    from django.core.exceptions import ValidationError
+
+    from oidc.channels import InvalidChannel, normalise_pattern
+
+    try:
+        normalise_pattern(value)
+    except InvalidChannel as exc:
+        raise ValidationError(exc.detail, code=exc.error) from None
+
+
+def _validate_claim_path(value: str) -> None:
+    from django.core.exceptions import ValidationError
+
+    if not value or not all(value.split(".")):
+        raise ValidationError("use groups, roles or a dotted claim path like realm_access.roles")
+
+
+class Channel(models.Model):
+    """A documented channel. Names are normalised (see oidc.channels) before saving."""
+
+    name = models.CharField(max_length=64, unique=True, validators=[_validate_channel_name],
+                            help_text="a-z 0-9 . - _ ; segments separated by '.'; lowercased")
+    description = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        from oidc.channels import normalise_channel
+
+        self.name = normalise_channel(self.name)
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Grant(models.Model):
+    """Holders of ``claim`` = ``value`` at ``issuer`` may do the ticked operations on ``target``."""
+
+    issuer = models.CharField(max_length=512, help_text="exact issuer URL (the token's iss)")
+    claim = models.CharField(max_length=200, default="groups", validators=[_validate_claim_path],
+                             help_text="groups, roles, or a dotted claim path")
+    value = models.CharField(max_length=255, help_text="claim value, e.g. engineering or /eng")
+    target = models.CharField(max_length=64, validators=[_validate_target],
+                              help_text="a channel name, or a prefix pattern like alerts.*")
+    subscribe = models.BooleanField(default=True)
+    publish = models.BooleanField(default=False)
+    presence = models.BooleanField(default=False)
+    note = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["issuer", "claim", "value", "target"],
+                                    name="unique_grant_claim_target")
+        ]
+        ordering = ["target", "issuer", "claim", "value"]
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        from oidc.channels import normalise_pattern
+
+        self.target = normalise_pattern(self.target)
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+    def snapshot(self) -> dict[str, object]:
+        """Plain JSON of the grant, for the change log."""
+        return {"issuer": self.issuer, "claim": self.claim, "value": self.value,
+                "target": self.target, "subscribe": self.subscribe, "publish": self.publish,
+                "presence": self.presence, "note": self.note}
+
+    def __str__(self) -> str:
+        return f"{self.claim}={self.value} -> {self.target}"
+
+
+class GrantChange(models.Model):
+    """Append-only log: who changed which grant, when, from what to what."""
+
+    ACTIONS = [("create", "create"), ("update", "update"), ("delete", "delete")]
+
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                             on_delete=models.SET_NULL, related_name="+")
+    username = models.CharField(max_length=150, blank=True,
+                                help_text="kept if the user is later deleted; blank if not admin")
+    action = models.CharField(max_length=10, choices=ACTIONS)
+    grant_id = models.BigIntegerField(db_index=True)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    version = models.BigIntegerField(help_text="grant version after this change")
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.action} grant {self.grant_id} by {self.username or 'system'}"
+
+
+class GrantVersion(models.Model):
+    """One row (pk=1): bumped on every grant save or delete, so caches know they are stale."""
+
+    version = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"grant version {self.version}"

@@ -88,7 +88,8 @@ class Registry:
         self.metadata[issuer] = metadata
         cache = self.keys.get(issuer)
         if cache is None or cache.jwks_uri != metadata.jwks_uri:
-            cache = JwksCache(metadata.jwks_uri, fetch_jwks)
+            cache = JwksCache(metadata.jwks_uri, fetch_jwks,
+                              min_refetch_interval=settings.GATEWAY.jwks_min_refetch)
             self.keys[issuer] = cache
         return cache
 

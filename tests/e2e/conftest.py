@@ -51,7 +51,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         db = tmp / "gateway.sqlite3"
         for index, port in enumerate(ports):
             env = gateway_env(idp.issuer, port, database_file=db, redis_url=REDIS_URL,
-                              extra={"GATEWAY_ALLOWED_ORIGINS": ",".join(urls)})
+                              extra={"GATEWAY_ALLOWED_ORIGINS": ",".join(urls),
+                                     "GATEWAY_JWKS_MIN_REFETCH_SECONDS": "1"})
             if index == 0:
                 migrate(env)
             gateways.append(start_gateway(port, env, tmp / f"gateway{index}.log"))

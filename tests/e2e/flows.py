@@ -92,3 +92,48 @@ async def closed_with(gateway: str, **kwargs) -> tuple[int, str]:
         assert closed.rcvd is not None
         return closed.rcvd.code, closed.rcvd.reason
     raise AssertionError(f"socket stayed open and sent {message!r}")
+
+
+def discovery(issuer: str) -> dict:
+    return httpx.get(f"{issuer}/.well-known/openid-configuration").json()
+
+
+def service_token(issuer: str, client: str, scope: str, resource: str) -> str:
+    """A client_credentials access token from the real provider."""
+    import devidp
+
+    response = httpx.post(discovery(issuer)["token_endpoint"],
+                          auth=(client, devidp.CLIENTS[client]),
+                          data={"grant_type": "client_credentials", "scope": scope,
+                                "resource": resource})
+    assert response.status_code == 200, response.text
+    return response.json()["access_token"]
+
+
+def user_tokens(issuer: str, gateway: str, user: str, password: str,
+                scope: str = "openid profile email offline_access ws") -> dict:
+    """A user's tokens from a hand-driven code flow with PKCE (the gateway's client)."""
+    import base64
+    import hashlib
+    import secrets
+
+    import devidp
+
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=")
+    meta = discovery(issuer)
+    callback = f"{gateway}/oidc/callback/"
+    client = httpx.Client(follow_redirects=False, timeout=10)
+    page = client.get(meta["authorization_endpoint"], params={
+        "client_id": "gateway", "response_type": "code", "redirect_uri": callback, "scope": scope,
+        "state": secrets.token_urlsafe(8), "nonce": secrets.token_urlsafe(8),
+        "code_challenge": challenge.decode(), "code_challenge_method": "S256"})
+    page = follow(client, page, stop_at=callback)
+    if not page.is_redirect:
+        page = follow(client, post_login_form(client, page, user, password), stop_at=callback)
+    code = parse_qs(urlsplit(page.headers["location"]).query)["code"][0]
+    response = httpx.post(meta["token_endpoint"], auth=("gateway", devidp.CLIENTS["gateway"]),
+                          data={"grant_type": "authorization_code", "code": code,
+                                "redirect_uri": callback, "code_verifier": verifier})
+    assert response.status_code == 200, response.text
+    return response.json()

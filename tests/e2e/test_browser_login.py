@@ -61,10 +61,13 @@ async def test_login_then_websocket_describes_principal(stack: Stack, user: str,
     assert any(e["subject"] == user for e in _events(stack, "login", "allow", "authenticated"))
 
 
-async def test_no_cookie_closes_4401(stack: Stack) -> None:
+async def test_no_cookie_waits_for_auth_message_then_closes_4408(stack: Stack) -> None:
+    # /ws/ also accepts the first-message carrier, so it waits for an auth frame first
+    started = time.monotonic()
     code, reason = await closed_with(stack.gateway, headers={"Origin": stack.gateway})
-    assert (code, reason) == (4401, "not_authenticated")
-    _wait_for_event(stack, "connect", "deny", "not_authenticated")
+    assert (code, reason) == (4408, "auth_timeout")
+    assert time.monotonic() - started < 8
+    _wait_for_event(stack, "connect", "deny", "auth_timeout")
 
 
 async def test_unknown_session_cookie_closes_4401(stack: Stack) -> None:

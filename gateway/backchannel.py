@@ -1,0 +1,92 @@
+"""OpenID Connect Back-Channel Logout 1.0 receiver: ``POST /oidc/backchannel-logout/``.
+
+A valid logout token deletes every Django session of its `sid` (or of its subject
+when there is no `sid`) and closes their sockets, and every socket carrying that
+`sid` or subject, on every gateway process, with 4401. An invalid token gets
+HTTP 400 and changes nothing (§2.8).
+"""
+
+from __future__ import annotations
+
+import time
+
+from channels.layers import get_channel_layer
+from django.db import IntegrityError
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from gateway.addressing import session_group, sid_group, subject_group
+from gateway.audit import audit
+from gateway.models import SeenLogoutToken, SessionBinding
+from gateway.providers import registry
+from gateway.sessions import session_store_class
+from oidc.errors import OidcError
+from oidc.jws import peek
+from oidc.logout import LogoutToken, accept_logout_token
+
+MAX_BODY = 32 * 1024
+
+
+class DatabaseReplayStore:
+    """``oidc.logout.ReplayStore`` on the shared database: a unique row per jti."""
+
+    async def remember(self, key: str, expires_at: float) -> bool:
+        await SeenLogoutToken.objects.filter(expires_at__lt=time.time()).adelete()
+        try:
+            await SeenLogoutToken.objects.acreate(key=key, expires_at=expires_at)
+        except IntegrityError:
+            return False
+        return True
+
+
+def _reply(status: int, error: str | None = None) -> JsonResponse:
+    body = {"error": "invalid_request", "error_description": error} if error else {}
+    response = JsonResponse(body, status=status)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+async def _verify(raw: str) -> LogoutToken:
+    issuer = peek(raw, max_bytes=MAX_BODY).claims.get("iss")
+    config = registry.issuers.get(issuer) if isinstance(issuer, str) else None
+    if config is None:
+        from oidc.errors import UnknownIssuer
+        raise UnknownIssuer("logout token from an issuer we do not trust")
+    return await accept_logout_token(raw, config, registry.keys_for(config.issuer),
+                                     DatabaseReplayStore(), now=time.time())
+
+
+async def end_sessions(token: LogoutToken) -> int:
+    """Delete the matching Django sessions and close every matching socket everywhere."""
+    bindings = SessionBinding.objects.filter(issuer=token.issuer)
+    bindings = bindings.filter(sid=token.sid) if token.sid else bindings.filter(subject=token.subject)
+    keys = [key async for key in bindings.values_list("session_key", flat=True)]
+    store = session_store_class()
+    for key in keys:
+        await store(key).adelete()
+    await bindings.adelete()
+    layer = get_channel_layer()
+    groups = [session_group(key) for key in keys]
+    groups.append(sid_group(token.issuer, token.sid) if token.sid
+                  else subject_group(token.issuer, token.subject or ""))
+    for group in groups:
+        await layer.group_send(group, {"type": "gateway.revoke", "reason": "logged_out"})
+    return len(keys)
+
+
+@csrf_exempt
+async def backchannel_logout(request: HttpRequest) -> JsonResponse:
+    if request.method != "POST":
+        return _reply(405, "method_not_allowed")
+    if len(request.body) > MAX_BODY:
+        return _reply(400, "token_too_large")
+    raw = request.POST.get("logout_token", "")
+    try:
+        token = await _verify(raw)
+    except OidcError as exc:
+        audit("backchannel_logout", "deny", exc.error, remote=request.META.get("REMOTE_ADDR"))
+        return _reply(400, exc.error)
+    ended = await end_sessions(token)
+    audit("backchannel_logout", "allow", "logged_out", issuer=token.issuer, subject=token.subject,
+          detail=f"sessions={ended}", remote=request.META.get("REMOTE_ADDR"))
+    return _reply(200)
