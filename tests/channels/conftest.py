@@ -1,0 +1,36 @@
+"""In-process tier: the real ASGI stack from config/asgi.py, driven by WebsocketCommunicator.
+
+The trusted issuer's keys are installed in the registry from locally generated keys.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.conf import settings
+
+from gateway.providers import registry
+from oidc.jwks import JwksCache
+from tests.unit.factories import AT_HEADER, KEY1, encode, jwks_of
+
+ISSUER = settings.GATEWAY.issuer
+AUDIENCE = "urn:wsgateway:api"
+ORIGIN = "http://127.0.0.1:8000"
+
+
+@pytest.fixture(autouse=True)
+def trusted_keys() -> Iterator[None]:
+    registry.keys[ISSUER] = JwksCache.from_keys(jwks_of(KEY1), jwks_uri="static:test")
+    yield
+    registry.keys.pop(ISSUER, None)
+
+
+def token(**overrides: Any) -> str:
+    now = time.time()
+    claims: dict[str, Any] = {"iss": ISSUER, "sub": "svc-1", "aud": AUDIENCE, "client_id": "svc-1",
+                              "exp": now + 300, "iat": now - 5, "jti": "j-1", "scope": "ws"}
+    claims.update(overrides)
+    return encode(AT_HEADER, {k: v for k, v in claims.items() if v is not None})

@@ -1,0 +1,134 @@
+"""Handshake middleware in process: credential carriers, policy, Origin, close codes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from channels.testing import WebsocketCommunicator
+
+from config.asgi import application
+from tests.channels.conftest import ORIGIN, token
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _communicator(path: str = "/ws/", *, headers: list[tuple[bytes, bytes]] | None = None,
+                  subprotocols: list[str] | None = None) -> WebsocketCommunicator:
+    return WebsocketCommunicator(application, path, headers=headers or [],
+                                 subprotocols=subprotocols)
+
+
+async def _refusal(comm: WebsocketCommunicator) -> tuple[int, str]:
+    connected, _ = await comm.connect()
+    assert connected  # accept-then-close, so browsers can read the code
+    message = await comm.receive_output()
+    assert message["type"] == "websocket.close"
+    return message["code"], message.get("reason", "")
+
+
+async def test_bearer_header_gets_welcome_with_principal() -> None:
+    comm = _communicator(headers=[(b"authorization", f"Bearer {token()}".encode())])
+    connected, _ = await comm.connect()
+    assert connected
+    welcome = json.loads(await comm.receive_from())
+    assert welcome["principal"]["subject"] == "svc-1"
+    assert welcome["principal"]["credential"] == "bearer"
+    await comm.disconnect()
+
+
+async def test_subprotocol_carrier_selects_fixed_name_only() -> None:
+    comm = _communicator(subprotocols=["gateway.v1", f"gateway.bearer.{token()}"])
+    connected, subprotocol = await comm.connect()
+    assert connected
+    assert subprotocol == "gateway.v1"
+    assert json.loads(await comm.receive_from())["principal"]["credential"] == "subprotocol"
+    await comm.disconnect()
+
+
+async def test_auth_message_carrier() -> None:
+    comm = _communicator()
+    assert (await comm.connect())[0]
+    await comm.send_to(text_data=json.dumps({"type": "auth", "token": token()}))
+    assert json.loads(await comm.receive_from())["type"] == "welcome"
+    await comm.disconnect()
+
+
+@pytest.mark.parametrize(("overrides", "reason"), [
+    ({"exp": 1}, "expired_token"),
+    ({"aud": "someone-else"}, "invalid_audience"),
+    ({"iss": "https://evil.example"}, "unknown_issuer"),
+])
+async def test_bad_tokens_close_4401_with_reason(overrides: dict, reason: str) -> None:
+    comm = _communicator(headers=[(b"authorization", f"Bearer {token(**overrides)}".encode())])
+    assert await _refusal(comm) == (4401, reason)
+
+
+async def test_missing_scope_closes_4403() -> None:
+    comm = _communicator("/ws/ops/", headers=[(b"authorization", f"Bearer {token()}".encode())])
+    assert await _refusal(comm) == (4403, "missing_scope")
+
+
+async def test_scope_present_is_allowed() -> None:
+    comm = _communicator("/ws/ops/", headers=[(b"authorization",
+                                               f"Bearer {token(scope='ws ops')}".encode())])
+    assert (await comm.connect())[0]
+    assert json.loads(await comm.receive_from())["type"] == "welcome"
+    await comm.disconnect()
+
+
+async def test_token_in_query_string_closes_1008() -> None:
+    comm = _communicator(f"/ws/?access_token={token()}")
+    assert await _refusal(comm) == (1008, "token_in_url")
+
+
+async def test_undeclared_route_closes_4404() -> None:
+    comm = _communicator("/ws/secret/", headers=[(b"authorization", f"Bearer {token()}".encode())])
+    assert await _refusal(comm) == (4404, "no_route")
+
+
+async def test_foreign_origin_refused_before_accept() -> None:
+    comm = _communicator(headers=[(b"origin", b"https://evil.example"),
+                                  (b"authorization", f"Bearer {token()}".encode())])
+    connected, _ = await comm.connect()
+    assert not connected
+
+
+async def test_allowed_origin_with_bearer_is_fine() -> None:
+    comm = _communicator(headers=[(b"origin", ORIGIN.encode()),
+                                  (b"authorization", f"Bearer {token()}".encode())])
+    assert (await comm.connect())[0]
+    await comm.disconnect()
+
+
+async def test_cookie_without_origin_closes_4403() -> None:
+    comm = _communicator(headers=[(b"cookie", b"sessionid=abc")])
+    assert await _refusal(comm) == (4403, "origin_required")
+
+
+async def test_unknown_session_closes_4401() -> None:
+    comm = _communicator(headers=[(b"cookie", b"sessionid=abc"), (b"origin", ORIGIN.encode())])
+    assert await _refusal(comm) == (4401, "no_session")
+
+
+async def test_invalid_auth_message_closes_4401() -> None:
+    comm = _communicator()
+    assert (await comm.connect())[0]
+    await comm.send_to(text_data="{not json")
+    message = await comm.receive_output()
+    assert (message["code"], message["reason"]) == (4401, "invalid_auth_message")
+
+
+async def test_revoke_event_closes_socket_4401() -> None:
+    from channels.layers import get_channel_layer
+
+    from gateway.addressing import subject_group
+    from tests.channels.conftest import ISSUER
+
+    comm = _communicator(headers=[(b"authorization", f"Bearer {token()}".encode())])
+    assert (await comm.connect())[0]
+    await comm.receive_from()
+    await get_channel_layer().group_send(subject_group(ISSUER, "svc-1"),
+                                         {"type": "gateway.revoke", "reason": "logged_out"})
+    message = await comm.receive_output()
+    assert (message["type"], message["code"]) == ("websocket.close", 4401)

@@ -1,0 +1,48 @@
+"""config/env.py: configuration is validated once, and errors name the fix."""
+
+from __future__ import annotations
+
+import pytest
+
+from config.env import ConfigError, load_config
+
+BASE = {"GATEWAY_OIDC_ISSUER": "https://idp.example.com", "GATEWAY_OIDC_CLIENT_ID": "gw",
+        "GATEWAY_OIDC_CLIENT_SECRET": "s", "GATEWAY_SECRET_KEY": "x" * 40}
+
+
+def test_defaults_are_embedded() -> None:
+    config = load_config(BASE)
+    assert config.database.engine.endswith("sqlite3")
+    assert config.redis_url is None
+    assert config.allowed_origins == frozenset({"http://127.0.0.1:8000"})
+    assert config.audiences == frozenset({"gw"})
+
+
+def test_database_and_redis_urls_switch_backends() -> None:
+    config = load_config({**BASE, "GATEWAY_DATABASE_URL": "postgres://u:p@db:5432/gw",
+                          "GATEWAY_REDIS_URL": "redis://127.0.0.1:6379/0"})
+    assert (config.database.engine, config.database.name, config.database.host) == (
+        "django.db.backends.postgresql", "gw", "db")
+    assert config.redis_url == "redis://127.0.0.1:6379/0"
+
+
+@pytest.mark.parametrize(("change", "names"), [
+    ({"GATEWAY_OIDC_ISSUER": ""}, "GATEWAY_OIDC_ISSUER"),
+    ({"GATEWAY_OIDC_ISSUER": "http://idp.example.com"}, "https"),
+    ({"GATEWAY_SECRET_KEY": ""}, "GATEWAY_DEV=true"),
+    ({"GATEWAY_OIDC_ALGORITHMS": "HS256"}, "asymmetric"),
+    ({"GATEWAY_OIDC_ALGORITHMS": "none"}, "asymmetric"),
+    ({"GATEWAY_LEEWAY_SECONDS": "120"}, "0 to 60"),
+    ({"GATEWAY_DATABASE_URL": "mysql://x"}, "postgres://"),
+    ({"GATEWAY_REDIS_URL": "http://x"}, "redis://"),
+    ({"GATEWAY_ALLOWED_ORIGINS": "evil"}, "absolute http(s) URL"),
+    ({"GATEWAY_OIDC_PROFILE": "okta"}, "generic, keycloak, entra"),
+    ({"GATEWAY_DEV": "maybe"}, "true or false"),
+])
+def test_bad_values_fail_with_the_fix(change: dict[str, str], names: str) -> None:
+    with pytest.raises(ConfigError, match=names.replace("(", r"\(").replace(")", r"\)")):
+        load_config({**BASE, **change})
+
+
+def test_loopback_http_issuer_is_allowed_for_development() -> None:
+    assert load_config({**BASE, "GATEWAY_OIDC_ISSUER": "http://127.0.0.1:9000"}).issuer
