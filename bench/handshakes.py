@@ -24,10 +24,10 @@ from websockets.asyncio.client import connect
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import devidp  # noqa: E402
-from devidp.stack import free_port, gateway_env, migrate  # noqa: E402
-from devidp.stack import start_gateway as _start  # noqa: E402
-from tests.e2e.flows import login  # noqa: E402
+import devidp
+from devidp.stack import free_port, gateway_env, migrate
+from devidp.stack import start_gateway as _start
+from tests.e2e.flows import login
 
 
 def auth_histogram(gateway: str) -> tuple[float, float]:

@@ -207,7 +207,7 @@ def start(
         keys_file=keys_file,
     )
     log_handle = log_file.open("ab")
-    process = subprocess.Popen(  # noqa: S603 - fixed argv: node + our script
+    process = subprocess.Popen(
         [node, str(SERVER_SCRIPT)],
         cwd=PACKAGE_DIR,
         env=env,
@@ -279,7 +279,7 @@ def run_foreground(
         keys_file=Path(keys_file).resolve(),
     )
     argv = [_node(), str(SERVER_SCRIPT)]
-    process = subprocess.Popen(argv, cwd=PACKAGE_DIR, env=env)  # noqa: S603 - fixed argv
+    process = subprocess.Popen(argv, cwd=PACKAGE_DIR, env=env)
 
     def _forward(signum: int, _frame: object) -> None:
         if process.poll() is None:

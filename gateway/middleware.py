@@ -11,14 +11,14 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from django.utils.module_loading import import_string
-from oidc.policy import RoutePolicy, evaluate, find_policy
 
 from consumers.closecodes import CloseCode, close_for, reason_text
 from gateway.audit import audit
-from gateway.metrics import AUTH_SECONDS
 from gateway.authn import Authenticated, NotAuthenticated, OriginRequired, authenticate
 from gateway.credentials import SUBPROTOCOL, Credential, find_credential, header, token_in_query
 from gateway.first_message import authenticate_first_message, close_accepted, replay_connect
+from gateway.metrics import AUTH_SECONDS
+from oidc.policy import RoutePolicy, evaluate, find_policy
 from oidc.types import CredentialKind
 
 logger = logging.getLogger("gateway.middleware")

@@ -17,9 +17,8 @@ import httpx
 from django.conf import settings
 
 from gateway.metrics import JWKS_FETCHES
-from oidc.discovery import ProviderMetadata, discovery_url, parse_metadata
-
 from oidc.config import IssuerConfig
+from oidc.discovery import ProviderMetadata, discovery_url, parse_metadata
 from oidc.errors import DiscoveryError, KeysUnavailable
 from oidc.jwks import JwksCache
 from oidc.profiles import PROFILES

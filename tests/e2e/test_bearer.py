@@ -12,7 +12,13 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 import devidp
 from tests.e2e.conftest import Stack
 from tests.e2e.flows import (
-    closed_with, first_message, login, open_ws, service_token, session_cookie, user_tokens,
+    closed_with,
+    first_message,
+    login,
+    open_ws,
+    service_token,
+    session_cookie,
+    user_tokens,
 )
 
 
