@@ -171,22 +171,24 @@ class JwksCache:
         ``force``, at most one fetch per ``min_refetch_interval``. A failure keeps
         the previous keys; raises KeysUnavailable only if none ever loaded.
         """
-        if self._inflight is None:
+        task = self._inflight
+        if task is None:
             if not force and self._rate_limited():
                 fetched = False
             else:
                 self._last_attempt = self._clock()
-                self._inflight = asyncio.ensure_future(self._do_fetch())
-        if self._inflight is not None:
-            task = self._inflight
-            try:
-                fetched = await asyncio.shield(task)
-            finally:
-                if task.done() and self._inflight is task:
-                    self._inflight = None
+                task = self._inflight = asyncio.ensure_future(self._do_fetch())
+                task.add_done_callback(self._clear_inflight)
+        if task is not None:
+            # shield: a cancelled caller must not cancel the fetch others await.
+            fetched = await asyncio.shield(task)
         if not self.loaded:
             raise KeysUnavailable(f"no signing keys could be loaded from {self.jwks_uri}")
         return fetched
+
+    def _clear_inflight(self, task: asyncio.Task[bool]) -> None:
+        if self._inflight is task:
+            self._inflight = None
 
     async def _do_fetch(self) -> bool:
         self.fetch_count += 1

@@ -1,0 +1,286 @@
+"""Access tokens: RFC 9068 §4 and the RFC 8725 attacks, one check per case."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from oidc import errors
+from oidc.config import IssuerConfig
+from oidc.jwks import JwksCache
+from oidc.policy import RoutePolicy, evaluate
+from oidc.profiles import ENTRA, KEYCLOAK
+from oidc.types import CredentialKind, Principal
+from oidc.verify import verify_access_token
+
+from .factories import (
+    AT_HEADER,
+    AUDIENCE,
+    BCL_EVENT,
+    CLIENT_ID,
+    ID_HEADER,
+    ISSUER,
+    KEY3,
+    LOGOUT_HEADER,
+    NOW,
+    access_claims,
+    b64,
+    encode,
+    id_claims,
+    logout_claims,
+    make_config,
+)
+
+
+async def verify(raw: str, config: IssuerConfig, keys: JwksCache, *, now: float = NOW,
+                 credential: CredentialKind = CredentialKind.BEARER) -> Principal:
+    return await verify_access_token(raw, {config.issuer: config}, {config.issuer: keys},
+                                     now=now, credential=credential)
+
+
+async def test_valid_token_gives_principal(config, keys):
+    raw = encode(AT_HEADER, access_claims(groups=["eng"], roles=["admin"], sid="s1"))
+    p = await verify(raw, config, keys, credential=CredentialKind.SUBPROTOCOL)
+    assert (p.issuer, p.subject, p.client_id, p.sid) == (ISSUER, "user-1", "spa", "s1")
+    assert p.scopes == {"openid", "ws.read"}
+    assert p.groups == {"eng"} and p.roles == {"admin"}
+    assert p.expires_at == NOW + 300 and p.kid == "k1" and p.token_format == "jwt"
+    assert p.credential is CredentialKind.SUBPROTOCOL
+    assert p.jti_hash is not None and len(p.jti_hash) == 16 and "jti-1" not in p.jti_hash
+    assert p.claims["sub"] == "user-1"
+    with pytest.raises(TypeError):
+        p.claims["sub"] = "x"  # type: ignore[index]
+
+
+@pytest.mark.parametrize("alg", ["none", "None", "NONE", "nOnE"])
+async def test_alg_none_in_any_spelling(config, keys, alg):
+    raw = encode({**AT_HEADER, "alg": alg}, access_claims(), key=None)
+    with pytest.raises(errors.UnsupportedAlgorithm):
+        await verify(raw, config, keys)
+
+
+@pytest.mark.parametrize("allowed", [("RS256",), ("RS256", "PS256")])
+async def test_hs256_signed_with_public_key(keys, allowed):
+    pem = keys.get("k1").as_pem()
+    raw = encode({**AT_HEADER, "alg": "HS256"}, access_claims(), hmac_secret=pem)
+    with pytest.raises(errors.UnsupportedAlgorithm):
+        await verify(raw, make_config(algorithms=allowed), keys)
+
+
+async def test_alg_outside_allowlist(keys):
+    raw = encode({**AT_HEADER, "alg": "RS384"}, access_claims())
+    with pytest.raises(errors.UnsupportedAlgorithm):
+        await verify(raw, make_config(algorithms=("RS256",)), keys)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"jwk": {"kty": "RSA", "n": "AQAB", "e": "AQAB"}},
+        {"jku": "https://attacker.example/jwks"},
+        {"x5u": "https://attacker.example/cert.pem"},
+        {"x5c": ["MIIB"]},
+    ],
+    ids=["jwk", "jku", "x5u", "x5c"],
+)
+async def test_embedded_key_headers(config, keys, extra):
+    raw = encode({**AT_HEADER, **extra}, access_claims())
+    with pytest.raises(errors.ForbiddenHeader):
+        await verify(raw, config, keys)
+
+
+async def test_unknown_crit(config, keys):
+    raw = encode({**AT_HEADER, "crit": ["exp"], "exp": 1}, access_claims())
+    with pytest.raises(errors.UnknownCritical):
+        await verify(raw, config, keys)
+
+
+async def test_unknown_kid(config, keys, fetcher):
+    raw = encode({**AT_HEADER, "kid": "k3"}, access_claims(), key=KEY3)
+    with pytest.raises(errors.UnknownKey):
+        await verify(raw, config, keys)
+    assert fetcher.calls == 1
+
+
+async def test_flood_of_unknown_kids_refetches_once_per_interval(config, keys, fetcher, clock):
+    for i in range(50):
+        raw = encode({**AT_HEADER, "kid": f"forged-{i}"}, access_claims())
+        with pytest.raises(errors.UnknownKey):
+            await verify(raw, config, keys)
+    assert fetcher.calls == 1
+    clock.now += keys.min_refetch_interval
+    with pytest.raises(errors.UnknownKey):
+        await verify(encode({**AT_HEADER, "kid": "again"}, access_claims()), config, keys)
+    assert fetcher.calls == 2
+
+
+async def test_stripped_signature(config, keys):
+    head, body, _ = encode(AT_HEADER, access_claims()).split(".")
+    with pytest.raises(errors.BadSignature):
+        await verify(f"{head}.{body}.", config, keys)
+
+
+async def test_signature_by_another_key(config, keys):
+    raw = encode(AT_HEADER, access_claims(), key=KEY3)  # claims kid k1, signed by k3
+    with pytest.raises(errors.BadSignature):
+        await verify(raw, config, keys)
+
+
+async def test_tampered_payload(config, keys):
+    head, _, sig = encode(AT_HEADER, access_claims()).split(".")
+    body = b64(b'{"iss":"%s","sub":"admin"}' % ISSUER.encode())
+    with pytest.raises(errors.BadSignature):
+        await verify(f"{head}.{body}.{sig}", config, keys)
+
+
+@pytest.mark.parametrize(
+    ("claims", "error"),
+    [
+        (access_claims(exp=NOW - 31), errors.ExpiredToken),
+        (access_claims(exp=None), errors.MissingClaim),
+        (access_claims(exp="2099-01-01"), errors.MissingClaim),
+        (access_claims(exp=True), errors.MissingClaim),
+        (access_claims(nbf=NOW + 31), errors.NotYetValid),
+        (access_claims(iat=NOW + 31), errors.IssuedInFuture),
+        (access_claims(iat=None), errors.MissingClaim),
+        (access_claims(aud="someone-else"), errors.InvalidAudience),
+        (access_claims(aud=["a", "b"]), errors.InvalidAudience),
+        (access_claims(aud=None), errors.MissingClaim),
+        (access_claims(sub=None), errors.MissingClaim),
+        (access_claims(sub=""), errors.MissingClaim),
+    ],
+    ids=["expired", "no-exp", "exp-string", "exp-bool", "future-nbf", "future-iat", "no-iat",
+         "wrong-aud", "wrong-aud-list", "no-aud", "no-sub", "empty-sub"],
+)
+async def test_claim_failures(config, keys, claims, error):
+    with pytest.raises(error):
+        await verify(encode(AT_HEADER, claims), config, keys)
+
+
+async def test_leeway_accepts_slightly_expired(config, keys):
+    raw = encode(AT_HEADER, access_claims(exp=NOW - 29, nbf=NOW + 29, iat=NOW + 29))
+    assert (await verify(raw, config, keys)).subject == "user-1"
+
+
+@pytest.mark.parametrize("iss", [ISSUER + "/", ISSUER.upper(), "https://evil.example.com"])
+async def test_wrong_issuer(config, keys, iss):
+    with pytest.raises(errors.UnknownIssuer):
+        await verify(encode(AT_HEADER, access_claims(iss=iss)), config, keys)
+
+
+async def test_other_issuer_cannot_use_this_issuers_keys(config, keys):
+    other = make_config(issuer="https://other.example.com")
+    raw = encode(AT_HEADER, access_claims(iss=other.issuer))
+    with pytest.raises(errors.KeysUnavailable):  # no cache for "other": never falls back
+        await verify_access_token(raw, {ISSUER: config, other.issuer: other}, {ISSUER: keys},
+                                  now=NOW, credential=CredentialKind.BEARER)
+
+
+async def test_token_for_another_client(keys):
+    config = make_config(allowed_client_ids=frozenset({"spa"}))
+    assert (await verify(encode(AT_HEADER, access_claims()), config, keys)).client_id == "spa"
+    with pytest.raises(errors.InvalidClient):
+        await verify(encode(AT_HEADER, access_claims(client_id="intruder")), config, keys)
+    with pytest.raises(errors.InvalidClient):
+        await verify(encode(AT_HEADER, access_claims(client_id=None)), config, keys)
+
+
+async def test_id_token_presented_as_access_token(keys):
+    config = make_config(audiences=frozenset({AUDIENCE, CLIENT_ID}), profile=KEYCLOAK)
+    with pytest.raises(errors.WrongTokenType):
+        await verify(encode(ID_HEADER, id_claims()), config, keys)
+
+
+@pytest.mark.parametrize("claim", ["nonce", "at_hash", "c_hash"])
+async def test_id_token_claims_refused(keys, claim):
+    config = make_config(profile=KEYCLOAK)
+    with pytest.raises(errors.WrongTokenType):
+        await verify(encode(ID_HEADER, access_claims(**{claim: "x"})), config, keys)
+
+
+@pytest.mark.parametrize("typ", ["ID", "Logout", "Refresh", 1])
+async def test_keycloak_typ_claim_must_be_bearer(keys, typ):
+    config = make_config(profile=KEYCLOAK)
+    with pytest.raises(errors.WrongTokenType):
+        await verify(encode(ID_HEADER, access_claims(typ=typ)), config, keys)
+
+
+async def test_logout_token_presented_as_access_token(keys):
+    config = make_config(audiences=frozenset({CLIENT_ID}), profile=KEYCLOAK)
+    claims = {**logout_claims(), "exp": NOW + 100}
+    with pytest.raises(errors.WrongTokenType):
+        await verify(encode(LOGOUT_HEADER, claims), config, keys)
+    with pytest.raises(errors.WrongTokenType):  # even with typ JWT: the events claim gives it away
+        await verify(encode(ID_HEADER, claims), config, keys)
+    assert BCL_EVENT in claims["events"]
+
+
+@pytest.mark.parametrize("typ", ["JWT", None, "logout+jwt", "application/jwt"])
+async def test_generic_profile_requires_at_jwt(config, keys, typ):
+    header: dict[str, Any] = {**AT_HEADER, "typ": typ} if typ else {"alg": "RS256", "kid": "k1"}
+    with pytest.raises(errors.WrongTokenType):
+        await verify(encode(header, access_claims()), config, keys)
+
+
+@pytest.mark.parametrize("typ", ["at+jwt", "AT+JWT", "application/at+jwt"])
+async def test_at_jwt_spellings_accepted(config, keys, typ):
+    assert await verify(encode({**AT_HEADER, "typ": typ}, access_claims()), config, keys)
+
+
+async def test_oversized_token_rejected_before_parsing(keys):
+    config = make_config(max_token_bytes=1024)
+    with pytest.raises(errors.TokenTooLarge):
+        await verify("!" * 1025, config, keys)  # not even a JWS: size wins
+    with pytest.raises(errors.TokenTooLarge):
+        await verify(encode(AT_HEADER, access_claims(pad="x" * 2000)), config, keys)
+
+
+@pytest.mark.parametrize(
+    "raw", ["", "abc", "a.b", "a.b.c.d", "!!.!!.!!", "e30.W10.", "bnVsbA.e30."],
+    ids=["empty", "one", "two", "four", "bad-b64", "payload-list", "header-null"],
+)
+async def test_malformed(config, keys, raw):
+    with pytest.raises(errors.MalformedToken):
+        await verify(raw, config, keys)
+
+
+async def test_valid_token_lacking_route_scope_is_denied_by_policy(config, keys):
+    principal = await verify(encode(AT_HEADER, access_claims(scope="openid")), config, keys)
+    policy = RoutePolicy(name="r", path="/ws/", consumer="c", scopes=frozenset({"ws.read"}),
+                         claims=(), credentials=frozenset({CredentialKind.BEARER}))
+    decision = evaluate(principal, policy, now=NOW)
+    assert (decision.allowed, decision.reason, decision.detail) == (False, "missing_scope",
+                                                                    "ws.read")
+
+
+async def test_keycloak_shaped_token(keys):
+    config = make_config(profile=KEYCLOAK)
+    claims = access_claims(
+        client_id=None, azp="spa", typ="Bearer", scope="openid profile ws.read",
+        groups=["/engineering", "/engineering/backend"],
+        realm_access={"roles": ["offline_access", "operator"]},
+        resource_access={CLIENT_ID: {"roles": ["publisher"]}, "other": {"roles": ["nope"]}},
+    )
+    p = await verify(encode({**ID_HEADER, "typ": "JWT"}, claims), config, keys)
+    assert p.groups == {"/engineering", "/engineering/backend"}
+    assert p.roles == {"offline_access", "operator", "publisher"}
+    assert p.scopes == {"openid", "profile", "ws.read"}
+    assert p.client_id == "spa"
+
+
+async def test_entra_shaped_token(keys):
+    config = make_config(profile=ENTRA, allowed_client_ids=frozenset({"app-1", "app-2"}))
+    v2 = access_claims(client_id=None, azp="app-1", scope=None, scp="ws.read ws.write",
+                       roles=["Gateway.Admin"], groups=["8c1f-guid"], ver="2.0")
+    p = await verify(encode(ID_HEADER, v2), config, keys)
+    assert p.scopes == {"ws.read", "ws.write"}
+    assert p.roles == {"Gateway.Admin"} and p.groups == {"8c1f-guid"} and p.client_id == "app-1"
+    v1 = access_claims(client_id=None, appid="app-2", scope=None, scp="ws.read", ver="1.0")
+    assert (await verify(encode(ID_HEADER, v1), config, keys)).client_id == "app-2"
+
+
+async def test_entra_refuses_at_jwt_typ_it_never_issues(keys):
+    config = make_config(profile=ENTRA)
+    with pytest.raises(errors.WrongTokenType):
+        await verify(encode(AT_HEADER, access_claims()), config, keys)

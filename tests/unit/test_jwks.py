@@ -1,0 +1,147 @@
+"""JwksCache: parse once, single-flight, rate limit, stale keys, rotation."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from joserfc.jwk import ECKey, OctKey, RSAKey
+
+from oidc import errors
+from oidc.jwks import JwksCache
+
+from .factories import KEY1, KEY2, KEY3, FakeClock, FakeFetcher, jwks_of
+
+URI = "https://idp.example.com/jwks"
+
+
+def test_parsed_key_object_is_reused(keys):
+    assert keys.get("k1") is keys.get("k1")
+    assert keys.get("k1") is not keys.get("k2")
+
+
+async def test_unchanged_keys_are_not_reparsed_on_refresh(keys, clock):
+    before = keys.get("k1")
+    clock.now += 60
+    assert await keys.refresh()
+    assert keys.get("k1") is before
+
+
+async def test_first_load_fetches(clock):
+    fetcher = FakeFetcher(jwks_of(KEY1))
+    cache = JwksCache(URI, fetcher, clock=clock)
+    assert not cache.loaded and cache.needs_refresh()
+    assert (await cache.resolve("k1")).kid == "k1"
+    assert cache.loaded and fetcher.calls == 1 and not cache.needs_refresh()
+
+
+async def test_never_loaded_and_unreachable(clock):
+    fetcher = FakeFetcher(jwks_of(KEY1))
+    fetcher.fail = True
+    cache = JwksCache(URI, fetcher, clock=clock)
+    with pytest.raises(errors.KeysUnavailable):
+        await cache.resolve("k1")
+    with pytest.raises(errors.KeysUnavailable):  # rate-limited, still unavailable
+        await cache.resolve("k1")
+    assert fetcher.calls == 1
+
+
+async def test_single_flight(clock):
+    fetcher = FakeFetcher(jwks_of(KEY1, KEY3))
+    cache = JwksCache(URI, fetcher, clock=clock)
+    cache.load(jwks_of(KEY1))
+    clock.now += 60
+    fetcher.gate = asyncio.Event()
+    tasks = [asyncio.ensure_future(cache.resolve("k3")) for _ in range(20)]
+    await asyncio.sleep(0)
+    fetcher.gate.set()
+    results = await asyncio.gather(*tasks)
+    assert fetcher.calls == 1
+    assert all(r is results[0] for r in results)
+
+
+async def test_concurrent_unknown_kid_fetches_once(keys, fetcher):
+    fetcher.gate = asyncio.Event()
+    tasks = [asyncio.ensure_future(keys.resolve("nope")) for _ in range(10)]
+    await asyncio.sleep(0)
+    fetcher.gate.set()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert all(isinstance(r, errors.UnknownKey) for r in results)
+    assert fetcher.calls == 1
+
+
+async def test_rate_limit_window(keys, fetcher, clock):
+    assert await keys.refresh()
+    assert not await keys.refresh()
+    clock.now += keys.min_refetch_interval - 1
+    assert not await keys.refresh()
+    assert await keys.refresh(force=True)
+    clock.now += keys.min_refetch_interval
+    assert await keys.refresh()
+    assert fetcher.calls == 3
+
+
+async def test_stale_keys_survive_failed_refetch_within_max_stale(keys, fetcher, clock):
+    fetcher.fail = True
+    clock.now += 7200
+    assert keys.needs_refresh()
+    assert await keys.refresh()  # fetched (and failed) without raising
+    assert keys.get("k1") is not None
+    assert (await keys.resolve("k2")).kid == "k2"
+    clock.now += keys.max_stale
+    assert keys.get("k1") is None
+    with pytest.raises(errors.KeysUnavailable):
+        await keys.resolve("k1")
+
+
+async def test_key_rotation(keys, fetcher, clock):
+    fetcher.document = jwks_of(KEY2, KEY3)
+    clock.now += 60
+    assert (await keys.resolve("k3")).kid == "k3"
+    assert keys.get("k1") is None  # retired key is gone after the refresh
+    assert keys.kids == {"k2", "k3"}
+
+
+async def test_bad_document_keeps_previous_keys(keys, fetcher, clock):
+    fetcher.document = {"keys": "nope"}
+    clock.now += 60
+    await keys.refresh()
+    assert keys.get("k1") is not None
+
+
+@pytest.mark.parametrize(
+    "jwk",
+    [
+        {**KEY3.as_dict(private=False), "use": "enc"},
+        {**KEY3.as_dict(private=False), "key_ops": ["encrypt"]},
+        KEY3.as_dict(private=True),
+        {**OctKey.generate_key(256).as_dict(), "kid": "k3"},
+        {"kid": "k3", "kty": "RSA", "n": "!!", "e": "AQAB"},
+        "not-a-jwk",
+    ],
+    ids=["use-enc", "key-ops-encrypt", "private", "symmetric", "garbage", "string"],
+)
+def test_unusable_keys_are_ignored(clock, jwk):
+    cache = JwksCache.from_keys({"keys": [KEY1.as_dict(private=False), jwk]}, clock=clock)
+    assert cache.kids == {"k1"}
+    assert cache.get("k3") is None
+
+
+def test_document_without_usable_key_is_refused(clock):
+    cache = JwksCache(URI, FakeFetcher({}), clock=clock)
+    with pytest.raises(ValueError, match="no usable"):
+        cache.load({"keys": [KEY1.as_dict(private=True)]})
+
+
+def test_ec_and_rsa_keys_load(clock):
+    ec = ECKey.generate_key("P-256", parameters={"kid": "ec"})
+    rsa = RSAKey.generate_key(2048, parameters={"kid": "rsa"})
+    cache = JwksCache.from_keys(jwks_of(ec, rsa), clock=clock)
+    assert cache.kids == {"ec", "rsa"}
+
+
+def test_no_kid_single_key(clock):
+    cache = JwksCache.from_keys(jwks_of(KEY1), clock=clock)
+    assert cache.get(None) is cache.get("k1")
+    two = JwksCache.from_keys(jwks_of(KEY1, KEY2), clock=clock)
+    assert two.get(None) is None
