@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import path
 
-from gateway import backchannel, health, metrics, tickets, views
+from gateway import backchannel, health, metrics, publish, tickets, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -10,6 +10,7 @@ urlpatterns = [
     path("oidc/logout/", views.logout_view, name="oidc_logout"),
     path("oidc/backchannel-logout/", backchannel.backchannel_logout, name="backchannel_logout"),
     path("ws/ticket", tickets.mint_ticket, name="ws_ticket"),
+    path("api/publish", publish.publish, name="publish"),
     path("healthz", health.healthz, name="healthz"),
     path("metrics", metrics.metrics_view, name="metrics"),
     path("readyz", health.readyz, name="readyz"),

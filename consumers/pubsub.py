@@ -1,0 +1,130 @@
+"""`/ws/events/`: subscribe to channels and publish to them (protocol: docs/protocol.md).
+
+Every subscribe and publish is checked against the principal's grants as they are
+now (``gateway.grants.cache``), not as they were at connect. A ``grants.changed``
+broadcast makes every socket re-check what it is subscribed to: channels it lost
+get an ``unsubscribed`` notice with reason ``revoked`` and no further messages.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from consumers.base import GatewayConsumer
+from consumers.closecodes import CloseCode
+from consumers.protocol import (
+    MAX_VIOLATIONS,
+    FrameError,
+    Request,
+    ack,
+    error,
+    frame_too_big,
+    message,
+    message_event,
+    parse,
+    unsubscribed,
+)
+from gateway.audit import audit
+from gateway.grants import GRANTS_GROUP, cache
+from oidc.channels import group_name
+from oidc.grants import Operation, allowed_operations
+from oidc.types import ChannelName
+
+logger = logging.getLogger("consumers.pubsub")
+
+
+class PubSubConsumer(GatewayConsumer):
+    subscriptions: dict[ChannelName, str]
+    violations: int
+
+    async def on_connected(self) -> None:
+        self.subscriptions, self.violations = {}, 0
+        await self.channel_layer.group_add(GRANTS_GROUP, self.channel_name)
+        self.groups_joined.append(GRANTS_GROUP)  # left by GatewayConsumer.disconnect
+
+    async def disconnect(self, code: int) -> None:
+        for group in getattr(self, "subscriptions", {}).values():
+            await self.channel_layer.group_discard(group, self.channel_name)
+        await super().disconnect(code)
+
+    # --- client -> gateway ----------------------------------------------------------
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if frame_too_big(text_data, bytes_data):
+            await self.close_with(CloseCode.MESSAGE_TOO_BIG, "frame_too_big")
+            return
+        request = parse(text_data, bytes_data)
+        if isinstance(request, FrameError):
+            await self._violation(request)
+            return
+        try:
+            await getattr(self, f"on_{request.type}")(request)
+        except Exception:  # details may be sensitive: the client gets a code only
+            logger.exception("pub/sub request failed")
+            await self.send_json(error(request.id, "internal_error", "try again later"))
+
+    async def _violation(self, refused: FrameError) -> None:
+        self.violations += 1
+        await self.send_json(error(refused.id, refused.error, refused.detail))
+        if self.violations >= MAX_VIOLATIONS:
+            await self.close_with(CloseCode.POLICY_VIOLATION, "too_many_protocol_errors")
+
+    async def _operations(self, channel: ChannelName) -> frozenset[Operation]:
+        snapshot = await cache.current()
+        return allowed_operations(self.principal, snapshot.grants, channel)
+
+    async def _forbidden(self, request: Request, event: str) -> None:
+        audit(event, "deny", "forbidden", issuer=self.principal.issuer,
+              subject=self.principal.subject, route=self.scope.get("path"),
+              detail=request.channel)
+        await self.send_json(error(request.id, "forbidden",
+                                   f"no grant allows {request.type} on this channel"))
+
+    async def on_subscribe(self, request: Request) -> None:
+        channel = request.channel
+        assert channel is not None
+        if channel not in self.subscriptions:
+            if Operation.SUBSCRIBE not in await self._operations(channel):
+                await self._forbidden(request, "subscribe")
+                return
+            group = group_name(channel)
+            await self.channel_layer.group_add(group, self.channel_name)
+            self.subscriptions[channel] = group
+        await self.send_json(ack(request.id, channel=channel))
+
+    async def on_unsubscribe(self, request: Request) -> None:
+        assert request.channel is not None
+        group = self.subscriptions.pop(request.channel, None)
+        if group is not None:
+            await self.channel_layer.group_discard(group, self.channel_name)
+        await self.send_json(ack(request.id, channel=request.channel))
+
+    async def on_publish(self, request: Request) -> None:
+        channel = request.channel
+        assert channel is not None
+        if Operation.PUBLISH not in await self._operations(channel):
+            await self._forbidden(request, "publish")
+            return
+        event = message_event(channel, request.payload)
+        await self.channel_layer.group_send(group_name(channel), event)
+        await self.send_json(ack(request.id, channel=channel, mid=event["mid"]))
+
+    async def on_ping(self, request: Request) -> None:
+        await self.send_json(ack(request.id))
+
+    # --- channel layer -> gateway ---------------------------------------------------
+
+    async def pubsub_message(self, event: dict[str, Any]) -> None:
+        if event.get("channel") in self.subscriptions:
+            await self.send_json(message(event))
+
+    async def grants_changed(self, event: dict[str, Any]) -> None:
+        """Grants changed somewhere: drop every subscription this principal lost."""
+        snapshot = await cache.at_least(int(event.get("version", 0)))
+        for channel in list(self.subscriptions):
+            ops = allowed_operations(self.principal, snapshot.grants, channel)
+            if Operation.SUBSCRIBE not in ops:
+                group = self.subscriptions.pop(channel)
+                await self.channel_layer.group_discard(group, self.channel_name)
+                await self.send_json(unsubscribed(channel, "revoked"))
