@@ -284,3 +284,11 @@ async def test_entra_refuses_at_jwt_typ_it_never_issues(keys):
     config = make_config(profile=ENTRA)
     with pytest.raises(errors.WrongTokenType):
         await verify(encode(AT_HEADER, access_claims()), config, keys)
+
+
+async def test_key_declaring_alg_only_verifies_that_alg(keys):
+    """KEY1's JWK says alg RS256: a PS256 token naming kid k1 is refused even if allowed."""
+    config = make_config(algorithms=("RS256", "PS256"))
+    raw = encode({**AT_HEADER, "alg": "PS256"}, access_claims())
+    with pytest.raises(errors.UnsupportedAlgorithm):
+        await verify(raw, config, keys)

@@ -10,7 +10,7 @@ from joserfc.jwk import ECKey, OctKey, RSAKey
 from oidc import errors
 from oidc.jwks import JwksCache
 
-from .factories import KEY1, KEY2, KEY3, FakeClock, FakeFetcher, jwks_of
+from .factories import KEY1, KEY2, KEY3, FakeFetcher, jwks_of
 
 URI = "https://idp.example.com/jwks"
 

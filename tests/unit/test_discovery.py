@@ -1,0 +1,86 @@
+"""Provider metadata (OIDC Discovery 1.0 §3-4, RFC 8414)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from oidc.discovery import discovery_url, parse_metadata
+from oidc.errors import DiscoveryError
+
+ISSUER = "https://idp.example.com/realms/main"
+
+
+def document(**overrides: Any) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "issuer": ISSUER,
+        "authorization_endpoint": f"{ISSUER}/auth",
+        "token_endpoint": f"{ISSUER}/token",
+        "jwks_uri": f"{ISSUER}/certs",
+        "userinfo_endpoint": f"{ISSUER}/userinfo",
+        "end_session_endpoint": f"{ISSUER}/logout",
+        "backchannel_logout_supported": True,
+        "authorization_response_iss_parameter_supported": True,
+        "id_token_signing_alg_values_supported": ["RS256", "ES256"],
+    }
+    doc.update(overrides)
+    return {k: v for k, v in doc.items() if v is not None}
+
+
+def test_parse():
+    m = parse_metadata(document(), ISSUER)
+    assert m.jwks_uri == f"{ISSUER}/certs" and m.userinfo_endpoint == f"{ISSUER}/userinfo"
+    assert m.iss_parameter_supported and m.backchannel_logout_supported
+    assert m.id_token_signing_alg_values_supported == ("RS256", "ES256")
+    assert m.introspection_endpoint is None
+
+
+@pytest.mark.parametrize("issuer", [ISSUER + "/", "https://evil.example.com", None])
+def test_issuer_mismatch(issuer):
+    with pytest.raises(DiscoveryError, match="issuer"):
+        parse_metadata(document(issuer=issuer), ISSUER)
+
+
+@pytest.mark.parametrize("field", ["authorization_endpoint", "token_endpoint", "jwks_uri"])
+def test_required_field_missing(field):
+    with pytest.raises(DiscoveryError, match=field):
+        parse_metadata(document(**{field: None}), ISSUER)
+
+
+@pytest.mark.parametrize(
+    "url", ["http://idp.example.com/certs", "ftp://idp.example.com/certs", "/certs", 42,
+            "https://idp.example.com/certs#frag"],
+)
+def test_insecure_urls_refused(url):
+    with pytest.raises(DiscoveryError, match="jwks_uri"):
+        parse_metadata(document(jwks_uri=url), ISSUER)
+
+
+@pytest.mark.parametrize("host", ["localhost:8080", "127.0.0.1:9000", "[::1]:9000"])
+def test_loopback_http_allowed(host):
+    issuer = f"http://{host}/oidc"
+    doc = document(issuer=issuer, authorization_endpoint=f"{issuer}/auth",
+                   token_endpoint=f"{issuer}/token", jwks_uri=f"{issuer}/jwks",
+                   userinfo_endpoint=None, end_session_endpoint=None)
+    assert parse_metadata(doc, issuer).jwks_uri == f"{issuer}/jwks"
+
+
+def test_bad_flag_and_algs():
+    with pytest.raises(DiscoveryError, match="backchannel_logout_supported"):
+        parse_metadata(document(backchannel_logout_supported="yes"), ISSUER)
+    with pytest.raises(DiscoveryError, match="id_token_signing"):
+        parse_metadata(document(id_token_signing_alg_values_supported="RS256"), ISSUER)
+
+
+@pytest.mark.parametrize(
+    ("issuer", "url"),
+    [
+        ("https://idp.example.com", "https://idp.example.com/.well-known/openid-configuration"),
+        ("https://idp.example.com/", "https://idp.example.com/.well-known/openid-configuration"),
+        ("https://idp.example.com/realms/a",
+         "https://idp.example.com/realms/a/.well-known/openid-configuration"),
+    ],
+)
+def test_discovery_url(issuer, url):
+    assert discovery_url(issuer) == url
