@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.conf import settings
-from oidc.verify import verify_access_token
 
 from gateway.credentials import Credential
 from gateway.introspect import introspect
@@ -14,6 +13,7 @@ from gateway.sessions import aload_auth, principal_from_session
 from gateway.tickets import redeem_ticket
 from oidc.errors import OidcError, TokenError
 from oidc.types import CredentialKind, Principal
+from oidc.verify import verify_access_token
 
 TOKEN_KINDS = (CredentialKind.BEARER, CredentialKind.SUBPROTOCOL, CredentialKind.MESSAGE)
 

@@ -10,11 +10,10 @@ import asyncio
 import json
 from typing import TYPE_CHECKING, Any
 
-from oidc.policy import RoutePolicy
-
 from consumers.closecodes import CloseCode, reason_text
 from gateway.audit import audit
 from gateway.credentials import SUBPROTOCOL, Credential
+from oidc.policy import RoutePolicy
 from oidc.types import CredentialKind
 
 if TYPE_CHECKING:

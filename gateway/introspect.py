@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import httpx
 from django.conf import settings
-from oidc.introspection import IntrospectionCache, principal_from_introspection
 
 from gateway.providers import FETCH_TIMEOUT, registry
 from oidc.errors import KeysUnavailable
+from oidc.introspection import IntrospectionCache, principal_from_introspection
 from oidc.types import CredentialKind, Principal
 
 cache = IntrospectionCache()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
+
 from oidc.policy import RoutePolicy, parse_policies
 
 
