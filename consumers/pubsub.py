@@ -42,8 +42,13 @@ class PubSubConsumer(GatewayConsumer):
         self.subscriptions, self.violations = {}, 0
         await self.channel_layer.group_add(GRANTS_GROUP, self.channel_name)
         self.groups_joined.append(GRANTS_GROUP)  # left by GatewayConsumer.disconnect
+        cache.watch()
+        self.watching = True
 
     async def disconnect(self, code: int) -> None:
+        if getattr(self, "watching", False):
+            cache.unwatch()
+            self.watching = False
         for group in getattr(self, "subscriptions", {}).values():
             await self.channel_layer.group_discard(group, self.channel_name)
         await super().disconnect(code)

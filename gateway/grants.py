@@ -146,7 +146,18 @@ class GrantCache:
         self.max_age, self.clock, self.read, self.load = max_age, clock, read, load
         self.snapshot: GrantSnapshot | None = None
         self.checked_at = float("-inf")
+        self.watchers = 0
         self._locks: weakref.WeakKeyDictionary[Any, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+    def watch(self) -> None:
+        """A socket joined ``gw.grants``. Broadcasts only reach processes with such sockets,
+        so the first one re-checks the version instead of trusting an unwatched snapshot."""
+        if self.watchers == 0:
+            self.checked_at = float("-inf")
+        self.watchers += 1
+
+    def unwatch(self) -> None:
+        self.watchers = max(0, self.watchers - 1)
 
     def _lock(self) -> asyncio.Lock:
         loop = asyncio.get_running_loop()
@@ -179,7 +190,7 @@ class GrantCache:
             return self.snapshot
 
     def clear(self) -> None:
-        self.snapshot, self.checked_at = None, float("-inf")
+        self.snapshot, self.checked_at, self.watchers = None, float("-inf"), 0
 
 
 cache = GrantCache()
