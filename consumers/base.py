@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
 
 from consumers.closecodes import CloseCode, reason_text
 from gateway.addressing import session_group, sid_group, subject_group
@@ -40,10 +41,23 @@ class GatewayConsumer(AsyncWebsocketConsumer):
         await self.accept(subprotocol)
         OPEN_CONNECTIONS.inc()
         self.counted = True
-        self._expiry = asyncio.get_running_loop().call_later(
-            max(0.0, self.principal.expires_at - time.time()), self._on_expired
-        )
+        self._arm_expiry_timers()
         await self.on_connected()
+
+    def _arm_expiry_timers(self) -> None:
+        """Two loop timers per socket, no polling: a notice ahead of expiry, then the close."""
+        loop = asyncio.get_running_loop()
+        remaining = max(0.0, self.principal.expires_at - time.time())
+        lead = settings.GATEWAY.expiry_notice
+        self._timers = [
+            loop.call_later(max(0.0, remaining - lead), self._on_expiring),
+            loop.call_later(remaining, self._on_expired),
+        ]
+
+    def _on_expiring(self) -> None:
+        self._expiring_notice = asyncio.ensure_future(self.send_json({
+            "v": PROTOCOL_VERSION, "type": "auth.expiring",
+            "expires_at": self.principal.expires_at}))
 
     def _address_groups(self) -> list[str]:
         p = self.principal
@@ -68,9 +82,8 @@ class GatewayConsumer(AsyncWebsocketConsumer):
         if getattr(self, "counted", False):
             OPEN_CONNECTIONS.dec()
             self.counted = False
-        expiry = getattr(self, "_expiry", None)
-        if expiry is not None:
-            expiry.cancel()
+        for timer in getattr(self, "_timers", ()):
+            timer.cancel()
         for group in getattr(self, "groups_joined", ()):
             await self.channel_layer.group_discard(group, self.channel_name)
 

@@ -132,3 +132,19 @@ async def test_revoke_event_closes_socket_4401() -> None:
                                          {"type": "gateway.revoke", "reason": "logged_out"})
     message = await comm.receive_output()
     assert (message["type"], message["code"]) == ("websocket.close", 4401)
+
+
+async def test_expiring_notice_then_close_4401_at_expiry() -> None:
+    import time
+
+    expires_at = time.time() + 1.0  # default lead is 60 s, so the notice comes at once
+    comm = _communicator(headers=[(b"authorization", f"Bearer {token(exp=expires_at)}".encode())])
+    assert (await comm.connect())[0]
+    assert json.loads(await comm.receive_from())["type"] == "welcome"
+    notice = json.loads(await comm.receive_from())
+    assert notice["type"] == "auth.expiring"
+    assert notice["expires_at"] == pytest.approx(expires_at)
+    closing = await comm.receive_output(timeout=5)
+    assert (closing["type"], closing["code"], closing["reason"]) == ("websocket.close", 4401,
+                                                                      "expired")
+    assert time.time() >= expires_at - 0.05
