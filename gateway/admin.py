@@ -12,6 +12,7 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
 from gateway.grants import acting_as, to_value
 from gateway.models import Channel, Grant, GrantChange
@@ -57,8 +58,8 @@ class ChannelAdmin(admin.ModelAdmin):
                          ", ".join(sorted(grant.operations)) or "-"))
         if not rows:
             return "No grant covers this channel: nobody can use it."
-        head = format_html("<tr><th>issuer</th><th>claim</th><th>value</th><th>grant target</th>"
-                           "<th>operations</th></tr>")
+        head = mark_safe("<tr><th>issuer</th><th>claim</th><th>value</th>"
+                         "<th>grant target</th><th>operations</th></tr>")
         body = format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
                                 "<td>{}</td></tr>", rows)
         return format_html("<table>{}{}</table>", head, body)
