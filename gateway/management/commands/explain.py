@@ -58,7 +58,7 @@ class Command(BaseCommand):
 
     async def _verify(self, token: str) -> Any:
         issuer = peek(token, max_bytes=65536).claims.get("iss")
-        if isinstance(issuer, str) and issuer in registry.issuers:
+        if isinstance(issuer, str) and issuer in registry.issuers and issuer not in registry.keys:
             await registry.load(issuer)
         return await verify_access_token(token, registry.issuers, registry.keys, now=time.time(),
                                          credential=CredentialKind.BEARER)
