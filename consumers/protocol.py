@@ -19,6 +19,7 @@ VERSION: Final = 1
 MAX_FRAME_BYTES: Final = 64 * 1024  # larger frames close the socket with 1009
 MAX_VIOLATIONS: Final = 10  # protocol errors tolerated before closing with 1008
 MAX_ID_LENGTH: Final = 128
+MAX_SUBSCRIPTIONS: Final = 100  # per connection; more are refused with too_many_subscriptions
 REQUEST_TYPES: Final = ("subscribe", "unsubscribe", "publish", "ping")
 REQUEST_FIELDS: Final = {"v", "type", "id", "channel", "payload"}
 

@@ -14,6 +14,7 @@ from typing import Any
 from consumers.base import GatewayConsumer
 from consumers.closecodes import CloseCode
 from consumers.protocol import (
+    MAX_SUBSCRIPTIONS,
     MAX_VIOLATIONS,
     FrameError,
     Request,
@@ -90,6 +91,10 @@ class PubSubConsumer(GatewayConsumer):
         channel = request.channel
         assert channel is not None
         if channel not in self.subscriptions:
+            if len(self.subscriptions) >= MAX_SUBSCRIPTIONS:
+                await self.send_json(error(request.id, "too_many_subscriptions",
+                                           f"at most {MAX_SUBSCRIPTIONS} per connection"))
+                return
             if Operation.SUBSCRIBE not in await self._operations(channel):
                 await self._forbidden(request, "subscribe")
                 return

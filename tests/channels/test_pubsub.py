@@ -12,7 +12,7 @@ from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 
 from consumers.closecodes import CloseCode
-from consumers.protocol import MAX_FRAME_BYTES, MAX_VIOLATIONS, message_event
+from consumers.protocol import MAX_FRAME_BYTES, MAX_SUBSCRIPTIONS, MAX_VIOLATIONS, message_event
 from consumers.pubsub import PubSubConsumer
 from gateway.grants import cache
 from gateway.models import Grant
@@ -224,3 +224,13 @@ async def test_new_grant_works_without_reconnecting() -> None:
     await asyncio.sleep(0.05)  # the broadcast refreshes this process's grant cache
     assert (await request(bob, type="subscribe", id=2, channel="builds"))["type"] == "ack"
     await bob.disconnect()
+
+
+async def test_subscriptions_per_connection_are_limited() -> None:
+    alice = await connect(ALICE)
+    for i in range(MAX_SUBSCRIPTIONS):
+        assert (await request(alice, type="subscribe", id=i, channel=f"alerts.c{i}"))["type"] == "ack"
+    refused = await request(alice, type="subscribe", id="over", channel="alerts.over")
+    assert refused["error"] == "too_many_subscriptions"
+    assert (await request(alice, type="subscribe", id="again", channel="alerts.c0"))["type"] == "ack"
+    await alice.disconnect()
