@@ -7,4 +7,4 @@ class GatewayConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from gateway import signals  # noqa: F401  (connects logout handlers)
+        from gateway import grants, signals  # noqa: F401  (connect logout and grant-change handlers)

@@ -82,9 +82,12 @@ async def authenticate(credential: Credential, *, now: float) -> Authenticated:
         return Authenticated(await principal_for_session(credential.secret, now=now),
                              credential.secret)
     if credential.kind is CredentialKind.TICKET:
-        session_key = await redeem_ticket(credential.secret, now=now)
-        principal = await principal_for_session(session_key, now=now)
-        return Authenticated(principal.with_credential(CredentialKind.TICKET), session_key)
+        redeemed = await redeem_ticket(credential.secret, now=now)
+        if redeemed.principal is not None:
+            return Authenticated(redeemed.principal)
+        principal = await principal_for_session(redeemed.session_key or "", now=now)
+        return Authenticated(principal.with_credential(CredentialKind.TICKET),
+                             redeemed.session_key)
     if credential.kind in TOKEN_KINDS:
         return Authenticated(await principal_for_token(credential.secret, credential.kind,
                                                        now=now))

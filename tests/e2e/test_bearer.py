@@ -155,3 +155,36 @@ async def test_rotated_key_is_accepted_without_restart(stack: Stack) -> None:
     assert header["kid"] == new_kid
     principal = await _welcome_via(stack, "header", token)
     assert principal["subject"] == "svc-reader"
+
+
+def _bearer_ticket(stack: Stack, token: str) -> str:
+    response = httpx.post(f"{stack.gateway}/ws/ticket", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200, response.text
+    assert response.headers["Cache-Control"] == "no-store"
+    return response.json()["ticket"]
+
+
+@pytest.mark.parametrize("who", ["service", "user"])
+@pytest.mark.parametrize("carrier", ["subprotocol", "message"])
+async def test_bearer_minted_ticket_opens_websocket_once(stack: Stack, svc_token: str,
+                                                          alice_token: str, who: str,
+                                                          carrier: str) -> None:
+    token, subject = (svc_token, "svc-reader") if who == "service" else (alice_token, "alice")
+    ticket = _bearer_ticket(stack, token)
+    if carrier == "subprotocol":
+        ws = await open_ws(stack.gateway, subprotocols=["gateway.v1", f"gateway.ticket.{ticket}"])
+    else:
+        ws = await open_ws(stack.gateway)
+        await ws.send(json.dumps({"type": "auth", "ticket": ticket}))
+    principal = (await first_message(ws))["principal"]
+    await ws.close()
+    assert (principal["subject"], principal["credential"]) == (subject, "ticket")
+    code, reason = await closed_with(stack.gateway, subprotocols=[
+        "gateway.v1", f"gateway.ticket.{ticket}"])
+    assert (code, reason) == (4401, "invalid_ticket")
+
+
+def test_ticket_with_invalid_bearer_is_refused(stack: Stack) -> None:
+    response = httpx.post(f"{stack.gateway}/ws/ticket", headers={"Authorization": "Bearer x.y.z"})
+    assert response.status_code == 401
+    assert response.json()["error"] == "malformed_token"

@@ -144,6 +144,15 @@ def test_session_key_rotates_at_login(stack: Stack) -> None:
     assert client.cookies["sessionid"] != before
 
 
+def test_csrf_token_rotates_at_login(stack: Stack) -> None:
+    client = httpx.Client(follow_redirects=False, timeout=10)
+    client.get(f"{stack.gateway}/admin/login/")  # sets an anonymous CSRF cookie
+    before = client.cookies["csrftoken"]
+    callback = authorize(client, stack.gateway, "bob", "bob-password")
+    assert client.get(callback).status_code == 302
+    assert client.cookies["csrftoken"] != before
+
+
 def test_tampered_state_is_refused(stack: Stack) -> None:
     client = httpx.Client(follow_redirects=False, timeout=10)
     callback = authorize(client, stack.gateway, "bob", "bob-password")
