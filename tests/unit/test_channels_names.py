@@ -19,7 +19,7 @@ from oidc.channels import (
 )
 from oidc.types import ChannelName
 
-VALID_RE = re.compile(r"^[a-z0-9_-]+(\.[a-z0-9_-]+)*$")
+VALID_RE = re.compile(r"[a-z0-9_-]+(\.[a-z0-9_-]+)*")
 LAYER_GROUP_RE = re.compile(r"^[a-zA-Z\d\-_.]+$")
 
 
@@ -95,10 +95,10 @@ def test_normaliser_accepts_exactly_the_documented_charset(raw: str) -> None:
         name = normalise_channel(raw)
     except InvalidChannel:
         lowered = raw.lower() if raw.isascii() else None
-        assert lowered is None or not (VALID_RE.match(lowered) and len(lowered) <= 64)
+        assert lowered is None or not (VALID_RE.fullmatch(lowered) and len(lowered) <= 64)
     else:
         assert raw.isascii()
-        assert VALID_RE.match(name) and 1 <= len(name) <= MAX_CHANNEL_LENGTH
+        assert VALID_RE.fullmatch(name) and 1 <= len(name) <= MAX_CHANNEL_LENGTH
         assert name == raw.lower()
         assert normalise_channel(name) == name  # idempotent
 
