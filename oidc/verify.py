@@ -80,10 +80,7 @@ def client_id_of(claims: Mapping[str, Any]) -> str | None:
 def _refuse_other_token_kinds(unverified: UnverifiedToken, issuer: IssuerConfig) -> None:
     """RFC 9068 §4 / RFC 8725 §3.11: only access tokens pass, never ID or logout tokens."""
     header, claims = unverified.header, unverified.claims
-    typ = header.get("typ")
-    if isinstance(typ, str) and normalize_typ(typ) == "logout+jwt":
-        raise WrongTokenType("logout token presented as access token")
-    check_typ(header, issuer.profile.access_token_types)
+    check_typ(header, issuer.profile.access_token_types)  # refuses logout+jwt too
     for name in NOT_ACCESS_TOKEN_CLAIMS:
         if name in claims:
             raise WrongTokenType(f"claim {name!r} marks an ID or logout token")

@@ -292,3 +292,13 @@ async def test_key_declaring_alg_only_verifies_that_alg(keys):
     raw = encode({**AT_HEADER, "alg": "PS256"}, access_claims())
     with pytest.raises(errors.UnsupportedAlgorithm):
         await verify(raw, config, keys)
+
+
+async def test_size_cap_is_per_issuer(keys):
+    small = make_config(max_token_bytes=1024)
+    big = make_config(issuer="https://big.example.com", max_token_bytes=65536)
+    raw = encode(AT_HEADER, access_claims(pad="x" * 2000))
+    with pytest.raises(errors.TokenTooLarge):
+        await verify_access_token(raw, {small.issuer: small, big.issuer: big},
+                                  {small.issuer: keys, big.issuer: keys}, now=NOW,
+                                  credential=CredentialKind.BEARER)

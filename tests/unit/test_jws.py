@@ -94,3 +94,9 @@ def test_verify_signature_never_accepts_none():
     raw = encode({"alg": "none"}, access_claims(), key=None)
     with pytest.raises((errors.UnsupportedAlgorithm, errors.BadSignature)):
         verify_signature(raw, KEY1, ["none", "RS256"])
+
+
+@pytest.mark.parametrize("alg", ["none", "None", "NONE", "nOnE"])
+def test_none_refused_even_if_listed(alg):
+    with pytest.raises(errors.UnsupportedAlgorithm):
+        check_header({"alg": alg}, [alg, "RS256"])
