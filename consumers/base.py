@@ -11,15 +11,33 @@ from typing import Any
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from consumers.closecodes import CloseCode, reason_text
+from consumers.closecodes import CloseCode, close_for, reason_text
 from gateway.addressing import session_group, sid_group, subject_group
+from gateway.audit import audit
+from gateway.authn import principal_for_token
 from gateway.credentials import SUBPROTOCOL
 from gateway.metrics import OPEN_CONNECTIONS
-from oidc.types import Principal
+from oidc.errors import OidcError
+from oidc.policy import evaluate
+from oidc.types import CredentialKind, Principal
 
 logger = logging.getLogger("consumers")
 
 PROTOCOL_VERSION = 1
+
+
+class SubjectChanged(OidcError):
+    """An in-band token names another issuer or subject than the connection's."""
+
+    error = "subject_changed"
+    status = "unauthenticated"
+
+
+class RouteDenied(OidcError):
+    """The refreshed principal no longer satisfies the route's policy."""
+
+    error = "forbidden"
+    status = "forbidden"
 
 
 class GatewayConsumer(AsyncWebsocketConsumer):
@@ -53,6 +71,32 @@ class GatewayConsumer(AsyncWebsocketConsumer):
             loop.call_later(max(0.0, remaining - lead), self._on_expiring),
             loop.call_later(remaining, self._on_expired),
         ]
+
+    async def reauthenticate(self, token: str) -> Principal:
+        """In-band re-authentication: a fresh token for the same issuer and subject.
+
+        Validated exactly like a new connection (including the route's policy); the
+        expiry timers are re-armed. Raises OidcError (the caller closes with its code).
+        """
+        fresh = await principal_for_token(token, CredentialKind.MESSAGE, now=time.time())
+        if (fresh.issuer, fresh.subject) != (self.principal.issuer, self.principal.subject):
+            raise SubjectChanged()
+        decision = evaluate(fresh, self.scope["route"], now=time.time())
+        if not decision.allowed:
+            raise RouteDenied(decision.reason)
+        self.principal = fresh
+        for timer in self._timers:
+            timer.cancel()
+        self._arm_expiry_timers()
+        audit("reauth", "allow", "refreshed", issuer=fresh.issuer, subject=fresh.subject,
+              route=self.scope.get("path"), kid=fresh.kid, jti_hash=fresh.jti_hash)
+        return fresh
+
+    async def refuse_reauth(self, exc: Exception) -> None:
+        code, reason = close_for(exc)
+        audit("reauth", "deny", reason, issuer=self.principal.issuer,
+              subject=self.principal.subject, route=self.scope.get("path"))
+        await self.close_with(code, reason)
 
     def _on_expiring(self) -> None:
         self._expiring_notice = asyncio.ensure_future(self.send_json({

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from oidc.channels import InvalidChannel, normalise_channel
@@ -20,8 +20,8 @@ MAX_FRAME_BYTES: Final = 64 * 1024  # larger frames close the socket with 1009
 MAX_VIOLATIONS: Final = 10  # protocol errors tolerated before closing with 1008
 MAX_ID_LENGTH: Final = 128
 MAX_SUBSCRIPTIONS: Final = 100  # per connection; more are refused with too_many_subscriptions
-REQUEST_TYPES: Final = ("subscribe", "unsubscribe", "publish", "ping")
-REQUEST_FIELDS: Final = {"v", "type", "id", "channel", "payload"}
+REQUEST_TYPES: Final = ("subscribe", "unsubscribe", "publish", "ping", "auth")
+REQUEST_FIELDS: Final = {"v", "type", "id", "channel", "payload", "token"}
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,7 @@ class Request:
     id: str | int
     channel: ChannelName | None = None
     payload: Any = None
+    token: str | None = field(default=None, repr=False)  # `auth` only; never logged
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,10 @@ def parse(text_data: str | None, bytes_data: bytes | None = None) -> Request | F
                           request_id)
     if kind == "ping":
         return Request("ping", request_id)
+    if kind == "auth":
+        if not isinstance(frame.get("token"), str) or not frame["token"]:
+            return FrameError("missing_field", "token is required", request_id)
+        return Request("auth", request_id, token=frame["token"])
     if "channel" not in frame:
         return FrameError("missing_field", "channel is required", request_id)
     try:

@@ -29,6 +29,7 @@ from consumers.protocol import (
 from gateway.audit import audit
 from gateway.grants import GRANTS_GROUP, cache
 from oidc.channels import group_name
+from oidc.errors import OidcError
 from oidc.grants import Operation, allowed_operations
 from oidc.types import ChannelName
 
@@ -129,9 +130,21 @@ class PubSubConsumer(GatewayConsumer):
         if event.get("channel") in self.subscriptions:
             await self.send_json(message(event))
 
+    async def on_auth(self, request: Request) -> None:
+        """In-band re-authentication; then subscriptions are re-checked against the new claims."""
+        try:
+            principal = await self.reauthenticate(request.token or "")
+        except OidcError as exc:
+            await self.refuse_reauth(exc)
+            return
+        await self.send_json(ack(request.id, expires_at=principal.expires_at))
+        await self._recheck_subscriptions(await cache.current())
+
     async def grants_changed(self, event: dict[str, Any]) -> None:
         """Grants changed somewhere: drop every subscription this principal lost."""
-        snapshot = await cache.at_least(int(event.get("version", 0)))
+        await self._recheck_subscriptions(await cache.at_least(int(event.get("version", 0))))
+
+    async def _recheck_subscriptions(self, snapshot: Any) -> None:
         for channel in list(self.subscriptions):
             ops = allowed_operations(self.principal, snapshot.grants, channel)
             if Operation.SUBSCRIBE not in ops:

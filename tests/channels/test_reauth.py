@@ -1,0 +1,96 @@
+"""In-band re-authentication on an open socket (issue 5): same subject only, grants re-checked."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+from channels.testing import WebsocketCommunicator
+
+from config.asgi import application
+from gateway.grants import cache
+from gateway.models import Grant
+from tests.channels.conftest import ISSUER, token
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+async def grants() -> None:
+    cache.clear()
+    await Grant.objects.acreate(issuer=ISSUER, claim="groups", value="engineering",
+                                target="deploys", subscribe=True)
+    await Grant.objects.acreate(issuer=ISSUER, claim="groups", value="admins",
+                                target="alerts.*", subscribe=True)
+
+
+def user_token(groups: list[str], **claims: Any) -> str:
+    return token(sub="alice", groups=groups, **claims)
+
+
+async def _request(comm: WebsocketCommunicator, **frame: Any) -> dict[str, Any]:
+    await comm.send_to(text_data=json.dumps({"v": 1} | frame))
+    return json.loads(await comm.receive_from())
+
+
+async def _connected(groups: list[str]) -> WebsocketCommunicator:
+    comm = WebsocketCommunicator(application, "/ws/events/", headers=[
+        (b"authorization", f"Bearer {user_token(groups)}".encode())])
+    assert (await comm.connect())[0]
+    return comm
+
+
+async def test_refreshed_token_with_fewer_groups_revokes_lost_channels() -> None:
+    comm = await _connected(["engineering", "admins"])
+    assert (await _request(comm, type="subscribe", id=1, channel="alerts.critical"))["type"] == "ack"
+    assert (await _request(comm, type="subscribe", id=2, channel="deploys"))["type"] == "ack"
+    later = time.time() + 900
+    reply = await _request(comm, type="auth", id=3, token=user_token(["engineering"], exp=later))
+    assert reply["type"] == "ack"
+    assert reply["expires_at"] == pytest.approx(later)
+    notice = json.loads(await comm.receive_from())
+    assert notice == {"v": 1, "type": "unsubscribed", "channel": "alerts.critical",
+                      "reason": "revoked"}
+    again = await _request(comm, type="subscribe", id=4, channel="alerts.critical")
+    assert again["error"] == "forbidden"
+    await comm.disconnect()
+
+
+async def test_refreshed_token_with_more_groups_allows_new_channels() -> None:
+    comm = await _connected(["engineering"])
+    assert (await _request(comm, type="subscribe", id=1, channel="alerts.x"))["type"] == "error"
+    assert (await _request(comm, type="auth", id=2,
+                           token=user_token(["engineering", "admins"])))["type"] == "ack"
+    assert (await _request(comm, type="subscribe", id=3, channel="alerts.x"))["type"] == "ack"
+    await comm.disconnect()
+
+
+@pytest.mark.parametrize(("new_token", "reason"), [
+    (lambda: token(sub="mallory", groups=["admins"]), "subject_changed"),
+    (lambda: user_token(["engineering"], exp=1), "expired_token"),
+    (lambda: user_token(["engineering"], aud="elsewhere"), "invalid_audience"),
+])
+async def test_bad_refresh_closes_4401(new_token: Any, reason: str) -> None:
+    comm = await _connected(["engineering"])
+    await comm.send_to(text_data=json.dumps({"v": 1, "type": "auth", "id": 1,
+                                             "token": new_token()}))
+    closing = await comm.receive_output()
+    assert (closing["type"], closing["code"], closing["reason"]) == ("websocket.close", 4401,
+                                                                      reason)
+
+
+async def test_principal_route_reauth_sends_new_welcome() -> None:
+    comm = WebsocketCommunicator(application, "/ws/", headers=[
+        (b"authorization", f"Bearer {user_token(['engineering'])}".encode())])
+    assert (await comm.connect())[0]
+    assert json.loads(await comm.receive_from())["principal"]["groups"] == ["engineering"]
+    await comm.send_to(text_data=json.dumps({"type": "auth",
+                                             "token": user_token(["engineering", "admins"])}))
+    welcome = json.loads(await comm.receive_from())
+    assert welcome["principal"]["groups"] == ["admins", "engineering"]
+    assert welcome["principal"]["credential"] == "message"
+    await comm.send_to(text_data=json.dumps({"type": "auth", "token": token(sub="mallory")}))
+    closing = await comm.receive_output()
+    assert (closing["code"], closing["reason"]) == (4401, "subject_changed")
