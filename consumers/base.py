@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import time
+import weakref
 from typing import Any
 
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -40,6 +41,18 @@ class RouteDenied(OidcError):
     status = "forbidden"
 
 
+LIVE: weakref.WeakSet[GatewayConsumer] = weakref.WeakSet()  # this process's open sockets
+
+
+async def close_all_local(code: CloseCode, reason: str) -> int:
+    """Close every socket of this process (used when the message bus is lost)."""
+    consumers = list(LIVE)
+    for consumer in consumers:
+        LIVE.discard(consumer)
+        await consumer.close_with(code, reason)
+    return len(consumers)
+
+
 class GatewayConsumer(AsyncWebsocketConsumer):
     """Accepts the principal the handshake middleware put in the scope.
 
@@ -59,6 +72,7 @@ class GatewayConsumer(AsyncWebsocketConsumer):
         await self.accept(subprotocol)
         OPEN_CONNECTIONS.inc()
         self.counted = True
+        LIVE.add(self)
         self._arm_expiry_timers()
         await self.on_connected()
 
@@ -128,8 +142,12 @@ class GatewayConsumer(AsyncWebsocketConsumer):
             self.counted = False
         for timer in getattr(self, "_timers", ()):
             timer.cancel()
+        LIVE.discard(self)
         for group in getattr(self, "groups_joined", ()):
-            await self.channel_layer.group_discard(group, self.channel_name)
+            try:
+                await self.channel_layer.group_discard(group, self.channel_name)
+            except Exception:  # the bus may be gone; nothing left to leave
+                logger.warning("could not leave group %s", group)
 
     async def send_json(self, content: dict[str, Any]) -> None:
         await self.send(text_data=json.dumps(content, separators=(",", ":")))

@@ -7,6 +7,9 @@ import contextlib
 import logging
 from typing import Any
 
+from django.conf import settings
+
+from gateway.buswatch import watch_bus
 from gateway.providers import registry
 
 logger = logging.getLogger("gateway.lifespan")
@@ -20,6 +23,8 @@ class Lifespan:
             if message["type"] == "lifespan.startup":
                 tasks = [asyncio.create_task(registry.load_all_with_retry()),
                          asyncio.create_task(registry.run_refresh_loop())]
+                if settings.GATEWAY.redis_url:
+                    tasks.append(asyncio.create_task(watch_bus(settings.GATEWAY.redis_url)))
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 for task in tasks:

@@ -1,0 +1,88 @@
+"""Issue 5: Redis stops under open sockets (close 1011 bus_lost), then comes back."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from channels_redis.pubsub import RedisPubSubChannelLayer
+from websockets.exceptions import ConnectionClosed
+
+import devidp
+from devidp.stack import GatewayProcess, free_port, gateway_env, migrate, start_gateway
+from gateway.addressing import subject_group
+from tests.e2e.conftest import Stack
+from tests.e2e.flows import first_message, open_ws, service_token
+
+
+class PrivateRedis:
+    def __init__(self, port: int, workdir: Path) -> None:
+        self.port, self.workdir, self.process = port, workdir, None
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        assert binary, "redis-server is missing: scripts/ensure-redis installs it"
+        self.process = subprocess.Popen(
+            [binary, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
+             "--appendonly", "no", "--dir", str(self.workdir)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            if subprocess.run(["redis-cli", "-p", str(self.port), "ping"], capture_output=True,
+                              text=True).stdout.strip() == "PONG":
+                return
+            time.sleep(0.05)
+        raise RuntimeError("private redis did not start")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.fixture
+def bus_gateway(stack: Stack, tmp_path: Path) -> Iterator[tuple[GatewayProcess, PrivateRedis]]:
+    redis = PrivateRedis(free_port(), tmp_path)
+    redis.start()
+    port = free_port()
+    env = gateway_env(stack.idp.issuer, port, database_file=tmp_path / "db.sqlite3",
+                      redis_url=f"redis://127.0.0.1:{redis.port}/0")
+    migrate(env)
+    gateway = start_gateway(port, env, tmp_path / "gateway.log")
+    try:
+        yield gateway, redis
+    finally:
+        gateway.stop()
+        redis.stop()
+
+
+async def test_sockets_close_1011_when_redis_goes_and_work_again_when_it_returns(
+        stack: Stack, bus_gateway: tuple[GatewayProcess, PrivateRedis]) -> None:
+    gateway, redis = bus_gateway
+    token = service_token(stack.idp.issuer, "svc-reader", "ws", devidp.API_AUDIENCE)
+    headers = {"Authorization": f"Bearer {token}"}
+    ws = await open_ws(gateway.url, headers=headers)
+    await first_message(ws)
+
+    redis.stop()
+    with pytest.raises(ConnectionClosed) as closed:
+        await asyncio.wait_for(ws.recv(), 5)
+    assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1011, "bus_lost")
+
+    redis.start()
+    await asyncio.sleep(1.5)  # the process notices the bus is back on its next ping
+    again = await open_ws(gateway.url, headers=headers)
+    assert (await first_message(again))["principal"]["subject"] == "svc-reader"
+    # messages through Redis reach the new socket: a revoke closes it with 4401
+    layer = RedisPubSubChannelLayer(hosts=[f"redis://127.0.0.1:{redis.port}/0"])
+    await layer.group_send(subject_group(stack.idp.issuer, "svc-reader"),
+                           {"type": "gateway.revoke", "reason": "logged_out"})
+    await layer.flush()
+    with pytest.raises(ConnectionClosed) as revoked:
+        await asyncio.wait_for(again.recv(), 5)
+    assert revoked.value.rcvd.code == 4401
