@@ -18,6 +18,7 @@ from gateway.audit import audit
 from gateway.authn import principal_for_token
 from gateway.credentials import SUBPROTOCOL
 from gateway.metrics import OPEN_CONNECTIONS
+from gateway.refresh import refresh_session
 from oidc.errors import OidcError
 from oidc.policy import evaluate
 from oidc.types import CredentialKind, Principal
@@ -87,12 +88,16 @@ class GatewayConsumer(AsyncWebsocketConsumer):
         ]
 
     async def reauthenticate(self, token: str) -> Principal:
-        """In-band re-authentication: a fresh token for the same issuer and subject.
-
-        Validated exactly like a new connection (including the route's policy); the
-        expiry timers are re-armed. Raises OidcError (the caller closes with its code).
-        """
+        """In-band re-authentication with a fresh token, validated like a new connection."""
         fresh = await principal_for_token(token, CredentialKind.MESSAGE, now=time.time())
+        self.adopt(fresh, "reauth")
+        return fresh
+
+    def adopt(self, fresh: Principal, event: str) -> None:
+        """Take a renewed principal: same issuer and subject, still allowed by the route.
+
+        The expiry timers are re-armed. Raises OidcError (the caller closes with its code).
+        """
         if (fresh.issuer, fresh.subject) != (self.principal.issuer, self.principal.subject):
             raise SubjectChanged()
         decision = evaluate(fresh, self.scope["route"], now=time.time())
@@ -102,9 +107,27 @@ class GatewayConsumer(AsyncWebsocketConsumer):
         for timer in self._timers:
             timer.cancel()
         self._arm_expiry_timers()
-        audit("reauth", "allow", "refreshed", issuer=fresh.issuer, subject=fresh.subject,
+        audit(event, "allow", "refreshed", issuer=fresh.issuer, subject=fresh.subject,
               route=self.scope.get("path"), kid=fresh.kid, jti_hash=fresh.jti_hash)
-        return fresh
+
+    async def on_principal_changed(self) -> None:
+        """Hook for subclasses: the server refreshed the principal (new claims, new expiry)."""
+
+    async def refresh_session(self) -> None:
+        """Browser sockets: refresh the session's tokens server-side and keep the socket."""
+        expiring_at = self.principal.expires_at
+        try:
+            fresh = await refresh_session(self.scope["session_key"], not_before=expiring_at)
+            self.adopt(fresh.with_credential(self.principal.credential), "refresh")
+        except OidcError as exc:
+            if exc.status == "unavailable":  # provider down: keep running until expiry
+                logger.warning("session refresh postponed: %s", exc.error)
+                return
+            await self.refuse_reauth(exc)
+            return
+        await self.send_json({"v": PROTOCOL_VERSION, "type": "auth.refreshed",
+                              "expires_at": self.principal.expires_at})
+        await self.on_principal_changed()
 
     async def refuse_reauth(self, exc: Exception) -> None:
         code, reason = close_for(exc)
@@ -113,9 +136,13 @@ class GatewayConsumer(AsyncWebsocketConsumer):
         await self.close_with(code, reason)
 
     def _on_expiring(self) -> None:
-        self._expiring_notice = asyncio.ensure_future(self.send_json({
-            "v": PROTOCOL_VERSION, "type": "auth.expiring",
-            "expires_at": self.principal.expires_at}))
+        self._expiring_notice = asyncio.ensure_future(self._expiring())
+
+    async def _expiring(self) -> None:
+        await self.send_json({"v": PROTOCOL_VERSION, "type": "auth.expiring",
+                              "expires_at": self.principal.expires_at})
+        if self.scope.get("session_key"):
+            await self.refresh_session()
 
     def _address_groups(self) -> list[str]:
         p = self.principal

@@ -16,6 +16,9 @@ class PrincipalConsumer(GatewayConsumer):
     async def on_connected(self) -> None:
         await self.welcome()
 
+    async def on_principal_changed(self) -> None:
+        await self.welcome()
+
     async def welcome(self) -> None:
         await self.send_json({"v": PROTOCOL_VERSION, "type": "welcome",
                               "principal": self.principal.as_dict()})

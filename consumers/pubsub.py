@@ -143,6 +143,9 @@ class PubSubConsumer(GatewayConsumer):
         await self.send_json(ack(request.id, expires_at=principal.expires_at))
         await self._recheck_subscriptions(await cache.current())
 
+    async def on_principal_changed(self) -> None:
+        await self._recheck_subscriptions(await cache.current())
+
     async def grants_changed(self, event: dict[str, Any]) -> None:
         """Grants changed somewhere: drop every subscription this principal lost."""
         await self._recheck_subscriptions(await cache.at_least(int(event.get("version", 0))))

@@ -1,0 +1,136 @@
+"""Server-side refresh of a browser session's tokens, for its long-lived sockets.
+
+Shortly before the session's access token expires, a session-bound socket asks for a
+refresh: the stored refresh token is exchanged at the provider (async httpx), a
+returned ID token is verified (OIDC Core 1.0 §12.2: same iss and sub), the session is
+updated, and the socket adopts the new principal (new groups, new expiry). A refusal
+by the provider closes the socket with 4401 ``refresh_failed``.
+
+Several sockets (on several processes) of one session may ask at once; a lock per
+session (Redis when configured, else in-process) lets one of them refresh, and the
+others adopt the result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import redis.asyncio as redis
+from django.conf import settings
+
+from gateway.authn import NoSession
+from gateway.providers import FETCH_TIMEOUT, registry
+from gateway.sessions import AUTH_KEY, aload_auth, principal_from_session, snapshot_of
+from oidc.errors import InvalidSubject, OidcError
+from oidc.profiles import extract_groups, extract_roles
+from oidc.types import Principal
+from oidc.verify import verify_id_token
+
+LOCK_SECONDS = 15
+_local_locks: dict[str, asyncio.Lock] = {}
+
+
+class ProviderUnreachable(OidcError):
+    """The token endpoint could not be reached: sockets keep running until their expiry."""
+
+    error = "provider_unreachable"
+    status = "unavailable"
+
+
+class RefreshFailed(OidcError):
+    """The provider refused the refresh (revoked, expired, or the user was disabled)."""
+
+    error = "refresh_failed"
+    status = "unauthenticated"
+
+
+@contextlib.asynccontextmanager
+async def session_lock(session_key: str) -> AsyncIterator[None]:
+    url = settings.GATEWAY.redis_url
+    if url is None:
+        lock = _local_locks.setdefault(session_key, asyncio.Lock())
+        async with lock:
+            yield
+        return
+    client = redis.from_url(url)
+    try:
+        async with client.lock(f"gw:refresh:{session_key}", timeout=LOCK_SECONDS,
+                               blocking_timeout=LOCK_SECONDS):
+            yield
+    finally:
+        await client.aclose()
+
+
+async def _exchange(refresh_token: str) -> dict[str, Any]:
+    metadata = registry.metadata[settings.GATEWAY.issuer]
+    try:
+        async with httpx.AsyncClient(timeout=FETCH_TIMEOUT, follow_redirects=False) as client:
+            response = await client.post(
+                metadata.token_endpoint,
+                data={"grant_type": "refresh_token", "refresh_token": refresh_token},
+                auth=(settings.GATEWAY.client_id, settings.GATEWAY.client_secret),
+                headers={"Accept": "application/json"},
+            )
+    except httpx.HTTPError as exc:
+        raise ProviderUnreachable(type(exc).__name__) from exc
+    if response.status_code != 200:
+        raise RefreshFailed(f"token endpoint answered HTTP {response.status_code}")
+    body = response.json()
+    if not isinstance(body, dict) or not isinstance(body.get("access_token"), str):
+        raise RefreshFailed("token response has no access_token")
+    return body
+
+
+async def _updated_auth(auth: dict[str, Any], body: dict[str, Any], now: float) -> dict[str, Any]:
+    issuer = registry.issuers[settings.GATEWAY.issuer]
+    old = auth["claims"]
+    claims: dict[str, Any] = {"iss": old["issuer"], "sub": old["subject"], "sid": old.get("sid"),
+                              "email": old.get("email"), "email_verified": old.get("email_verified")}
+    groups, roles = frozenset(old.get("groups", ())), frozenset(old.get("roles", ()))
+    id_token = body.get("id_token")
+    if isinstance(id_token, str):
+        verified = await verify_id_token(id_token, issuer, registry.keys_for(issuer.issuer),
+                                         now=now, nonce=None)
+        if (verified.claims.get("iss"), verified.claims.get("sub")) != (old["issuer"], old["subject"]):
+            raise InvalidSubject("refreshed ID token names another subject")
+        claims = {**claims, **verified.claims}
+        groups = extract_groups(verified.claims, issuer.profile, issuer.client_id)
+        roles = extract_roles(verified.claims, issuer.profile, issuer.client_id)
+    expires_at = now + float(body.get("expires_in") or 300)
+    scope = body.get("scope")
+    scopes = frozenset(scope.split()) if isinstance(scope, str) else frozenset(old.get("scopes", ()))
+    return {
+        **auth,
+        "expires_at": expires_at,
+        "access_token": body["access_token"],
+        "refresh_token": body.get("refresh_token") or auth.get("refresh_token"),
+        "id_token": id_token if isinstance(id_token, str) else auth.get("id_token"),
+        "claims": snapshot_of(claims, groups=groups, roles=roles, scopes=scopes,
+                              expires_at=expires_at, client_id=issuer.client_id or ""),
+    }
+
+
+async def refresh_session(session_key: str, *, not_before: float) -> Principal:
+    """Refresh unless another socket already did (the stored expiry is past `not_before`)."""
+    async with session_lock(session_key):
+        loaded = await aload_auth(session_key)
+        if loaded is None:
+            raise NoSession()
+        store, auth = loaded
+        current = principal_from_session(auth)
+        if current is not None and current.expires_at > not_before:
+            return current
+        if not auth.get("refresh_token"):
+            raise RefreshFailed("the session holds no refresh token")
+        now = time.time()
+        updated = await _updated_auth(dict(auth), await _exchange(auth["refresh_token"]), now)
+        await store.aset(AUTH_KEY, updated)
+        await store.asave()
+        principal = principal_from_session(updated)
+        assert principal is not None
+        return principal
