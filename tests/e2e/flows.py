@@ -137,3 +137,15 @@ def user_tokens(issuer: str, gateway: str, user: str, password: str,
                                 "redirect_uri": callback, "code_verifier": verifier})
     assert response.status_code == 200, response.text
     return response.json()
+
+
+def logout_at_provider(issuer: str, client: httpx.Client) -> None:
+    """RP-initiated logout at the provider, confirmed like a user would (triggers BCL)."""
+    page = client.get(discovery(issuer)["end_session_endpoint"], params={"client_id": "gateway"})
+    action = re.search(r'<form id="op.logoutForm" method="post" action="([^"]+)"', page.text)
+    xsrf = re.search(r'name="xsrf" value="([^"]+)"', page.text)
+    assert action, page.text[:500]
+    assert xsrf, page.text[:500]
+    done = client.post(urljoin(str(page.url), unescape(action.group(1))),
+                       data={"xsrf": xsrf.group(1), "logout": "yes"})
+    assert done.status_code in (302, 303), done.text[:300]

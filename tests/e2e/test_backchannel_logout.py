@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import time
 import uuid
-from html import unescape
-from urllib.parse import urljoin
 
 import httpx
 import pytest
@@ -17,7 +14,7 @@ from joserfc.jwk import KeySet
 from websockets.exceptions import ConnectionClosed
 
 from tests.e2e.conftest import Stack
-from tests.e2e.flows import discovery, first_message, login, open_ws, session_cookie
+from tests.e2e.flows import first_message, login, logout_at_provider, open_ws, session_cookie
 
 EVENT = "http://schemas.openid.net/event/backchannel-logout"
 
@@ -35,17 +32,6 @@ async def _close_code(ws, timeout: float = 3.0) -> int:
     return closed.value.rcvd.code
 
 
-def _logout_at_provider(stack: Stack, client: httpx.Client) -> None:
-    page = client.get(discovery(stack.idp.issuer)["end_session_endpoint"],
-                      params={"client_id": "gateway"})
-    action = re.search(r'<form id="op.logoutForm" method="post" action="([^"]+)"', page.text)
-    xsrf = re.search(r'name="xsrf" value="([^"]+)"', page.text)
-    assert action and xsrf, page.text[:500]
-    done = client.post(urljoin(str(page.url), unescape(action.group(1))),
-                       data={"xsrf": xsrf.group(1), "logout": "yes"})
-    assert done.status_code in (302, 303), done.text[:300]
-
-
 async def test_provider_logout_closes_every_socket_of_the_session(stack: Stack) -> None:
     alice = login(stack.gateway, "alice", "alice-password")
     bob = httpx.Client(follow_redirects=False, timeout=10)
@@ -55,7 +41,7 @@ async def test_provider_logout_closes_every_socket_of_the_session(stack: Stack) 
     bob_socket = await _open(stack, bob, 1)
 
     started = time.monotonic()
-    _logout_at_provider(stack, alice)
+    logout_at_provider(stack.idp.issuer, alice)
     codes = await asyncio.gather(*(_close_code(ws) for ws in alice_sockets))
     assert codes == [4401, 4401]
     assert time.monotonic() - started < 3
