@@ -9,6 +9,7 @@ import time
 import weakref
 from typing import Any
 
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
@@ -175,6 +176,13 @@ class GatewayConsumer(AsyncWebsocketConsumer):
                 await self.channel_layer.group_discard(group, self.channel_name)
             except Exception:  # the bus may be gone; nothing left to leave
                 logger.warning("could not leave group %s", group)
+
+    async def websocket_disconnect(self, message: dict[str, Any]) -> None:
+        """Channels' handler minus its per-socket thread hop to close DB connections:
+        our consumers use only the async ORM, and gateway.lifespan closes stale
+        connections periodically instead (one hop a minute, not one per socket)."""
+        await self.disconnect(message["code"])
+        raise StopConsumer()
 
     async def send_json(self, content: dict[str, Any]) -> None:
         await self.send(text_data=json.dumps(content, separators=(",", ":")))

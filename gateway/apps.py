@@ -8,3 +8,6 @@ class GatewayConfig(AppConfig):
 
     def ready(self) -> None:
         from gateway import grants, signals  # noqa: F401  (connect logout and grant-change handlers)
+        from gateway.audit import start_audit_writer
+
+        start_audit_writer()

@@ -5,14 +5,32 @@ Never pass a token here: only reason codes, identifiers and hashes.
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
+import logging.handlers
+import queue
 import time
 from typing import Any
 
 from gateway.metrics import HANDSHAKES
 
 logger = logging.getLogger("gateway.audit")
+_writer: logging.handlers.QueueListener | None = None
+
+
+def start_audit_writer() -> None:
+    """Move the audit logger's handlers behind a queue, so the event loop never waits
+    on stdout or a file; a listener thread does the writing (called once, at startup)."""
+    global _writer
+    if _writer is not None or not logger.handlers:
+        return
+    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    _writer = logging.handlers.QueueListener(records, *logger.handlers,
+                                             respect_handler_level=True)
+    logger.handlers = [logging.handlers.QueueHandler(records)]
+    _writer.start()
+    atexit.register(_writer.stop)
 
 FIELDS = (
     "event", "outcome", "reason", "issuer", "subject", "route", "origin", "remote",

@@ -12,6 +12,7 @@ from gateway.providers import registry
 from gateway.sessions import aload_auth, principal_from_session
 from gateway.tickets import redeem_ticket
 from oidc.errors import OidcError, TokenError
+from oidc.introspection import PrincipalCache
 from oidc.types import CredentialKind, Principal
 from oidc.verify import verify_access_token
 
@@ -66,13 +67,31 @@ def looks_like_jwt(token: str) -> bool:
     return token.count(".") == 2
 
 
+verified_jwts = PrincipalCache(ttl=300.0, max_entries=50_000)
+
+
+def _key_still_trusted(principal: Principal) -> bool:
+    keys = registry.keys.get(principal.issuer)
+    return keys is not None and keys.get(principal.kid) is not None
+
+
 async def principal_for_token(token: str, kind: CredentialKind, *, now: float) -> Principal:
-    """A JWT access token is verified locally; an opaque one by RFC 7662 introspection."""
+    """A JWT access token is verified locally; an opaque one by RFC 7662 introspection.
+
+    Verified JWTs are remembered by hash until their `exp` (at most 5 minutes), so a
+    client reconnecting with the same token skips the signature check; an entry is
+    ignored once its signing key has left the issuer's JWKS.
+    """
     if not token:
         raise TokenError("empty bearer token")
     if looks_like_jwt(token) or not settings.GATEWAY.introspection:
-        return await verify_access_token(token, registry.issuers, registry.keys, now=now,
-                                         credential=kind)
+        cached = verified_jwts.get(token, now)
+        if cached is not None and _key_still_trusted(cached):
+            return cached.with_credential(kind)
+        principal = await verify_access_token(token, registry.issuers, registry.keys, now=now,
+                                              credential=kind)
+        verified_jwts.put(token, principal, now)
+        return principal
     return await introspect(token, kind, now=now)
 
 

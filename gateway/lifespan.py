@@ -7,12 +7,20 @@ import contextlib
 import logging
 from typing import Any
 
+from channels.db import aclose_old_connections
 from django.conf import settings
 
 from gateway.buswatch import watch_bus
 from gateway.providers import registry
 
 logger = logging.getLogger("gateway.lifespan")
+
+
+async def close_stale_db_connections(period: float = 60.0) -> None:
+    """Replace Channels' per-socket close_old_connections with one call a minute."""
+    while True:
+        await asyncio.sleep(period)
+        await aclose_old_connections()
 
 
 class Lifespan:
@@ -22,7 +30,8 @@ class Lifespan:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 tasks = [asyncio.create_task(registry.load_all_with_retry()),
-                         asyncio.create_task(registry.run_refresh_loop())]
+                         asyncio.create_task(registry.run_refresh_loop()),
+                         asyncio.create_task(close_stale_db_connections())]
                 if settings.GATEWAY.redis_url:
                     tasks.append(asyncio.create_task(watch_bus(settings.GATEWAY.redis_url)))
                 await send({"type": "lifespan.startup.complete"})

@@ -100,3 +100,7 @@ class IntrospectionCache:
         self._entries.move_to_end(key)
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
+
+
+PrincipalCache = IntrospectionCache
+"""The same bounded cache, capped at each token's expiry, also holds verified JWTs."""

@@ -148,3 +148,31 @@ async def test_expiring_notice_then_close_4401_at_expiry() -> None:
     assert (closing["type"], closing["code"], closing["reason"]) == ("websocket.close", 4401,
                                                                       "expired")
     assert time.time() >= expires_at - 0.05
+
+
+async def test_verified_token_is_cached_until_its_key_leaves_the_jwks(monkeypatch) -> None:
+    from gateway import authn
+    from gateway.providers import registry
+    from oidc.jwks import JwksCache
+    from tests.channels.conftest import ISSUER
+    from tests.unit.factories import KEY2, jwks_of
+
+    authn.verified_jwts._entries.clear()
+    calls = []
+    real = authn.verify_access_token
+
+    async def counting(*args, **kwargs):
+        calls.append(1)
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(authn, "verify_access_token", counting)
+    bearer = [(b"authorization", f"Bearer {token(jti='cache-1')}".encode())]
+    for _ in range(3):
+        comm = _communicator(headers=bearer)
+        assert (await comm.connect())[0]
+        await comm.disconnect()
+    assert len(calls) == 1  # verified once, then served from the cache
+
+    registry.keys[ISSUER] = JwksCache.from_keys(jwks_of(KEY2), jwks_uri="static:rotated")
+    assert await _refusal(_communicator(headers=bearer)) == (4401, "unknown_kid")
+    assert len(calls) == 2  # the cached entry was not trusted once k1 was gone
