@@ -1,0 +1,86 @@
+"""GATEWAY_ISSUERS_FILE: several issuers federated at once, each with its own profile."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.test import override_settings
+
+from gateway.issuers import configured_issuers
+from oidc.errors import InvalidAudience, UnknownIssuer, UnknownKey
+from oidc.jwks import JwksCache
+from oidc.types import CredentialKind
+from oidc.verify import verify_access_token
+from tests.unit.factories import KEY1, KEY2, encode, jwks_of
+
+KEYCLOAK = "https://sso.example.com/realms/acme"
+TOML = f'''
+[[issuer]]
+issuer = "{KEYCLOAK}"
+audiences = ["account", "ws-gateway"]
+profile = "keycloak"
+client_id = "ws-gateway"
+algorithms = ["RS256"]
+'''
+
+
+def _with_file(tmp_path: Path, text: str):
+    path = tmp_path / "issuers.toml"
+    path.write_text(text)
+    return override_settings(GATEWAY=dataclasses.replace(settings.GATEWAY, issuers_file=path))
+
+
+async def test_two_issuers_each_with_their_own_keys_and_profile(tmp_path: Path) -> None:
+    with _with_file(tmp_path, TOML):
+        issuers = configured_issuers()
+    assert set(issuers) == {settings.GATEWAY.issuer, KEYCLOAK}
+    keys = {settings.GATEWAY.issuer: JwksCache.from_keys(jwks_of(KEY1)),
+            KEYCLOAK: JwksCache.from_keys(jwks_of(KEY2))}
+    now = time.time()
+    keycloak_token = encode({"alg": "RS256", "typ": "JWT", "kid": "k2"}, {
+        "iss": KEYCLOAK, "sub": "f:1:alice", "aud": ["account", "ws-gateway"], "azp": "ws-gateway",
+        "typ": "Bearer", "exp": now + 300, "iat": now, "scope": "openid ws",
+        "groups": ["/engineering"], "realm_access": {"roles": ["ops"]},
+        "resource_access": {"ws-gateway": {"roles": ["publisher"]}}}, key=KEY2)
+    principal = await verify_access_token(keycloak_token, issuers, keys, now=now,
+                                          credential=CredentialKind.BEARER)
+    assert principal.groups == {"/engineering"}
+    assert principal.roles == {"ops", "publisher"}
+    assert principal.scopes == {"openid", "ws"}
+
+    # a token signed by the Keycloak key but claiming the other issuer is refused
+    forged = encode({"alg": "RS256", "typ": "at+jwt", "kid": "k2"}, {
+        "iss": settings.GATEWAY.issuer, "sub": "x", "aud": "urn:wsgateway:api",
+        "exp": now + 300, "iat": now}, key=KEY2)
+    with pytest.raises(UnknownKey) as refused:
+        await verify_access_token(forged, issuers, keys, now=now, credential=CredentialKind.BEARER)
+    assert refused.value.error == "unknown_kid"
+
+    other = encode({"alg": "RS256", "typ": "at+jwt", "kid": "k1"}, {
+        "iss": "https://unknown.example", "sub": "x", "aud": "a", "exp": now + 300, "iat": now})
+    with pytest.raises(UnknownIssuer):
+        await verify_access_token(other, issuers, keys, now=now, credential=CredentialKind.BEARER)
+    wrong_aud = encode({"alg": "RS256", "typ": "JWT", "kid": "k2"}, {
+        "iss": KEYCLOAK, "sub": "y", "aud": "urn:wsgateway:api", "typ": "Bearer",
+        "exp": now + 300, "iat": now}, key=KEY2)
+    with pytest.raises(InvalidAudience):
+        await verify_access_token(wrong_aud, issuers, keys, now=now, credential=CredentialKind.BEARER)
+
+
+@pytest.mark.parametrize(("text", "fix"), [
+    ('[[issuer]]\nissuer = "https://a.example"\naudiences = ["x"]\nprofil = "keycloak"\n',
+     "unknown keys"),
+    ('[[issuer]]\nissuer = "https://a.example"\n', "needs 'audiences'"),
+    ('[[issuer]]\nissuer = "https://a.example"\naudiences = ["x"]\nalgorithms = ["HS256"]\n',
+     "asymmetric"),
+    (f'[[issuer]]\nissuer = "{KEYCLOAK}"\naudiences = ["x"]\n'
+     f'[[issuer]]\nissuer = "{KEYCLOAK}"\naudiences = ["y"]\n', "listed twice"),
+])
+def test_bad_issuers_file_names_the_fix(tmp_path: Path, text: str, fix: str) -> None:
+    with _with_file(tmp_path, text), pytest.raises(ImproperlyConfigured, match=fix):
+        configured_issuers()
