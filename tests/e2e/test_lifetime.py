@@ -133,3 +133,33 @@ async def test_session_socket_refreshes_server_side_and_loses_shrunk_grants(shor
     finally:
         short.idp.set_groups("alice", ["engineering", "admins"], ["admin", "developer"])
         await ws.close()
+
+
+def _stored_refresh_token(short: Short, session_key: str) -> str:
+    script = ("import django, sys; django.setup()\n"
+              "from django.contrib.sessions.backends.db import SessionStore\n"
+              "print(SessionStore(sys.argv[-1])['gateway.auth']['refresh_token'])\n")
+    done = subprocess.run([sys.executable, "-c", script, session_key], cwd=ROOT, env=short.env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout.strip()
+
+
+async def test_refresh_token_revoked_at_provider_closes_4401_at_next_refresh(short: Short) -> None:
+    import httpx
+
+    from tests.e2e.flows import discovery
+
+    client = login(short.gateway.url, "bob", "bob-password")
+    ws = await open_ws(short.gateway.url, headers={"Cookie": session_cookie(client),
+                                                   "Origin": short.gateway.url})
+    assert (await _next(ws))["type"] == "welcome"
+    refresh = _stored_refresh_token(short, client.cookies["sessionid"])
+    revoked = httpx.post(discovery(short.idp.issuer)["revocation_endpoint"],
+                         auth=("gateway", devidp.CLIENTS["gateway"]),
+                         data={"token": refresh, "token_type_hint": "refresh_token"})
+    assert revoked.status_code == 200
+    assert (await _next(ws))["type"] == "auth.expiring"
+    with pytest.raises(ConnectionClosed) as closed:
+        await _next(ws)
+    assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (4401, "refresh_failed")
