@@ -64,6 +64,17 @@ CLIENTS: dict[str, str] = {
 }
 
 
+def stop_process(process: subprocess.Popen, timeout: float = 5.0) -> None:
+    """Terminate a child process, killing it if it does not exit in time (idempotent)."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=timeout)
+
+
 class DevIdpError(RuntimeError):
     """The development provider could not be started or controlled."""
 
@@ -100,13 +111,7 @@ class DevIdp:
 
     def stop(self) -> None:
         """Terminate the provider process (idempotent)."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
+        stop_process(self.process)
         if self._log_handle is not None:
             self._log_handle.close()
             self._log_handle = None

@@ -17,7 +17,7 @@ from typing import IO
 
 import httpx
 
-from devidp.launcher import API_AUDIENCE, CLIENTS, HOST, OPAQUE_AUDIENCE
+from devidp.launcher import API_AUDIENCE, CLIENTS, HOST, OPAQUE_AUDIENCE, stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -69,13 +69,7 @@ class GatewayProcess:
     log_file: Path
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, timeout=10)
 
     def log(self) -> str:
         return self.log_file.read_text(errors="replace")
