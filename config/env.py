@@ -38,6 +38,7 @@ VARIABLES: dict[str, str] = {
     "GATEWAY_DATABASE_URL": "postgres://user:pass@host:port/db (default: SQLite under var/)",
     "GATEWAY_SQLITE_PATH": "SQLite file used when no database URL is set (default var/gateway.sqlite3)",
     "GATEWAY_REDIS_URL": "redis://host:port/db: switches the channel layer to Redis (default in-memory)",
+    "GATEWAY_CHANNEL_LAYER": "Redis channel layer backend: pubsub (default) or core; see bench/README.md",
     "GATEWAY_SESSION_COOKIE_SECURE": "true to mark cookies Secure (default: true for https URLs)",
 }
 
@@ -82,6 +83,7 @@ class GatewayConfig:
     dev: bool
     database: DatabaseConfig
     redis_url: str | None
+    channel_layer: str
     cookie_secure: bool
 
 
@@ -179,6 +181,16 @@ def _redis_url(env: Mapping[str, str]) -> str | None:
     return url or None
 
 
+CHANNEL_LAYER_KINDS = ("pubsub", "core")
+
+
+def _channel_layer(env: Mapping[str, str]) -> str:
+    layer = env.get("GATEWAY_CHANNEL_LAYER", "").strip().lower() or "pubsub"
+    if layer not in CHANNEL_LAYER_KINDS:
+        raise ConfigError(f"GATEWAY_CHANNEL_LAYER={layer!r}: use pubsub (the default) or core.")
+    return layer
+
+
 def _algorithms(env: Mapping[str, str]) -> tuple[str, ...]:
     algorithms = _csv(env.get("GATEWAY_OIDC_ALGORITHMS", "")) or DEFAULT_ALGORITHMS
     bad = [a for a in algorithms if a.lower() == "none" or a.upper().startswith("HS")]
@@ -245,5 +257,6 @@ def load_config(env: Mapping[str, str] | None = None) -> GatewayConfig:
         dev=dev,
         database=_database(env),
         redis_url=_redis_url(env),
+        channel_layer=_channel_layer(env),
         cookie_secure=_bool(env, "GATEWAY_SESSION_COOKIE_SECURE", public_url.startswith("https:")),
     )

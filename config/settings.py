@@ -68,10 +68,16 @@ if _db.engine.endswith("sqlite3"):
     Path(_db.name).parent.mkdir(parents=True, exist_ok=True)
     DATABASES["default"]["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
 
+# GATEWAY_CHANNEL_LAYER picks the Redis backend; pubsub won the fan-out benchmark
+# (bench/README.md, "fanout.py").
+_REDIS_LAYERS = {
+    "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
+    "core": "channels_redis.core.RedisChannelLayer",
+}
 if GATEWAY.redis_url:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "BACKEND": _REDIS_LAYERS[GATEWAY.channel_layer],
             "CONFIG": {"hosts": [GATEWAY.redis_url]},
         }
     }

@@ -46,3 +46,13 @@ def test_bad_values_fail_with_the_fix(change: dict[str, str], names: str) -> Non
 
 def test_loopback_http_issuer_is_allowed_for_development() -> None:
     assert load_config({**BASE, "GATEWAY_OIDC_ISSUER": "http://127.0.0.1:9000"}).issuer
+
+
+def test_channel_layer_defaults_to_pubsub_and_accepts_core() -> None:
+    assert load_config(BASE).channel_layer == "pubsub"
+    assert load_config({**BASE, "GATEWAY_CHANNEL_LAYER": " Core "}).channel_layer == "core"
+
+
+def test_unknown_channel_layer_names_the_choices() -> None:
+    with pytest.raises(ConfigError, match="GATEWAY_CHANNEL_LAYER='sharded': use pubsub"):
+        load_config({**BASE, "GATEWAY_CHANNEL_LAYER": "sharded"})
