@@ -6,9 +6,10 @@ Starts the dev IdP and one gateway process (uvicorn), logs a user in for a sessi
 cookie, gets a client_credentials token, then opens N websockets per mode against the
 same server and prints rates and ratios. Bearer runs twice: one token reused by every
 socket (served from the verified-token cache after the first check) and a distinct token
-per socket (every handshake pays the full signature and claim checks). Each socket waits for the first message, so
-a handshake counts only once the consumer ran. Auth-step latency comes from the
-server's own ``gateway_auth_seconds`` histogram. Goal: bearer >= 0.9x no-auth.
+per socket (every handshake pays the full signature and claim checks). Each socket
+waits for the first message, so a handshake counts only once the consumer ran.
+Auth-step latency comes from the server's own ``gateway_auth_seconds`` histogram.
+Goal: bearer >= 0.9x no-auth.
 """
 
 from __future__ import annotations

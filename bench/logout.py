@@ -21,9 +21,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import devidp  # noqa: E402
-from devidp.stack import free_port, gateway_env, migrate, start_gateway  # noqa: E402
-from tests.e2e.flows import login, logout_at_provider, open_ws, session_cookie  # noqa: E402
+import devidp
+from devidp.stack import free_port, gateway_env, migrate, start_gateway
+from tests.e2e.flows import login, logout_at_provider, open_ws, session_cookie
 
 REDIS_URL = "redis://127.0.0.1:6379/8"
 
@@ -70,7 +70,7 @@ def main() -> None:
         latencies = [asyncio.run(one_round(urls, idp.issuer, args.sockets))
                      for _ in range(args.rounds)]
         latencies.sort()
-        p99 = latencies[min(len(latencies) - 1, int(round(0.99 * (len(latencies) - 1))))]
+        p99 = latencies[min(len(latencies) - 1, round(0.99 * (len(latencies) - 1)))]
         print(f"{args.sockets} sockets over 2 processes, {args.rounds} rounds: "
               f"p50 {statistics.median(latencies):.1f} ms, p99 {p99:.1f} ms, "
               f"max {latencies[-1]:.1f} ms")
