@@ -54,7 +54,7 @@ SUBSCRIBER_CLIENT = "svc-reader"
 # --- subscriber processes -----------------------------------------------------------
 
 async def _subscriber_main(worker: int, urls: list[str], token: str, count: int, first: int,
-                           source: str, args: argparse.Namespace, ready: Any, go: Any,
+                           source: str, args: argparse.Namespace, ready: Any, flags: tuple[Any, Any],
                            ) -> dict[str, Any]:
     headers = {"Authorization": f"Bearer {token}"}
     semaphore = asyncio.Semaphore(args.connect_concurrency)
@@ -83,7 +83,9 @@ async def _subscriber_main(worker: int, urls: list[str], token: str, count: int,
 
     await asyncio.gather(*(open_one(first + i) for i in range(count)))
     ready.put((worker, len(sockets), failures[:3], len(failures)))
+    go, done = flags
     started = await asyncio.to_thread(go.wait, args.setup_timeout)
+    hard_deadline = time.monotonic() + args.max_seconds
 
     latencies = array("d")
     received = [0]
@@ -91,17 +93,19 @@ async def _subscriber_main(worker: int, urls: list[str], token: str, count: int,
     complete = [0]
 
     async def read(ws: Any) -> None:
-        got = 0
-        deadline = time.monotonic() + args.messages / max(args.rate, 1) + args.drain
-        while got < args.messages:
-            wait = min(args.idle if got else deadline - time.monotonic(),
-                       deadline - time.monotonic())
-            if wait <= 0:
-                break
+        got, quiet = 0, 0.0
+        while got < args.messages and time.monotonic() < hard_deadline:
             try:
-                frame = await asyncio.wait_for(ws.recv(), wait)
-            except Exception:  # timeout or closed: this socket is done
+                frame = await asyncio.wait_for(ws.recv(), 1.0)
+            except TimeoutError:
+                # Stop after --idle quiet seconds once the publisher has finished.
+                quiet = quiet + 1.0 if done.is_set() else 0.0
+                if quiet >= args.idle:
+                    break
+                continue
+            except Exception:  # closed: this socket is done
                 break
+            quiet = 0.0
             now = time.time()
             event = json.loads(frame)
             if event.get("type") != "message":
@@ -121,10 +125,10 @@ async def _subscriber_main(worker: int, urls: list[str], token: str, count: int,
 
 
 def subscriber_process(worker: int, urls: list[str], token: str, count: int, first: int,
-                       source: str, args: argparse.Namespace, ready: Any, go: Any,
+                       source: str, args: argparse.Namespace, ready: Any, flags: tuple[Any, Any],
                        results: Any) -> None:
     result = asyncio.run(_subscriber_main(worker, urls, token, count, first, source, args,
-                                          ready, go))
+                                          ready, flags))
     results.put((worker, result))
 
 
@@ -187,14 +191,14 @@ def run(args: argparse.Namespace) -> None:
         publisher = service_token(idp.issuer, "svc-publisher", "ws publish", devidp.API_AUDIENCE)
 
         ctx = mp.get_context("spawn")
-        ready, results, go = ctx.Queue(), ctx.Queue(), ctx.Event()
+        ready, results, go, done = ctx.Queue(), ctx.Queue(), ctx.Event(), ctx.Event()
         share = [args.subscribers // args.procs + (i < args.subscribers % args.procs)
                  for i in range(args.procs)]
         setup_started = time.perf_counter()
         for worker in range(args.procs):
             process = ctx.Process(target=subscriber_process, daemon=True, args=(
                 worker, urls, reader, share[worker], sum(share[:worker]),
-                f"127.0.0.{10 + worker}", args, ready, go, results))
+                f"127.0.0.{10 + worker}", args, ready, (go, done), results))
             process.start()
             workers.append(process)
         connected, failed = 0, 0
@@ -210,8 +214,9 @@ def run(args: argparse.Namespace) -> None:
         go.set()
         time.sleep(0.2)  # let the workers' readers start
         first_sent, last_sent, publish_failures = publish_all(urls[0], publisher, args)
+        done.set()
         collected: list[dict[str, Any]] = []
-        budget = time.monotonic() + args.messages / max(args.rate, 1) + args.drain + 30
+        budget = time.monotonic() + args.max_seconds + 30
         while len(collected) < len(workers) and time.monotonic() < budget:
             try:
                 collected.append(results.get(timeout=max(0.1, budget - time.monotonic()))[1])
@@ -262,10 +267,11 @@ def main() -> None:
     parser.add_argument("--connect-concurrency", type=int, default=50,
                         help="handshakes in flight per client process")
     parser.add_argument("--setup-timeout", type=float, default=120.0)
-    parser.add_argument("--drain", type=float, default=20.0,
-                        help="seconds after the last scheduled publish to wait for deliveries")
-    parser.add_argument("--idle", type=float, default=5.0,
-                        help="a socket stops reading after this long without a message")
+    parser.add_argument("--max-seconds", type=float, default=300.0,
+                        help="hard limit on the publish-and-receive phase")
+    parser.add_argument("--idle", type=float, default=3.0,
+                        help="after the last publish, a socket stops after this long without "
+                             "a message (its missing messages count as lost)")
     run(parser.parse_args())
 
 
