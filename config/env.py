@@ -40,6 +40,19 @@ VARIABLES: dict[str, str] = {
     "GATEWAY_REDIS_URL": "redis://host:port/db: switches the channel layer to Redis (default in-memory)",
     "GATEWAY_CHANNEL_LAYER": "Redis channel layer backend: pubsub (default) or core; see bench/README.md",
     "GATEWAY_SESSION_COOKIE_SECURE": "true to mark cookies Secure (default: true for https URLs)",
+    "GATEWAY_MESSAGE_RATE": "frames per second one connection may send on average (token bucket "
+    "refill rate); a connection that runs dry is closed with 4429 rate_limited (default 100)",
+    "GATEWAY_MESSAGE_BURST": "frames one connection may send back to back before the rate applies "
+    "(token bucket size, default 200)",
+    "GATEWAY_MAX_SOCKETS_PER_SUBJECT": "open sockets per issuer and subject across every gateway "
+    "process; more are refused with 4429 too_many_connections; 0 means no limit (default 0)",
+    "GATEWAY_MAX_SUBSCRIPTIONS": "channels one connection may subscribe to (default 100)",
+    "GATEWAY_MAX_FRAME_BYTES": "largest client frame in bytes; a larger one closes with 1009 "
+    "(default 65536)",
+    "GATEWAY_MAX_VIOLATIONS": "protocol errors one connection may make before it is closed "
+    "with 1008 (default 10)",
+    "GATEWAY_LEDGER_TTL_SECONDS": "with Redis: how long presence and socket-count entries of a "
+    "crashed process survive; live processes refresh theirs every third of this (default 30)",
 }
 
 DEFAULT_SCOPES = "openid profile email offline_access"
@@ -59,6 +72,19 @@ class DatabaseConfig:
     password: str = ""
     host: str = ""
     port: str = ""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-connection and per-subject limits (docs/protocol.md, "Limits")."""
+
+    message_rate: float = 100.0
+    message_burst: int = 200
+    sockets_per_subject: int = 0  # 0: no limit
+    subscriptions: int = 100
+    frame_bytes: int = 64 * 1024
+    violations: int = 10
+    ledger_ttl: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -85,6 +111,7 @@ class GatewayConfig:
     redis_url: str | None
     channel_layer: str
     cookie_secure: bool
+    limits: Limits = Limits()
 
 
 def _required(env: Mapping[str, str], name: str) -> str:
@@ -152,6 +179,41 @@ def _seconds(env: Mapping[str, str], name: str, default: float, low: float, high
     if not low <= value <= high:
         raise ConfigError(f"{name}={raw!r}: use a value from {low:g} to {high:g}.")
     return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r}: use a whole number from {low} to {high}.") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name}={raw!r}: use a whole number from {low} to {high}.")
+    return value
+
+
+def _limits(env: Mapping[str, str]) -> Limits:
+    d = Limits()
+    rate_raw = env.get("GATEWAY_MESSAGE_RATE", "").strip()
+    try:
+        rate = float(rate_raw) if rate_raw else d.message_rate
+    except ValueError:
+        raise ConfigError(f"GATEWAY_MESSAGE_RATE={rate_raw!r}: use frames per second, "
+                          "a number from 0.1 to 100000.") from None
+    if not 0.1 <= rate <= 100_000:
+        raise ConfigError(f"GATEWAY_MESSAGE_RATE={rate_raw!r}: use a number from 0.1 to 100000.")
+    return Limits(
+        message_rate=rate,
+        message_burst=_int(env, "GATEWAY_MESSAGE_BURST", d.message_burst, 1, 1_000_000),
+        sockets_per_subject=_int(env, "GATEWAY_MAX_SOCKETS_PER_SUBJECT", d.sockets_per_subject,
+                                 0, 1_000_000),
+        subscriptions=_int(env, "GATEWAY_MAX_SUBSCRIPTIONS", d.subscriptions, 1, 100_000),
+        frame_bytes=_int(env, "GATEWAY_MAX_FRAME_BYTES", d.frame_bytes, 1024, 16 * 1024 * 1024),
+        violations=_int(env, "GATEWAY_MAX_VIOLATIONS", d.violations, 1, 10_000),
+        ledger_ttl=_seconds(env, "GATEWAY_LEDGER_TTL_SECONDS", d.ledger_ttl, 1.0, 3600.0),
+    )
 
 
 def _database(env: Mapping[str, str]) -> DatabaseConfig:
@@ -259,4 +321,5 @@ def load_config(env: Mapping[str, str] | None = None) -> GatewayConfig:
         redis_url=_redis_url(env),
         channel_layer=_channel_layer(env),
         cookie_secure=_bool(env, "GATEWAY_SESSION_COOKIE_SECURE", public_url.startswith("https:")),
+        limits=_limits(env),
     )

@@ -14,10 +14,12 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from consumers.closecodes import CloseCode, close_for, reason_text
+from consumers.ratelimit import TokenBucket
 from gateway.addressing import session_group, sid_group, subject_group
 from gateway.audit import audit
 from gateway.authn import principal_for_token
 from gateway.credentials import SUBPROTOCOL
+from gateway.ledger import ledger
 from gateway.metrics import OPEN_CONNECTIONS
 from gateway.refresh import refresh_session
 from oidc.errors import OidcError
@@ -59,24 +61,61 @@ class GatewayConsumer(AsyncWebsocketConsumer):
     """Accepts the principal the handshake middleware put in the scope.
 
     Joins groups that let any gateway process address this socket by session,
-    subject and `sid` (``gateway.revoke`` events close it with 4401).
+    subject and `sid` (``gateway.revoke`` events close it with 4401). Enforces the
+    sockets-per-subject limit (4429 ``too_many_connections``, across processes through
+    ``gateway.ledger``) and the per-connection frame rate (4429 ``rate_limited``).
     """
 
     principal: Principal
     groups_joined: list[str]
+    open: bool = False  # accepted and not closed by us: frames are handled
 
     async def connect(self) -> None:
         self.principal = self.scope["principal"]
+        limits = settings.GATEWAY.limits
+        self.bucket = TokenBucket(limits.message_rate, limits.message_burst)
+        subprotocol = SUBPROTOCOL if SUBPROTOCOL in self.scope.get("subprotocols", ()) else None
+        if not await self._hold_socket(limits.sockets_per_subject):
+            self._deny("connect", "too_many_connections",
+                       f"at most {limits.sockets_per_subject} sockets per subject")
+            await self.accept(subprotocol)  # accept-then-close: browsers can read the code
+            await self.close_with(CloseCode.RATE_LIMITED, "too_many_connections")
+            return
         self.groups_joined = self._address_groups()
         for group in self.groups_joined:
             await self.channel_layer.group_add(group, self.channel_name)
-        subprotocol = SUBPROTOCOL if SUBPROTOCOL in self.scope.get("subprotocols", ()) else None
         await self.accept(subprotocol)
+        self.open = True
         OPEN_CONNECTIONS.inc()
         self.counted = True
         LIVE.add(self)
         self._arm_expiry_timers()
         await self.on_connected()
+
+    @property
+    def who(self) -> tuple[str, str]:
+        return self.principal.issuer, self.principal.subject
+
+    async def _hold_socket(self, limit: int) -> bool:
+        """Count this socket for its subject (skipped entirely when there is no limit)."""
+        if limit <= 0:
+            return True
+        self.socket_held = await ledger().acquire_socket(self.who, self.channel_name, limit)
+        return self.socket_held
+
+    def _deny(self, event: str, reason: str, detail: str | None = None) -> None:
+        audit(event, "deny", reason, issuer=self.principal.issuer,
+              subject=self.principal.subject, route=self.scope.get("path"), detail=detail)
+
+    async def websocket_receive(self, message: dict[str, Any]) -> None:
+        """Every client frame takes a token first; an empty bucket closes with 4429."""
+        if not self.open:
+            return  # refused or closing: nothing more is handled
+        if not self.bucket.take():
+            self._deny("message", "rate_limited")
+            await self.close_with(CloseCode.RATE_LIMITED, "rate_limited")
+            return
+        await super().websocket_receive(message)
 
     def _arm_expiry_timers(self) -> None:
         """Two loop timers per socket, no polling: a notice ahead of expiry, then the close."""
@@ -162,12 +201,20 @@ class GatewayConsumer(AsyncWebsocketConsumer):
             self.close_with(CloseCode.UNAUTHENTICATED, "expired"))
 
     async def close_with(self, code: CloseCode, reason: str) -> None:
+        self.open = False
         await self.close(code=int(code), reason=reason_text(reason))
 
     async def disconnect(self, code: int) -> None:
+        self.open = False
         if getattr(self, "counted", False):
             OPEN_CONNECTIONS.dec()
             self.counted = False
+        if getattr(self, "socket_held", False):
+            self.socket_held = False
+            try:
+                await ledger().release_socket(self.who, self.channel_name)
+            except Exception:  # Redis gone: the entry expires with its heartbeat
+                logger.warning("could not release the socket count")
         for timer in getattr(self, "_timers", ()):
             timer.cancel()
         LIVE.discard(self)

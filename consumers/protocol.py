@@ -16,11 +16,10 @@ from oidc.channels import InvalidChannel, normalise_channel
 from oidc.types import ChannelName
 
 VERSION: Final = 1
-MAX_FRAME_BYTES: Final = 64 * 1024  # larger frames close the socket with 1009
-MAX_VIOLATIONS: Final = 10  # protocol errors tolerated before closing with 1008
 MAX_ID_LENGTH: Final = 128
-MAX_SUBSCRIPTIONS: Final = 100  # per connection; more are refused with too_many_subscriptions
-REQUEST_TYPES: Final = ("subscribe", "unsubscribe", "publish", "ping", "auth")
+# Frame size, violations and subscriptions per connection are configurable:
+# config.env.Limits (GATEWAY_MAX_FRAME_BYTES, GATEWAY_MAX_VIOLATIONS, GATEWAY_MAX_SUBSCRIPTIONS).
+REQUEST_TYPES: Final = ("subscribe", "unsubscribe", "publish", "presence", "ping", "auth")
 REQUEST_FIELDS: Final = {"v", "type", "id", "channel", "payload", "token"}
 
 
@@ -42,10 +41,10 @@ class FrameError:
     id: str | int | None = None
 
 
-def frame_too_big(text_data: str | None, bytes_data: bytes | None) -> bool:
+def frame_too_big(text_data: str | None, bytes_data: bytes | None, limit: int) -> bool:
     if bytes_data is not None:
-        return len(bytes_data) > MAX_FRAME_BYTES
-    return text_data is not None and len(text_data.encode("utf-8", "surrogatepass")) > MAX_FRAME_BYTES
+        return len(bytes_data) > limit
+    return text_data is not None and len(text_data.encode("utf-8", "surrogatepass")) > limit
 
 
 def _request_id(frame: dict[str, Any]) -> str | int | None:
@@ -140,3 +139,15 @@ def message(event: dict[str, Any]) -> dict[str, Any]:
     """What a subscriber receives for a channel-layer ``pubsub.message`` event."""
     return {"v": VERSION, "type": "message", "channel": event["channel"],
             "payload": event["payload"], "ts": event["ts"], "mid": event["mid"]}
+
+
+def presence_event(kind: str, channel: ChannelName, issuer: str, subject: str) -> dict[str, Any]:
+    """The channel-layer event for a member's first join or last leave of a channel."""
+    return {"type": "presence.event", "event": kind, "channel": channel,
+            "issuer": issuer, "subject": subject}
+
+
+def presence_notice(event: dict[str, Any]) -> dict[str, Any]:
+    """What a presence holder receives: ``join`` or ``leave`` with the member."""
+    return {"v": VERSION, "type": event["event"], "channel": event["channel"],
+            "member": {"issuer": event["issuer"], "subject": event["subject"]}}

@@ -1,4 +1,4 @@
-"""`/ws/events/`: subscribe to channels and publish to them (protocol: docs/protocol.md).
+"""`/ws/events/`: subscribe to channels, publish, ask for presence (protocol: docs/protocol.md).
 
 Every subscribe and publish is checked against the principal's grants as they are
 now (``gateway.grants.cache``), not as they were at connect. A ``grants.changed``
@@ -11,11 +11,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.conf import settings
+
 from consumers.base import GatewayConsumer
 from consumers.closecodes import CloseCode
+from consumers.presence import PresenceMixin
 from consumers.protocol import (
-    MAX_SUBSCRIPTIONS,
-    MAX_VIOLATIONS,
     FrameError,
     Request,
     ack,
@@ -26,7 +27,6 @@ from consumers.protocol import (
     parse,
     unsubscribed,
 )
-from gateway.audit import audit
 from gateway.grants import GRANTS_GROUP, cache
 from oidc.channels import group_name
 from oidc.errors import OidcError
@@ -36,12 +36,13 @@ from oidc.types import ChannelName
 logger = logging.getLogger("consumers.pubsub")
 
 
-class PubSubConsumer(GatewayConsumer):
+class PubSubConsumer(GatewayConsumer, PresenceMixin):
     subscriptions: dict[ChannelName, str]
     violations: int
 
     async def on_connected(self) -> None:
         self.subscriptions, self.violations = {}, 0
+        self.limits = settings.GATEWAY.limits
         await self.channel_layer.group_add(GRANTS_GROUP, self.channel_name)
         self.groups_joined.append(GRANTS_GROUP)  # left by GatewayConsumer.disconnect
         cache.watch()
@@ -51,7 +52,8 @@ class PubSubConsumer(GatewayConsumer):
         if getattr(self, "watching", False):
             cache.unwatch()
             self.watching = False
-        for group in getattr(self, "subscriptions", {}).values():
+        for channel, group in getattr(self, "subscriptions", {}).items():
+            await self._left(channel)
             try:
                 await self.channel_layer.group_discard(group, self.channel_name)
             except Exception:  # the bus may be gone; nothing left to leave
@@ -61,7 +63,7 @@ class PubSubConsumer(GatewayConsumer):
     # --- client -> gateway ----------------------------------------------------------
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        if frame_too_big(text_data, bytes_data):
+        if frame_too_big(text_data, bytes_data, self.limits.frame_bytes):
             await self.close_with(CloseCode.MESSAGE_TOO_BIG, "frame_too_big")
             return
         request = parse(text_data, bytes_data)
@@ -77,7 +79,7 @@ class PubSubConsumer(GatewayConsumer):
     async def _violation(self, refused: FrameError) -> None:
         self.violations += 1
         await self.send_json(error(refused.id, refused.error, refused.detail))
-        if self.violations >= MAX_VIOLATIONS:
+        if self.violations >= self.limits.violations:
             await self.close_with(CloseCode.POLICY_VIOLATION, "too_many_protocol_errors")
 
     async def _operations(self, channel: ChannelName) -> frozenset[Operation]:
@@ -85,9 +87,7 @@ class PubSubConsumer(GatewayConsumer):
         return allowed_operations(self.principal, snapshot.grants, channel)
 
     async def _forbidden(self, request: Request, event: str) -> None:
-        audit(event, "deny", "forbidden", issuer=self.principal.issuer,
-              subject=self.principal.subject, route=self.scope.get("path"),
-              detail=request.channel)
+        self._deny(event, "forbidden", request.channel)
         await self.send_json(error(request.id, "forbidden",
                                    f"no grant allows {request.type} on this channel"))
 
@@ -95,9 +95,11 @@ class PubSubConsumer(GatewayConsumer):
         channel = request.channel
         assert channel is not None
         if channel not in self.subscriptions:
-            if len(self.subscriptions) >= MAX_SUBSCRIPTIONS:
+            limit = self.limits.subscriptions
+            if len(self.subscriptions) >= limit:
+                self._deny("subscribe", "too_many_subscriptions", request.channel)
                 await self.send_json(error(request.id, "too_many_subscriptions",
-                                           f"at most {MAX_SUBSCRIPTIONS} per connection"))
+                                           f"at most {limit} per connection"))
                 return
             if Operation.SUBSCRIBE not in await self._operations(channel):
                 await self._forbidden(request, "subscribe")
@@ -105,6 +107,9 @@ class PubSubConsumer(GatewayConsumer):
             group = group_name(channel)
             await self.channel_layer.group_add(group, self.channel_name)
             self.subscriptions[channel] = group
+            await self.send_json(ack(request.id, channel=channel))
+            await self._joined(channel)
+            return
         await self.send_json(ack(request.id, channel=channel))
 
     async def on_unsubscribe(self, request: Request) -> None:
@@ -112,6 +117,7 @@ class PubSubConsumer(GatewayConsumer):
         group = self.subscriptions.pop(request.channel, None)
         if group is not None:
             await self.channel_layer.group_discard(group, self.channel_name)
+            await self._left(request.channel)
         await self.send_json(ack(request.id, channel=request.channel))
 
     async def on_publish(self, request: Request) -> None:
@@ -156,4 +162,5 @@ class PubSubConsumer(GatewayConsumer):
             if Operation.SUBSCRIBE not in ops:
                 group = self.subscriptions.pop(channel)
                 await self.channel_layer.group_discard(group, self.channel_name)
+                await self._left(channel)
                 await self.send_json(unsubscribed(channel, "revoked"))

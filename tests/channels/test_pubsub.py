@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
+from django.conf import settings
 
 from consumers.closecodes import CloseCode
-from consumers.protocol import MAX_FRAME_BYTES, MAX_SUBSCRIPTIONS, MAX_VIOLATIONS, message_event
+from consumers.protocol import message_event
 from consumers.pubsub import PubSubConsumer
 from gateway.grants import cache
 from gateway.models import Grant
@@ -32,6 +33,9 @@ def principal(subject: str, *groups: str) -> Principal:
 
 BOB = principal("bob", "engineering")
 ALICE = principal("alice", "engineering", "admins")
+LIMITS = settings.GATEWAY.limits
+MAX_FRAME_BYTES, MAX_SUBSCRIPTIONS, MAX_VIOLATIONS = (
+    LIMITS.frame_bytes, LIMITS.subscriptions, LIMITS.violations)
 
 
 async def add_grant(value: str, target: str, **ops: bool) -> Grant:

@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from asgiref.sync import async_to_sync
 from channels.testing import WebsocketCommunicator
+from django.conf import settings as django_settings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from consumers.closecodes import CloseCode
-from consumers.protocol import MAX_FRAME_BYTES
 from consumers.pubsub import PubSubConsumer
 from gateway.grants import cache
 from oidc.grants import GrantSnapshot
@@ -50,7 +50,7 @@ frames = st.one_of(
     st.binary(max_size=200).map(lambda b: ("bytes", b)),
     requestish.map(lambda d: ("text", json.dumps(d))),
     json_values.map(lambda v: ("text", json.dumps(v))),
-    st.just(("text", "x" * (MAX_FRAME_BYTES + 1))),
+    st.just(("text", "x" * (django_settings.GATEWAY.limits.frame_bytes + 1))),
 )
 
 

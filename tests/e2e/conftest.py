@@ -13,6 +13,7 @@ import devidp
 from devidp.stack import GatewayProcess, free_port, gateway_env, migrate, start_gateway
 
 REDIS_URL = "redis://127.0.0.1:6379/7"
+SOCKETS_PER_SUBJECT = 20  # high enough for every other e2e test; test_presence_limits hits it
 
 
 @dataclass
@@ -52,7 +53,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         for index, port in enumerate(ports):
             env = gateway_env(idp.issuer, port, database_file=db, redis_url=REDIS_URL,
                               extra={"GATEWAY_ALLOWED_ORIGINS": ",".join(urls),
-                                     "GATEWAY_JWKS_MIN_REFETCH_SECONDS": "1"})
+                                     "GATEWAY_JWKS_MIN_REFETCH_SECONDS": "1",
+                                     "GATEWAY_MAX_SOCKETS_PER_SUBJECT": str(SOCKETS_PER_SUBJECT)})
             if index == 0:
                 migrate(env)
             gateways.append(start_gateway(port, env, tmp / f"gateway{index}.log"))
