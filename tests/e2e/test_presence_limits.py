@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
 import devidp
+from devidp.stack import free_port, gateway_env, start_gateway
 from gateway.ledger import RedisLedger
 from tests.e2e.conftest import REDIS_URL, SOCKETS_PER_SUBJECT, Stack
 from tests.e2e.flows import closed_with, open_ws, service_token, user_tokens
+from tests.e2e.test_bus_loss import PrivateRedis
 from tests.e2e.test_pubsub import Client, admin_change
 
 
@@ -106,3 +110,49 @@ async def test_a_crashed_process_stops_counting_within_the_ttl() -> None:
         assert await survivor.acquire_socket(who, "d", 2)
     finally:
         await survivor.close()
+
+
+@pytest.fixture
+def private_env(stack: Stack, tmp_path: Path) -> Iterator[Callable[[int], dict[str, str]]]:
+    """Env for private gateways: their own Redis, 2 sockets per subject, a 1.5 s ledger TTL."""
+    redis = PrivateRedis(free_port(), tmp_path)
+    redis.start()
+
+    def env(port: int) -> dict[str, str]:
+        return gateway_env(stack.idp.issuer, port, database_file=stack.tmp / "gateway.sqlite3",
+                           redis_url=f"redis://127.0.0.1:{redis.port}/0",
+                           extra={"GATEWAY_MAX_SOCKETS_PER_SUBJECT": "2",
+                                  "GATEWAY_LEDGER_TTL_SECONDS": "1.5"})
+
+    try:
+        yield env
+    finally:
+        redis.stop()
+
+
+async def test_sockets_of_a_killed_gateway_stop_counting(
+        stack: Stack, private_env: Callable[[int], dict[str, str]], tmp_path: Path) -> None:
+    token = service_token(stack.idp.issuer, "svc-reader", "ws", devidp.API_AUDIENCE)
+    headers = {"Authorization": f"Bearer {token}"}
+    ports = [free_port(), free_port()]
+    doomed = start_gateway(ports[0], private_env(ports[0]), tmp_path / "doomed.log")
+    try:
+        held = [await open_ws(doomed.url, headers=headers) for _ in range(2)]
+        for ws in held:
+            assert await asyncio.wait_for(ws.recv(), 3)
+        assert await closed_with(doomed.url, headers=headers) == (4429, "too_many_connections")
+        doomed.process.kill()  # SIGKILL: no disconnect handlers, no release
+        doomed.process.wait()
+        await asyncio.sleep(1.6)
+        heir = start_gateway(ports[1], private_env(ports[1]), tmp_path / "heir.log")
+        try:
+            fresh = [await open_ws(heir.url, headers=headers) for _ in range(2)]
+            for ws in fresh:
+                assert await asyncio.wait_for(ws.recv(), 3)
+            assert await closed_with(heir.url, headers=headers) == (4429, "too_many_connections")
+            for ws in fresh:
+                await ws.close()
+        finally:
+            heir.stop()
+    finally:
+        doomed.stop()
