@@ -269,7 +269,7 @@ def main() -> None:
     parser.add_argument("--setup-timeout", type=float, default=120.0)
     parser.add_argument("--max-seconds", type=float, default=300.0,
                         help="hard limit on the publish-and-receive phase")
-    parser.add_argument("--idle", type=float, default=3.0,
+    parser.add_argument("--idle", type=float, default=15.0,
                         help="after the last publish, a socket stops after this long without "
                              "a message (its missing messages count as lost)")
     run(parser.parse_args())
