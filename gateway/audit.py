@@ -34,7 +34,7 @@ def start_audit_writer() -> None:
 
 FIELDS = (
     "event", "outcome", "reason", "issuer", "subject", "route", "origin", "remote",
-    "credential", "kid", "jti_hash", "sid_hash", "detail",
+    "credential", "kid", "jti_hash", "sid_hash", "detail", "received_at",
 )
 
 

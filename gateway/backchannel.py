@@ -76,6 +76,7 @@ async def end_sessions(token: LogoutToken) -> int:
 
 @csrf_exempt
 async def backchannel_logout(request: HttpRequest) -> JsonResponse:
+    received_at = time.time()
     if request.method != "POST":
         return _reply(405, "method_not_allowed")
     if len(request.body) > MAX_BODY:
@@ -88,5 +89,6 @@ async def backchannel_logout(request: HttpRequest) -> JsonResponse:
         return _reply(400, exc.error)
     ended = await end_sessions(token)
     audit("backchannel_logout", "allow", "logged_out", issuer=token.issuer, subject=token.subject,
-          detail=f"sessions={ended}", remote=request.META.get("REMOTE_ADDR"))
+          detail=f"sessions={ended}", remote=request.META.get("REMOTE_ADDR"),
+          received_at=round(received_at, 6))
     return _reply(200)
