@@ -18,7 +18,7 @@ from consumers.ratelimit import TokenBucket
 from gateway.addressing import session_group, sid_group, subject_group
 from gateway.audit import audit
 from gateway.authn import principal_for_token
-from gateway.credentials import SUBPROTOCOL
+from gateway.credentials import selected_subprotocol
 from gateway.ledger import ledger
 from gateway.metrics import OPEN_CONNECTIONS
 from gateway.refresh import refresh_session
@@ -74,7 +74,7 @@ class GatewayConsumer(AsyncWebsocketConsumer):
         self.principal = self.scope["principal"]
         limits = settings.GATEWAY.limits
         self.bucket = TokenBucket(limits.message_rate, limits.message_burst)
-        subprotocol = SUBPROTOCOL if SUBPROTOCOL in self.scope.get("subprotocols", ()) else None
+        subprotocol = selected_subprotocol(self.scope)
         if not await self._hold_socket(limits.sockets_per_subject):
             self._deny("connect", "too_many_connections",
                        f"at most {limits.sockets_per_subject} sockets per subject")

@@ -6,10 +6,10 @@ The only request it takes is in-band re-authentication,
 
 from __future__ import annotations
 
-import json
-
 from consumers.base import PROTOCOL_VERSION, GatewayConsumer
+from gateway.first_message import parse_auth_frame
 from oidc.errors import OidcError
+from oidc.types import CredentialKind
 
 
 class PrincipalConsumer(GatewayConsumer):
@@ -24,26 +24,15 @@ class PrincipalConsumer(GatewayConsumer):
                               "principal": self.principal.as_dict()})
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        token = _auth_token(text_data)
-        if token is None:
+        credential = parse_auth_frame({"text": text_data})
+        if credential is None or credential.kind is not CredentialKind.MESSAGE:
             await self.send_json({"v": PROTOCOL_VERSION, "type": "error", "error": "unsupported",
                                   "detail": "this route only takes {\"type\": \"auth\", \"token\"}"})
             return
         try:
-            await self.reauthenticate(token)
+            await self.reauthenticate(credential.secret)
         except OidcError as exc:
             await self.refuse_reauth(exc)
             return
         await self.welcome()
 
-
-def _auth_token(text_data: str | None) -> str | None:
-    if not text_data or len(text_data) > 20_000:
-        return None
-    try:
-        frame = json.loads(text_data)
-    except ValueError:
-        return None
-    if isinstance(frame, dict) and frame.get("type") == "auth" and isinstance(frame.get("token"), str):
-        return str(frame["token"])
-    return None

@@ -38,6 +38,13 @@ FIELDS = (
 )
 
 
+def scope_fields(scope: Any) -> dict[str, Any]:
+    """Route, origin and peer of a websocket scope, for audit events."""
+    client = scope.get("client")
+    return {"route": scope["path"][:200], "origin": scope.get("origin"),
+            "remote": str(client[0]) if client else None}
+
+
 def audit(event: str, outcome: str, reason: str, **fields: Any) -> dict[str, Any]:
     """Write one audit event. `outcome` is "allow" or "deny"; `reason` a reason code."""
     record: dict[str, Any] = {"ts": round(time.time(), 3), "event": event,

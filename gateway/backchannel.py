@@ -20,7 +20,7 @@ from gateway.audit import audit
 from gateway.models import SeenLogoutToken, SessionBinding
 from gateway.providers import registry
 from gateway.sessions import session_store_class
-from oidc.errors import OidcError
+from oidc.errors import OidcError, UnknownIssuer
 from oidc.jws import peek
 from oidc.logout import LogoutToken, accept_logout_token
 
@@ -50,7 +50,6 @@ async def _verify(raw: str) -> LogoutToken:
     issuer = peek(raw, max_bytes=MAX_BODY).claims.get("iss")
     config = registry.issuers.get(issuer) if isinstance(issuer, str) else None
     if config is None:
-        from oidc.errors import UnknownIssuer
         raise UnknownIssuer("logout token from an issuer we do not trust")
     return await accept_logout_token(raw, config, registry.keys_for(config.issuer),
                                      DatabaseReplayStore(), now=time.time())

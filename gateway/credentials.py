@@ -37,6 +37,20 @@ class Credential:
         return f"Credential(kind={self.kind.value!r})"
 
 
+def selected_subprotocol(scope: Mapping[str, Any]) -> str | None:
+    """The only subprotocol the server ever selects: the fixed, non-secret name."""
+    return SUBPROTOCOL if SUBPROTOCOL in scope.get("subprotocols", ()) else None
+
+
+def accept_message(scope: Mapping[str, Any]) -> dict[str, Any]:
+    """The ASGI accept for this handshake (never echoing a token-carrying subprotocol)."""
+    accept: dict[str, Any] = {"type": "websocket.accept"}
+    subprotocol = selected_subprotocol(scope)
+    if subprotocol:
+        accept["subprotocol"] = subprotocol
+    return accept
+
+
 def header(scope: Mapping[str, Any], name: bytes) -> str | None:
     for key, value in scope.get("headers", ()):
         if key == name:

@@ -11,8 +11,8 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from consumers.closecodes import CloseCode, reason_text
-from gateway.audit import audit
-from gateway.credentials import SUBPROTOCOL, Credential
+from gateway.audit import audit, scope_fields
+from gateway.credentials import Credential, accept_message
 from oidc.policy import RoutePolicy
 from oidc.types import CredentialKind
 
@@ -62,11 +62,8 @@ def parse_auth_frame(message: dict[str, Any]) -> Credential | None:
 async def authenticate_first_message(handshake: Handshake, scope: dict[str, Any], receive: Any,
                                      send: Any, policy: RoutePolicy) -> None:
     await receive()  # websocket.connect
-    accept: dict[str, Any] = {"type": "websocket.accept"}
-    if SUBPROTOCOL in scope.get("subprotocols", ()):
-        accept["subprotocol"] = SUBPROTOCOL
-    await send(accept)
-    fields = {"route": scope["path"][:200], "origin": scope.get("origin")}
+    await send(accept_message(scope))
+    fields = scope_fields(scope)
     try:
         message = await asyncio.wait_for(receive(), AUTH_DEADLINE)
     except TimeoutError:

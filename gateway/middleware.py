@@ -13,9 +13,15 @@ from typing import Any
 from django.utils.module_loading import import_string
 
 from consumers.closecodes import CloseCode, close_for, reason_text
-from gateway.audit import audit
+from gateway.audit import audit, scope_fields
 from gateway.authn import Authenticated, NotAuthenticated, OriginRequired, authenticate
-from gateway.credentials import SUBPROTOCOL, Credential, find_credential, header, token_in_query
+from gateway.credentials import (
+    Credential,
+    accept_message,
+    find_credential,
+    header,
+    token_in_query,
+)
 from gateway.first_message import authenticate_first_message, close_accepted, replay_connect
 from gateway.metrics import AUTH_SECONDS
 from oidc.policy import RoutePolicy, evaluate, find_policy
@@ -24,11 +30,6 @@ from oidc.types import CredentialKind
 logger = logging.getLogger("gateway.middleware")
 
 ASGIApp = Callable[..., Awaitable[None]]
-
-
-def _remote(scope: Mapping[str, Any]) -> str | None:
-    client = scope.get("client")
-    return str(client[0]) if client else None
 
 
 async def refuse_handshake(receive: Any, send: Any) -> None:
@@ -41,10 +42,7 @@ async def accept_and_close(scope: Mapping[str, Any], receive: Any, send: Any,
                            code: CloseCode, reason: str) -> None:
     """Accept, then close at once with a code the browser can read."""
     await receive()
-    accept: dict[str, Any] = {"type": "websocket.accept"}
-    if SUBPROTOCOL in scope.get("subprotocols", ()):
-        accept["subprotocol"] = SUBPROTOCOL
-    await send(accept)
+    await send(accept_message(scope))
     await send({"type": "websocket.close", "code": int(code), "reason": reason_text(reason)})
 
 
@@ -58,8 +56,8 @@ class OriginGuard:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         origin = header(scope, b"origin")
         if origin is not None and origin not in self.allowed_origins:
-            audit("connect", "deny", "origin_not_allowed", route=scope.get("path"),
-                  origin=origin[:200], remote=_remote(scope))
+            audit("connect", "deny", "origin_not_allowed",
+                  **{**scope_fields(scope), "origin": origin[:200]})
             await refuse_handshake(receive, send)
             return
         await self.app({**scope, "origin": origin}, receive, send)
@@ -85,7 +83,7 @@ class Handshake:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         policy = find_policy(self.policies, scope["path"])
-        fields = audit_fields(scope)
+        fields = scope_fields(scope)
         if policy is None:
             audit("connect", "deny", "no_route", **fields)
             await accept_and_close(scope, receive, send, CloseCode.NO_ROUTE, "no_route")
@@ -103,7 +101,7 @@ class Handshake:
     async def admit(self, scope: dict[str, Any], receive: Any, send: Any, policy: RoutePolicy,
                     credential: Credential | None, *, accepted: bool) -> None:
         """Authenticate, evaluate, audit; then run the consumer or close with a code."""
-        fields = audit_fields(scope)
+        fields = scope_fields(scope)
         close = close_accepted if accepted else accept_and_close
         try:
             result = await self._authenticate(scope, credential)
@@ -141,6 +139,3 @@ class Handshake:
         with AUTH_SECONDS.time():
             return await authenticate(credential, now=self.clock())
 
-
-def audit_fields(scope: Mapping[str, Any]) -> dict[str, Any]:
-    return {"route": scope["path"][:200], "origin": scope.get("origin"), "remote": _remote(scope)}

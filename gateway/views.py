@@ -115,11 +115,6 @@ def provider_logout_form(request: HttpRequest) -> dict[str, Any] | None:
     return {"action": metadata.end_session_endpoint, "fields": fields}
 
 
-def provider_logout_url(request: HttpRequest) -> str:
-    """Required by OIDC_OP_LOGOUT_URL_METHOD; our LogoutView posts a form instead."""
-    return settings.GATEWAY.public_url + "/"
-
-
 @require_POST
 def logout_view(request: HttpRequest) -> HttpResponse:
     """Ends the Django session (closing its sockets), then logs out at the provider."""
