@@ -1,7 +1,13 @@
-"""The gateway's ASGI app plus one unauthenticated route, for like-for-like benchmarks.
+"""The gateway's ASGI app plus two unauthenticated routes, for like-for-like benchmarks.
 
-``/bench/open/`` is a plain Channels consumer with no gateway middleware: the baseline
-an authenticated handshake is compared with, served by the same process.
+Both are plain Channels consumers with no gateway middleware, served by the same
+process as the gateway:
+
+- ``/bench/open/`` is stock ``AsyncWebsocketConsumer``. Channels 4.3 hops to the
+  database thread before every handler (three hops per socket).
+- ``/bench/lean/`` is the same consumer with the gateway's dispatch, which skips those
+  hops (``consumers.base.GatewayConsumer.dispatch``). Against it, the only difference
+  left is what the gateway adds: authentication, policy, audit and addressing.
 """
 
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -9,6 +15,7 @@ from channels.routing import ProtocolTypeRouter
 
 from config.asgi import application as gateway_application
 from config.asgi import django_http, websocket
+from consumers.base import GatewayConsumer
 
 
 class OpenConsumer(AsyncWebsocketConsumer):
@@ -17,13 +24,20 @@ class OpenConsumer(AsyncWebsocketConsumer):
         await self.send(text_data='{"type":"welcome"}')
 
 
-_open = OpenConsumer.as_asgi()
+class LeanConsumer(OpenConsumer):
+    dispatch = GatewayConsumer.dispatch
+    websocket_disconnect = GatewayConsumer.websocket_disconnect
+
+    async def disconnect(self, code: int) -> None:
+        pass
+
+
+ROUTES = {"/bench/open/": OpenConsumer.as_asgi(), "/bench/lean/": LeanConsumer.as_asgi()}
 
 
 async def _websocket(scope, receive, send):
-    if scope["path"] == "/bench/open/":
-        return await _open(scope, receive, send)
-    return await websocket(scope, receive, send)
+    app = ROUTES.get(scope["path"], websocket)
+    return await app(scope, receive, send)
 
 
 application = ProtocolTypeRouter({"http": django_http, "websocket": _websocket,

@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import re
+import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -28,9 +31,9 @@ from websockets.asyncio.client import connect
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import devidp
-from devidp.stack import free_port, gateway_env, migrate
+from devidp.stack import GatewayProcess, free_port, gateway_env, migrate
 from devidp.stack import start_gateway as _start
-from tests.e2e.flows import login
+from tests.e2e.flows import login, service_token
 
 
 def auth_histogram(gateway: str) -> tuple[float, float]:
@@ -54,19 +57,68 @@ async def run_mode(url: str, headers: list[dict[str, str]], n: int, concurrency:
     return n / (time.perf_counter() - start)
 
 
-def service_token(issuer: str) -> str:
-    meta = httpx.get(f"{issuer}/.well-known/openid-configuration").json()
-    response = httpx.post(meta["token_endpoint"], auth=("svc-reader", devidp.CLIENTS["svc-reader"]),
-                          data={"grant_type": "client_credentials", "scope": "ws",
-                                "resource": devidp.API_AUDIENCE})
-    response.raise_for_status()
-    return response.json()["access_token"]
+async def service_tokens(issuer: str, n: int, concurrency: int = 20) -> list[str]:
+    """n distinct client_credentials tokens from the provider (each a new jti)."""
+    semaphore = asyncio.Semaphore(concurrency)
+    async with httpx.AsyncClient() as client:
+        meta = (await client.get(f"{issuer}/.well-known/openid-configuration")).json()
+
+        async def one() -> str:
+            async with semaphore:
+                response = await client.post(
+                    meta["token_endpoint"], auth=("svc-reader", devidp.CLIENTS["svc-reader"]),
+                    data={"grant_type": "client_credentials", "scope": "ws",
+                          "resource": devidp.API_AUDIENCE})
+            response.raise_for_status()
+            return str(response.json()["access_token"])
+
+        return await asyncio.gather(*(one() for _ in range(n)))
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of one process, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Sample:
+    rate: float  # handshakes per second, client side
+    server_cpu_us: float  # gateway CPU time per handshake
+    auth_us: float  # mean of the gateway's own auth-step histogram
+
+
+def measure(gateway: GatewayProcess, url: str, headers: list[dict[str, str]], n: int,
+            concurrency: int) -> Sample:
+    hist_before, cpu_before = auth_histogram(gateway.url), cpu_seconds(gateway.process.pid)
+    rate = asyncio.run(run_mode(url, headers, n, concurrency))
+    hist_after, cpu_after = auth_histogram(gateway.url), cpu_seconds(gateway.process.pid)
+    count = hist_after[1] - hist_before[1]
+    auth = (hist_after[0] - hist_before[0]) / count * 1e6 if count else 0.0
+    return Sample(rate, (cpu_after - cpu_before) / n * 1e6, auth)
+
+
+def report(samples: dict[str, list[Sample]]) -> None:
+    """Medians over rounds; ratios are taken within each round, then the median."""
+    base = samples["no auth"]
+    print(f"\n{'mode':22} {'handshakes/s':>12} {'ratio':>6} {'server CPU/handshake':>21} "
+          f"{'CPU ratio':>9} {'auth step':>10}")
+    for name, runs in samples.items():
+        rate = statistics.median(r.rate for r in runs)
+        ratio = statistics.median(r.rate / b.rate for r, b in zip(runs, base, strict=True))
+        cpu = statistics.median(r.server_cpu_us for r in runs)
+        cpu_ratio = statistics.median(r.server_cpu_us / b.server_cpu_us
+                                      for r, b in zip(runs, base, strict=True))
+        auth = statistics.median(r.auth_us for r in runs)
+        print(f"{name:22} {rate:12.0f} {ratio:5.2f}x {cpu:18.0f} us {cpu_ratio:8.2f}x "
+              f"{auth:7.0f} us")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--connections", type=int, default=2000)
+    parser.add_argument("--connections", type=int, default=1500)
     parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-"))
     port = free_port()
@@ -77,28 +129,26 @@ def main() -> None:
     gateway = _start(port, env_bench, tmp / "gateway.log", app="bench.asgi:application")
     try:
         cookie = f"sessionid={login(gateway.url, 'bob', 'bob-password').cookies['sessionid']}"
-        token = service_token(idp.issuer)
-        distinct = [{"Authorization": f"Bearer {service_token(idp.issuer)}"}
-                    for _ in range(args.connections)]
+        token = service_token(idp.issuer, "svc-reader", "ws", devidp.API_AUDIENCE)
+        fresh = asyncio.run(service_tokens(idp.issuer, args.connections * args.rounds))
         ws = gateway.url.replace("http", "ws")
-        modes = {
-            "no auth": (f"{ws}/bench/open/", [{}]),
-            "session cookie": (f"{ws}/ws/", [{"Cookie": cookie, "Origin": gateway.url}]),
-            "bearer, same token": (f"{ws}/ws/", [{"Authorization": f"Bearer {token}"}]),
-            "bearer, distinct": (f"{ws}/ws/", distinct),
-        }
-        asyncio.run(run_mode(modes["no auth"][0], [{}], 200, args.concurrency))  # warm-up
-        rates: dict[str, float] = {}
-        for name, (url, headers) in modes.items():
-            before = auth_histogram(gateway.url)
-            rates[name] = asyncio.run(run_mode(url, headers, args.connections, args.concurrency))
-            after = auth_histogram(gateway.url)
-            count = after[1] - before[1]
-            latency = (after[0] - before[0]) / count * 1e6 if count else 0.0
-            print(f"{name:20} {rates[name]:8.0f} handshakes/s   auth step {latency:8.1f} us")
-        base = rates["no auth"]
-        for name in list(modes)[1:]:
-            print(f"ratio {name:20} {rates[name] / base:5.2f}x of no-auth")
+        asyncio.run(run_mode(f"{ws}/bench/open/", [{}], 200, args.concurrency))  # warm-up
+        samples: dict[str, list[Sample]] = {}
+        for round_ in range(args.rounds):
+            batch = fresh[round_ * args.connections:(round_ + 1) * args.connections]
+            modes = {
+                "no auth": (f"{ws}/bench/open/", [{}]),
+                "no auth, lean": (f"{ws}/bench/lean/", [{}]),
+                "session cookie": (f"{ws}/ws/", [{"Cookie": cookie, "Origin": gateway.url}]),
+                "bearer, same token": (f"{ws}/ws/", [{"Authorization": f"Bearer {token}"}]),
+                "bearer, distinct": (f"{ws}/ws/", [{"Authorization": f"Bearer {t}"} for t in batch]),
+            }
+            for name, (url, headers) in modes.items():
+                sample = measure(gateway, url, headers, args.connections, args.concurrency)
+                samples.setdefault(name, []).append(sample)
+                print(f"round {round_ + 1} {name:20} {sample.rate:6.0f}/s "
+                      f"server {sample.server_cpu_us:5.0f} us/handshake", flush=True)
+        report(samples)
     finally:
         gateway.stop()
         idp.stop()

@@ -9,6 +9,7 @@ import time
 import weakref
 from typing import Any
 
+from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
@@ -224,10 +225,20 @@ class GatewayConsumer(AsyncWebsocketConsumer):
             except Exception:  # the bus may be gone; nothing left to leave
                 logger.warning("could not leave group %s", group)
 
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Channels' dispatch minus its thread hop per message (``aclose_old_connections``).
+
+        Channels 4.3 hops to the database thread before every handler, three times per
+        socket even if no handler touches the database. Our consumers use only the async
+        ORM, and ``gateway.lifespan`` closes stale connections once a minute instead.
+        """
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"no handler for message type {message['type']}")
+        await handler(message)
+
     async def websocket_disconnect(self, message: dict[str, Any]) -> None:
-        """Channels' handler minus its per-socket thread hop to close DB connections:
-        our consumers use only the async ORM, and gateway.lifespan closes stale
-        connections periodically instead (one hop a minute, not one per socket)."""
+        """Channels' handler minus its own thread hop (see ``dispatch``)."""
         await self.disconnect(message["code"])
         raise StopConsumer()
 

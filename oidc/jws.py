@@ -13,9 +13,9 @@ import re
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from joserfc import jwt
-from joserfc.errors import BadSignatureError, JoseError, UnsupportedAlgorithmError
+from joserfc.errors import JoseError
 from joserfc.jwk import Key
+from joserfc.jws import JWSRegistry
 
 from oidc.errors import (
     BadSignature,
@@ -37,6 +37,7 @@ __all__ = [
     "check_size",
     "check_typ",
     "peek",
+    "verify_parsed",
     "verify_signature",
     "verify_with_cache",
 ]
@@ -73,15 +74,21 @@ def check_size(raw: str, max_bytes: int) -> None:
 
 
 def peek(raw: str, *, max_bytes: int) -> UnverifiedToken:
-    """Header and claims WITHOUT verification (RFC 7515 §7.1). Size is capped first."""
+    """Header and claims WITHOUT verification (RFC 7515 §7.1). Size is capped first.
+
+    Each segment is decoded exactly once; the signature layer verifies these same
+    bytes, so the claims returned here are the claims the signature covers.
+    """
     check_size(raw, max_bytes)
     parts = raw.split(".")
     if len(parts) != 3:
         raise MalformedToken("expected three dot-separated segments (compact JWS)")
     header = _json_object(_b64decode(parts[0], "header"), "header")
     claims = _json_object(_b64decode(parts[1], "payload"), "payload")
-    _b64decode(parts[2], "signature")
-    return UnverifiedToken(header=header, claims=claims)
+    signature = _b64decode(parts[2], "signature")
+    signing_input = f"{parts[0]}.{parts[1]}".encode("ascii")
+    return UnverifiedToken(header=header, claims=claims, signing_input=signing_input,
+                           signature=signature)
 
 
 def check_header(header: Mapping[str, Any], algorithms: Collection[str]) -> None:
@@ -119,30 +126,43 @@ def check_typ(
 
 
 def verify_signature(raw: str, key: Key, algorithms: Collection[str]) -> Token:
-    """Verify the JWS signature with ``key`` (RFC 7515 §5.2) using joserfc.
+    """Verify the JWS signature of ``raw`` with ``key`` (RFC 7515 §5.2).
 
-    Callers run :func:`peek` and :func:`check_header` first; this re-checks the
-    allowlist so it is safe on its own too.
+    Safe on its own: it parses, screens the header and re-checks the allowlist.
     """
-    allowed = [a for a in algorithms if a.lower() != "none"]
-    if not raw.rsplit(".", 1)[-1]:
+    if not isinstance(raw, str):
+        raise MalformedToken("token is not a string")
+    unverified = peek(raw, max_bytes=len(raw.encode("utf-8", "surrogatepass")))
+    check_header(unverified.header, algorithms)
+    return verify_parsed(unverified, key, algorithms)
+
+
+def verify_parsed(unverified: UnverifiedToken, key: Key, algorithms: Collection[str]) -> Token:
+    """Check the signature over the segments :func:`peek` decoded, with joserfc's
+    algorithm model for the header's ``alg``; nothing is parsed a second time.
+
+    The model checks that the key fits the algorithm (type, curve, ``use``, ``alg``),
+    so an RSA public key can never serve as an HMAC secret (RFC 8725 §2.1).
+    """
+    alg = unverified.header.get("alg")
+    if not isinstance(alg, str) or alg.lower() == "none" or alg not in algorithms:
+        raise UnsupportedAlgorithm("algorithm refused by the signature layer")
+    model = JWSRegistry.algorithms.get(alg)
+    if model is None:
+        raise UnsupportedAlgorithm(f"alg {alg!r} is not implemented")
+    if not unverified.signature:
         raise BadSignature("signature is empty")
     try:
-        decoded = jwt.decode(raw, key, algorithms=allowed)
-    except BadSignatureError as exc:
-        raise BadSignature("signature does not verify") from exc
-    except UnsupportedAlgorithmError as exc:
-        raise UnsupportedAlgorithm("algorithm refused by the signature layer") from exc
+        model.check_key(key)
     except JoseError as exc:
-        # Key/alg mismatch (e.g. HS256 with an RSA key) and friends.
         raise UnsupportedAlgorithm(f"cannot verify: {exc.error}") from exc
-    except (ValueError, TypeError) as exc:
-        raise MalformedToken("cannot decode token") from exc
-    return Token(header=dict(decoded.header), claims=dict(decoded.claims))
+    if not model.verify(unverified.signing_input, unverified.signature, key):
+        raise BadSignature("signature does not verify")
+    return Token(header=unverified.header, claims=unverified.claims)
 
 
 async def verify_with_cache(
-    raw: str, unverified: UnverifiedToken, algorithms: Collection[str], keys: JwksCache
+    unverified: UnverifiedToken, algorithms: Collection[str], keys: JwksCache
 ) -> Token:
     """Header screen (RFC 8725 §3.1, §3.10), key by ``kid`` from the cache, signature.
 
@@ -156,4 +176,4 @@ async def verify_with_cache(
     key = await keys.resolve(kid)
     if key.alg is not None and key.alg != header["alg"]:
         raise UnsupportedAlgorithm("alg differs from the key's declared alg")
-    return verify_signature(raw, key, algorithms)
+    return verify_parsed(unverified, key, algorithms)

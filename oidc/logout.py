@@ -93,7 +93,7 @@ async def verify_logout_token(
     unverified = peek(raw, max_bytes=issuer.max_token_bytes)
     check_header(unverified.header, issuer.algorithms)
     check_typ(unverified.header, LOGOUT_TOKEN_TYPES, required=False)
-    token = await verify_with_cache(raw, unverified, issuer.algorithms, keys)
+    token = await verify_with_cache(unverified, issuer.algorithms, keys)
     claims = token.claims
     validate_iss(claims, issuer.issuer)
     validate_aud(claims, frozenset({issuer.client_id}))

@@ -101,6 +101,8 @@ class UnverifiedToken:
 
     header: Mapping[str, Any]
     claims: Mapping[str, Any]
+    signing_input: bytes = b""  # ASCII of "header.payload", exactly as received
+    signature: bytes = b""
 
 
 @dataclass(frozen=True)

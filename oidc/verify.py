@@ -120,7 +120,7 @@ async def verify_access_token(
     cache = keys.get(issuer.issuer)
     if cache is None:
         raise KeysUnavailable("no key cache for this issuer")
-    token = await verify_with_cache(raw, unverified, issuer.algorithms, cache)
+    token = await verify_with_cache(unverified, issuer.algorithms, cache)
     claims = token.claims
     validate_iss(claims, issuer.issuer)
     validate_exp(claims, now, issuer.leeway)
@@ -177,7 +177,7 @@ async def verify_id_token(
     typ = unverified.header.get("typ")
     if isinstance(typ, str) and normalize_typ(typ) in NOT_ID_TOKEN_TYPES:
         raise WrongTokenType(f"typ {typ!r} is not an ID token")
-    token = await verify_with_cache(raw, unverified, issuer.algorithms, keys)
+    token = await verify_with_cache(unverified, issuer.algorithms, keys)
     claims = token.claims
     if "events" in claims:
         raise WrongTokenType("logout token presented as ID token")

@@ -176,3 +176,26 @@ async def test_verified_token_is_cached_until_its_key_leaves_the_jwks(monkeypatc
     registry.keys[ISSUER] = JwksCache.from_keys(jwks_of(KEY2), jwks_uri="static:rotated")
     assert await _refusal(_communicator(headers=bearer)) == (4401, "unknown_kid")
     assert len(calls) == 2  # the cached entry was not trusted once k1 was gone
+
+
+async def test_a_socket_never_hops_to_the_database_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Channels 4.3 runs close_old_connections in a thread before every handler; our
+    consumers skip it (gateway.lifespan does it once a minute), so a bearer socket's
+    connect, frames and disconnect cost no thread hop."""
+    import channels.consumer
+    import channels.generic.websocket
+
+    hops: list[str] = []
+
+    async def counted() -> None:
+        hops.append("hop")
+
+    monkeypatch.setattr(channels.consumer, "aclose_old_connections", counted)
+    monkeypatch.setattr(channels.generic.websocket, "aclose_old_connections", counted)
+    comm = _communicator(headers=[(b"authorization", f"Bearer {token()}".encode())])
+    assert (await comm.connect())[0]
+    assert json.loads(await comm.receive_from())["type"] == "welcome"
+    await comm.send_to(text_data="{}")
+    assert json.loads(await comm.receive_from())["type"] == "error"
+    await comm.disconnect()
+    assert hops == []
