@@ -6,38 +6,69 @@ Never pass a token here: only reason codes, identifiers and hashes.
 from __future__ import annotations
 
 import atexit
+import collections
 import json
 import logging
-import logging.handlers
-import queue
+import threading
 import time
 from typing import Any
 
 from gateway.metrics import HANDSHAKES
 
 logger = logging.getLogger("gateway.audit")
-_writer: logging.handlers.QueueListener | None = None
+_writer: BatchWriter | None = None
+
+
+class BatchWriter(logging.Handler):
+    """The audit logger's handlers, run by a writer thread in batches.
+
+    ``handle`` only appends the finished record to a deque: no lock, no formatting and
+    no thread wake-up on the event loop. Every ``period`` seconds the thread passes
+    what accumulated to the real handlers (stdout, files), which may block on I/O.
+    """
+
+    def __init__(self, handlers: list[logging.Handler], period: float = 0.05) -> None:
+        super().__init__()
+        self.targets = handlers
+        self.period = period
+        self.pending: collections.deque[logging.LogRecord] = collections.deque()
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        self.pending.append(record)
+        return True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.pending.append(record)
+
+    def _run(self) -> None:
+        while not self.stopping.wait(self.period):
+            self.drain()
+        self.drain()
+
+    def drain(self) -> None:
+        while self.pending:
+            record = self.pending.popleft()
+            for target in self.targets:
+                if record.levelno >= target.level:
+                    target.handle(record)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.thread.join(timeout=5)
 
 
 def start_audit_writer() -> None:
-    """Move the audit logger's handlers behind a queue, so the event loop never waits
-    on stdout or a file; a listener thread does the writing (called once, at startup)."""
+    """Move the audit logger's handlers to a writer thread, so the event loop never
+    waits on stdout or a file (called once, at startup)."""
     global _writer
     if _writer is not None or not logger.handlers:
         return
-    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
-    _writer = logging.handlers.QueueListener(records, *logger.handlers,
-                                             respect_handler_level=True)
-    logger.handlers = [_HandOver(records)]
-    _writer.start()
+    _writer = BatchWriter(list(logger.handlers))
+    logger.handlers = [_writer]
+    _writer.thread.start()
     atexit.register(_writer.stop)
-
-class _HandOver(logging.handlers.QueueHandler):
-    """Queue the record as it is: an audit record is one finished JSON line with no
-    arguments or traceback, so the base class's format-and-copy is wasted work."""
-
-    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
-        return record
 
 
 FIELDS = (

@@ -63,7 +63,7 @@ class Principal:
         object.__setattr__(self, "claims", _freeze(self.claims))
 
     def with_credential(self, kind: CredentialKind) -> Principal:
-        return dataclasses.replace(self, credential=kind)
+        return self if kind is self.credential else dataclasses.replace(self, credential=kind)
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-safe description (no token, no raw claims)."""
