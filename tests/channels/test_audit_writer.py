@@ -14,11 +14,11 @@ class Blocking(logging.Handler):
 
     def __init__(self) -> None:
         super().__init__()
-        self.release = threading.Event()
+        self.gate = threading.Event()
         self.lines: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.release.wait(5)
+        self.gate.wait(5)
         self.lines.append(record.getMessage())
 
 
@@ -27,11 +27,12 @@ def test_a_blocked_sink_never_blocks_the_caller_and_every_line_arrives_in_order(
     writer = BatchWriter([sink], period=0.01)
     log = logging.getLogger("tests.audit.writer")
     log.propagate, log.handlers = False, [writer]
+    log.setLevel(logging.INFO)
     writer.thread.start()
     for n in range(500):  # would hang for 5 s per line if handle() reached the sink
         log.info(json.dumps({"n": n}))
     assert sink.lines == []
-    sink.release.set()
+    sink.gate.set()
     writer.stop()
     assert [json.loads(line)["n"] for line in sink.lines] == list(range(500))
 
@@ -39,8 +40,8 @@ def test_a_blocked_sink_never_blocks_the_caller_and_every_line_arrives_in_order(
 def test_level_of_each_target_is_respected() -> None:
     quiet, loud = Blocking(), Blocking()
     quiet.setLevel(logging.WARNING)
-    quiet.release.set()
-    loud.release.set()
+    quiet.gate.set()
+    loud.gate.set()
     writer = BatchWriter([quiet, loud], period=0.01)
     writer.handle(logging.LogRecord("x", logging.INFO, __file__, 0, "info", None, None))
     writer.drain()
