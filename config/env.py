@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from oidc.profiles import PROFILES, IssuerProfile, customised
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 VARIABLES: dict[str, str] = {
@@ -21,7 +23,12 @@ VARIABLES: dict[str, str] = {
     "GATEWAY_OIDC_CLIENT_ID": "our client id at that provider (required)",
     "GATEWAY_OIDC_CLIENT_SECRET": "our client secret at that provider (required)",
     "GATEWAY_OIDC_SCOPES": "scopes asked for at login (default: openid profile email offline_access)",
-    "GATEWAY_OIDC_PROFILE": "claim layout of the provider: generic, keycloak or entra (default generic)",
+    "GATEWAY_OIDC_PROFILE": "claim layout of the provider: generic, keycloak, entra, okta or auth0 "
+    "(default generic)",
+    "GATEWAY_OIDC_GROUPS_CLAIMS": "comma-separated claim paths holding groups, instead of the "
+    "profile's (e.g. https://example.com/groups for an Auth0 namespaced claim)",
+    "GATEWAY_OIDC_ROLES_CLAIMS": "comma-separated claim paths holding roles, instead of the profile's",
+    "GATEWAY_OIDC_SCOPE_CLAIMS": "comma-separated claim paths holding scopes, instead of the profile's",
     "GATEWAY_OIDC_ALGORITHMS": "comma-separated signing algorithms accepted (default RS256,PS256,ES256)",
     "GATEWAY_OIDC_AUDIENCES": "comma-separated access-token audiences accepted (default: client id)",
     "GATEWAY_OIDC_CALL_USERINFO": "true to call the userinfo endpoint at login (default false)",
@@ -57,7 +64,6 @@ VARIABLES: dict[str, str] = {
 
 DEFAULT_SCOPES = "openid profile email offline_access"
 DEFAULT_ALGORITHMS = ("RS256", "PS256", "ES256")
-PROFILES = ("generic", "keycloak", "entra")
 
 
 class ConfigError(Exception):
@@ -93,7 +99,7 @@ class GatewayConfig:
     client_id: str
     client_secret: str
     scopes: str
-    profile: str
+    profile: IssuerProfile
     algorithms: tuple[str, ...]
     audiences: frozenset[str]
     call_userinfo: bool
@@ -286,6 +292,16 @@ def _path(env: Mapping[str, str], name: str, default: Path | None) -> Path | Non
     return path
 
 
+def _profile(env: Mapping[str, str]) -> IssuerProfile:
+    name = env.get("GATEWAY_OIDC_PROFILE", "generic").strip().lower()
+    if name not in PROFILES:
+        raise ConfigError(f"GATEWAY_OIDC_PROFILE={name!r}: use one of {', '.join(PROFILES)}.")
+    return customised(PROFILES[name],
+                      groups=_csv(env.get("GATEWAY_OIDC_GROUPS_CLAIMS", "")),
+                      roles=_csv(env.get("GATEWAY_OIDC_ROLES_CLAIMS", "")),
+                      scopes=_csv(env.get("GATEWAY_OIDC_SCOPE_CLAIMS", "")))
+
+
 def load_config(env: Mapping[str, str] | None = None) -> GatewayConfig:
     """Read and validate every GATEWAY_* variable once."""
     env = os.environ if env is None else env
@@ -293,9 +309,13 @@ def load_config(env: Mapping[str, str] | None = None) -> GatewayConfig:
     client_id = _required(env, "GATEWAY_OIDC_CLIENT_ID")
     public_url = env.get("GATEWAY_PUBLIC_URL", "http://127.0.0.1:8000").strip().rstrip("/")
     origins = _csv(env.get("GATEWAY_ALLOWED_ORIGINS", "")) or (public_url,)
-    profile = env.get("GATEWAY_OIDC_PROFILE", "generic").strip().lower()
-    if profile not in PROFILES:
-        raise ConfigError(f"GATEWAY_OIDC_PROFILE={profile!r}: use one of {', '.join(PROFILES)}.")
+    audiences = frozenset(_csv(env.get("GATEWAY_OIDC_AUDIENCES", "")) or (client_id,))
+    profile = _profile(env)
+    if not profile.typ_required and client_id in audiences:
+        raise ConfigError(
+            f"GATEWAY_OIDC_PROFILE={profile.name} accepts access tokens without typ, so the "
+            f"audience alone keeps ID tokens out: set GATEWAY_OIDC_AUDIENCES to your API's "
+            f"audience (e.g. api://default), not the client id.")
     routes_file = _path(env, "GATEWAY_ROUTES_FILE", BASE_DIR / "config" / "routes.toml")
     assert routes_file is not None
     return GatewayConfig(
@@ -305,7 +325,7 @@ def load_config(env: Mapping[str, str] | None = None) -> GatewayConfig:
         scopes=env.get("GATEWAY_OIDC_SCOPES", DEFAULT_SCOPES).strip() or DEFAULT_SCOPES,
         profile=profile,
         algorithms=_algorithms(env),
-        audiences=frozenset(_csv(env.get("GATEWAY_OIDC_AUDIENCES", "")) or (client_id,)),
+        audiences=audiences,
         call_userinfo=_bool(env, "GATEWAY_OIDC_CALL_USERINFO", False),
         introspection=_bool(env, "GATEWAY_OIDC_INTROSPECTION", False),
         issuers_file=_path(env, "GATEWAY_ISSUERS_FILE", None),

@@ -10,10 +10,10 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from oidc.config import IssuerConfig
-from oidc.profiles import PROFILES
+from oidc.profiles import PROFILES, customised
 
 ISSUER_KEYS = {"issuer", "audiences", "algorithms", "profile", "client_id",
-               "allowed_client_ids", "leeway", "introspection"}
+               "allowed_client_ids", "leeway", "groups_claims", "roles_claims", "scope_claims"}
 
 
 def _issuer_from_toml(entry: dict[str, Any], source: Path) -> IssuerConfig:
@@ -22,7 +22,10 @@ def _issuer_from_toml(entry: dict[str, Any], source: Path) -> IssuerConfig:
         raise ImproperlyConfigured(f"{source}: unknown keys {sorted(unknown)} in [[issuer]]; "
                                    f"allowed: {sorted(ISSUER_KEYS)}.")
     try:
-        profile = PROFILES[entry.get("profile", "generic")]
+        profile = customised(PROFILES[entry.get("profile", "generic")],
+                             groups=tuple(entry.get("groups_claims", ())),
+                             roles=tuple(entry.get("roles_claims", ())),
+                             scopes=tuple(entry.get("scope_claims", ())))
         allowed = entry.get("allowed_client_ids")
         return IssuerConfig(
             issuer=entry["issuer"],

@@ -21,7 +21,6 @@ from oidc.config import IssuerConfig
 from oidc.discovery import ProviderMetadata, discovery_url, parse_metadata
 from oidc.errors import DiscoveryError, KeysUnavailable
 from oidc.jwks import JwksCache
-from oidc.profiles import PROFILES
 
 logger = logging.getLogger("gateway.providers")
 
@@ -68,7 +67,7 @@ def login_issuer_config() -> IssuerConfig:
         issuer=cfg.issuer,
         audiences=cfg.audiences,
         algorithms=cfg.algorithms,
-        profile=PROFILES[cfg.profile],
+        profile=cfg.profile,
         client_id=cfg.client_id,
         allowed_client_ids=None,
         leeway=cfg.leeway,

@@ -50,6 +50,12 @@ class IssuerConfig:
             )
         if self.max_token_bytes <= 0:
             raise ValueError(f"issuer {self.issuer}: max_token_bytes must be positive.")
+        if not self.profile.typ_required and self.client_id in self.audiences:
+            raise ValueError(
+                f"issuer {self.issuer}: profile {self.profile.name} accepts access tokens "
+                f"without typ, so the audience is what keeps ID tokens out; remove our "
+                f"client_id {self.client_id!r} from audiences and list the API's audience."
+            )
 
 
 def _check_algorithms(issuer: str, algorithms: tuple[str, ...]) -> None:

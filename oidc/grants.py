@@ -24,6 +24,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from oidc.channels import normalise_pattern, pattern_matches
+from oidc.profiles import lookup
 from oidc.types import ChannelName
 
 __all__ = [
@@ -97,11 +98,7 @@ def claim_values(principal: Claimant, claim: str) -> frozenset[str]:
         return principal.groups
     if claim == "roles":
         return principal.roles
-    node: Any = principal.claims
-    for segment in claim.split("."):
-        if not isinstance(node, Mapping) or segment not in node:
-            return frozenset()
-        node = node[segment]
+    node = lookup(principal.claims, claim)
     if isinstance(node, str):
         return frozenset((node,))
     if isinstance(node, list):

@@ -6,17 +6,22 @@ case-insensitively, with an optional ``application/`` prefix removed.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from types import MappingProxyType
 from typing import Any
 
 __all__ = [
+    "AUTH0",
     "ENTRA",
     "GENERIC",
     "KEYCLOAK",
+    "OKTA",
     "PROFILES",
     "IssuerProfile",
+    "customised",
     "extract_groups",
     "extract_roles",
     "extract_scopes",
@@ -33,18 +38,31 @@ def normalize_typ(value: str) -> str:
 
 @dataclass(frozen=True)
 class IssuerProfile:
-    """Claim layout of one kind of provider."""
+    """Claim layout of one kind of provider.
+
+    A claim path is dotted (``realm_access.roles``); ``{client_id}`` stands for the
+    issuer's configured client as one whole segment, dots and all. A URL path
+    (Auth0's namespaced ``https://example.com/groups``) names one top-level claim.
+    ``typ_required=False`` accepts access tokens with no ``typ`` header
+    (Okta); a ``typ`` that is present must still be one of ``access_token_types``.
+    """
 
     name: str
     groups_claims: tuple[str, ...]
     roles_claims: tuple[str, ...]
     scope_claims: tuple[str, ...]
     access_token_types: frozenset[str]
+    typ_required: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(
             self, "access_token_types", frozenset(normalize_typ(t) for t in self.access_token_types)
         )
+        for field_name in ("groups_claims", "roles_claims", "scope_claims"):
+            paths = getattr(self, field_name)
+            if isinstance(paths, str) or not all(isinstance(p, str) and p for p in paths):
+                raise ValueError(f"profile {self.name}: {field_name} must be a list of claim paths")
+            object.__setattr__(self, field_name, tuple(paths))
 
 
 GENERIC = IssuerProfile(
@@ -71,30 +89,71 @@ ENTRA = IssuerProfile(
     access_token_types=frozenset({"jwt"}),
 )
 
-PROFILES: Mapping[str, IssuerProfile] = MappingProxyType(
-    {p.name: p for p in (GENERIC, KEYCLOAK, ENTRA)}
+OKTA = IssuerProfile(
+    name="okta",
+    groups_claims=("groups",),
+    roles_claims=("roles",),
+    scope_claims=("scp",),  # a JSON list; the client is in "cid"
+    access_token_types=frozenset({"at+jwt", "jwt"}),
+    typ_required=False,  # Okta's access tokens carry no typ header
 )
 
+AUTH0 = IssuerProfile(
+    name="auth0",
+    groups_claims=("groups",),  # usually a namespaced claim: override groups_claims
+    roles_claims=("permissions",),  # RBAC permissions
+    scope_claims=("scope",),
+    access_token_types=frozenset({"at+jwt", "jwt"}),
+)
 
-def lookup(claims: Mapping[str, Any], path: str) -> Any:
-    """Follow a dotted path through nested objects; None when any step is missing."""
+PROFILES: Mapping[str, IssuerProfile] = MappingProxyType(
+    {p.name: p for p in (GENERIC, KEYCLOAK, ENTRA, OKTA, AUTH0)}
+)
+
+Path = tuple[str, ...]
+
+
+def customised(profile: IssuerProfile, *, groups: tuple[str, ...] = (),
+               roles: tuple[str, ...] = (), scopes: tuple[str, ...] = ()) -> IssuerProfile:
+    """``profile`` with the claim paths an operator listed instead of its own."""
+    return dataclasses.replace(
+        profile,
+        groups_claims=groups or profile.groups_claims,
+        roles_claims=roles or profile.roles_claims,
+        scope_claims=scopes or profile.scope_claims,
+    )
+
+
+def lookup(claims: Mapping[str, Any], path: str | Path) -> Any:
+    """The value at a claim path; None when any step is missing.
+
+    A string path is split on dots, except a URL (``https://example.com/groups``, a
+    namespaced claim), which names one top-level claim. A flat claim that merely
+    contains dots never matches a dotted path. A tuple path is segments already.
+    """
+    if isinstance(path, str):
+        if "://" in path:
+            return claims.get(path)
+        path = tuple(path.split("."))
     node: Any = claims
-    for part in path.split("."):
+    for part in path:
         if not isinstance(node, Mapping) or part not in node:
             return None
         node = node[part]
     return node
 
 
-def _paths(templates: Iterable[str], client_id: str | None) -> list[str]:
-    out = []
+@lru_cache(maxsize=256)
+def _paths(templates: tuple[str, ...], client_id: str | None) -> tuple[str | Path, ...]:
+    """Templates with ``{client_id}`` replaced as one segment (resolved once, cached)."""
+    out: list[str | Path] = []
     for template in templates:
-        if "{client_id}" in template:
-            if not client_id:
-                continue
-            template = template.replace("{client_id}", client_id)
-        out.append(template)
-    return out
+        if "{client_id}" not in template:
+            out.append(template)
+        elif client_id:
+            out.append(tuple(client_id if seg == "{client_id}" else seg
+                             for seg in template.split(".")))
+    return tuple(out)
 
 
 def _strings(value: Any, *, split: bool) -> set[str]:
@@ -105,7 +164,8 @@ def _strings(value: Any, *, split: bool) -> set[str]:
     return set()
 
 
-def _collect(claims: Mapping[str, Any], paths: list[str], *, split: bool) -> frozenset[str]:
+def _collect(claims: Mapping[str, Any], paths: tuple[str | Path, ...], *,
+             split: bool) -> frozenset[str]:
     found: set[str] = set()
     for path in paths:
         found |= _strings(lookup(claims, path), split=split)

@@ -69,8 +69,9 @@ def hash_jti(jti: object) -> str | None:
 
 
 def client_id_of(claims: Mapping[str, Any]) -> str | None:
-    """``client_id`` (RFC 9068 §2.2), else ``azp`` (Keycloak, Entra v2), else ``appid`` (Entra v1)."""
-    for name in ("client_id", "azp", "appid"):
+    """``client_id`` (RFC 9068 §2.2), else ``azp`` (Keycloak, Entra v2, Auth0), else
+    ``appid`` (Entra v1), else ``cid`` (Okta)."""
+    for name in ("client_id", "azp", "appid", "cid"):
         value = claims.get(name)
         if isinstance(value, str) and value:
             return value
@@ -80,7 +81,8 @@ def client_id_of(claims: Mapping[str, Any]) -> str | None:
 def _refuse_other_token_kinds(unverified: UnverifiedToken, issuer: IssuerConfig) -> None:
     """RFC 9068 §4 / RFC 8725 §3.11: only access tokens pass, never ID or logout tokens."""
     header, claims = unverified.header, unverified.claims
-    check_typ(header, issuer.profile.access_token_types)  # refuses logout+jwt too
+    check_typ(header, issuer.profile.access_token_types,  # refuses logout+jwt too
+              required=issuer.profile.typ_required)
     for name in NOT_ACCESS_TOKEN_CLAIMS:
         if name in claims:
             raise WrongTokenType(f"claim {name!r} marks an ID or logout token")

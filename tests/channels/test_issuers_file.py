@@ -84,3 +84,33 @@ async def test_two_issuers_each_with_their_own_keys_and_profile(tmp_path: Path) 
 def test_bad_issuers_file_names_the_fix(tmp_path: Path, text: str, fix: str) -> None:
     with _with_file(tmp_path, text), pytest.raises(ImproperlyConfigured, match=fix):
         configured_issuers()
+
+
+AUTH0 = "https://acme.eu.auth0.com/"
+
+
+async def test_claim_paths_can_be_overridden_per_issuer(tmp_path: Path) -> None:
+    """An Auth0 tenant keeps groups in a namespaced (URL) claim; the file says where."""
+    text = (f'[[issuer]]\nissuer = "{AUTH0}"\naudiences = ["https://api.acme.example"]\n'
+            f'profile = "auth0"\ngroups_claims = ["https://acme.example/groups"]\n')
+    with _with_file(tmp_path, text):
+        issuers = configured_issuers()
+    assert issuers[AUTH0].profile.groups_claims == ("https://acme.example/groups",)
+    now = time.time()
+    token = encode({"alg": "RS256", "typ": "JWT", "kid": "k2"}, {
+        "iss": AUTH0, "sub": "auth0|42", "aud": ["https://api.acme.example", f"{AUTH0}userinfo"],
+        "azp": "spa-client", "exp": now + 300, "iat": now, "scope": "openid ws",
+        "permissions": ["publish:deploys"], "https://acme.example/groups": ["engineering"]},
+        key=KEY2)
+    principal = await verify_access_token(token, issuers, {AUTH0: JwksCache.from_keys(jwks_of(KEY2))},
+                                          now=now, credential=CredentialKind.BEARER)
+    assert principal.groups == {"engineering"}
+    assert principal.roles == {"publish:deploys"}
+    assert principal.scopes == {"openid", "ws"} and principal.client_id == "spa-client"
+
+
+def test_introspection_is_not_a_per_issuer_key(tmp_path: Path) -> None:
+    """Opaque tokens carry no iss; introspection is the login issuer's (docs/clients.md)."""
+    text = '[[issuer]]\nissuer = "https://a.example"\naudiences = ["x"]\nintrospection = true\n'
+    with _with_file(tmp_path, text), pytest.raises(ImproperlyConfigured, match="unknown keys"):
+        configured_issuers()

@@ -10,7 +10,7 @@ from oidc import errors
 from oidc.config import IssuerConfig
 from oidc.jwks import JwksCache
 from oidc.policy import RoutePolicy, evaluate
-from oidc.profiles import ENTRA, KEYCLOAK
+from oidc.profiles import ENTRA, KEYCLOAK, OKTA
 from oidc.types import CredentialKind, Principal
 from oidc.verify import verify_access_token
 
@@ -284,6 +284,47 @@ async def test_entra_refuses_at_jwt_typ_it_never_issues(keys):
     config = make_config(profile=ENTRA)
     with pytest.raises(errors.WrongTokenType):
         await verify(encode(AT_HEADER, access_claims()), config, keys)
+
+
+OKTA_HEADER = {"alg": "RS256", "kid": "k1"}  # Okta's access tokens carry no typ
+
+
+async def test_okta_shaped_token_without_typ(keys):
+    config = make_config(profile=OKTA)
+    claims = access_claims(client_id=None, cid="0oa1cli", uid="00u1", scope=None,
+                           scp=["openid", "ws.read"], groups=["Everyone", "Engineering"], ver=1)
+    p = await verify(encode(OKTA_HEADER, claims), config, keys)
+    assert p.scopes == {"openid", "ws.read"} and p.groups == {"Everyone", "Engineering"}
+    assert p.client_id == "0oa1cli"
+    assert (await verify(encode(ID_HEADER, claims), config, keys)).subject == "user-1"
+
+
+async def test_okta_without_typ_still_refuses_id_and_logout_tokens(keys):
+    config = make_config(profile=OKTA)
+    with pytest.raises(errors.InvalidAudience):  # an ID token's aud is the client, not the API
+        await verify(encode(OKTA_HEADER, id_claims(nonce=None)), config, keys)
+    with pytest.raises(errors.WrongTokenType):
+        await verify(encode(OKTA_HEADER, access_claims(nonce="n")), config, keys)
+    with pytest.raises(errors.WrongTokenType):
+        await verify(encode(LOGOUT_HEADER, access_claims()), config, keys)
+
+
+def test_a_typ_less_profile_may_not_accept_its_own_client_as_audience():
+    with pytest.raises(ValueError, match="audience"):
+        make_config(profile=OKTA, audiences=frozenset({CLIENT_ID, AUDIENCE}))
+
+
+async def test_generic_profile_requires_typ(keys):
+    with pytest.raises(errors.WrongTokenType):
+        await verify(encode(OKTA_HEADER, access_claims()), make_config(), keys)
+
+
+async def test_keycloak_client_id_with_dots_finds_its_client_roles(keys):
+    config = make_config(profile=KEYCLOAK, client_id="acme.gateway")
+    claims = access_claims(resource_access={"acme.gateway": {"roles": ["publisher"]},
+                                            "acme": {"gateway": {"roles": ["nope"]}}})
+    p = await verify(encode({**ID_HEADER, "typ": "JWT"}, claims), config, keys)
+    assert p.roles == {"publisher"}
 
 
 async def test_key_declaring_alg_only_verifies_that_alg(keys):

@@ -36,7 +36,8 @@ def test_database_and_redis_urls_switch_backends() -> None:
     ({"GATEWAY_DATABASE_URL": "mysql://x"}, "postgres://"),
     ({"GATEWAY_REDIS_URL": "http://x"}, "redis://"),
     ({"GATEWAY_ALLOWED_ORIGINS": "evil"}, "absolute http(s) URL"),
-    ({"GATEWAY_OIDC_PROFILE": "okta"}, "generic, keycloak, entra"),
+    ({"GATEWAY_OIDC_PROFILE": "ping"}, "generic, keycloak, entra, okta, auth0"),
+    ({"GATEWAY_OIDC_PROFILE": "okta"}, "GATEWAY_OIDC_AUDIENCES to your API"),
     ({"GATEWAY_DEV": "maybe"}, "true or false"),
 ])
 def test_bad_values_fail_with_the_fix(change: dict[str, str], names: str) -> None:
@@ -56,3 +57,17 @@ def test_channel_layer_defaults_to_pubsub_and_accepts_core() -> None:
 def test_unknown_channel_layer_names_the_choices() -> None:
     with pytest.raises(ConfigError, match="GATEWAY_CHANNEL_LAYER='sharded': use pubsub"):
         load_config({**BASE, "GATEWAY_CHANNEL_LAYER": "sharded"})
+
+
+def test_claim_paths_override_the_profile() -> None:
+    config = load_config({**BASE, "GATEWAY_OIDC_PROFILE": "auth0",
+                          "GATEWAY_OIDC_GROUPS_CLAIMS": "https://acme.example/groups, groups"})
+    assert config.profile.name == "auth0"
+    assert config.profile.groups_claims == ("https://acme.example/groups", "groups")
+    assert config.profile.roles_claims == ("permissions",)  # not overridden: the profile's
+
+
+def test_okta_profile_with_an_api_audience() -> None:
+    config = load_config({**BASE, "GATEWAY_OIDC_PROFILE": "okta",
+                          "GATEWAY_OIDC_AUDIENCES": "api://default"})
+    assert config.profile.typ_required is False and config.audiences == {"api://default"}

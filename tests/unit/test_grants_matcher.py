@@ -117,3 +117,12 @@ def test_importing_oidc_channels_and_grants_loads_no_django() -> None:
     code = ("import sys, oidc.channels, oidc.grants; "
             "assert not any(m == 'django' or m.startswith('django.') for m in sys.modules)")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_namespaced_url_claim_is_one_claim() -> None:
+    """Auth0-style custom claims are URLs: matched whole, never split on their dots."""
+    grant = Grant(ISS, "https://acme.example/groups", "eng", "deploys", frozenset({SUB}))
+    holder = principal(claims={"https://acme.example/groups": ["eng"]})
+    nested = principal(claims={"https://acme": {"example/groups": ["eng"]}})
+    assert allowed_operations(holder, (grant,), ChannelName("deploys")) == {SUB}
+    assert allowed_operations(nested, (grant,), ChannelName("deploys")) == frozenset()

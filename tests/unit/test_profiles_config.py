@@ -19,7 +19,8 @@ from oidc.profiles import (
 
 
 def test_profiles_by_name():
-    assert PROFILES == {"generic": GENERIC, "keycloak": KEYCLOAK, "entra": ENTRA}
+    assert set(PROFILES) == {"generic", "keycloak", "entra", "okta", "auth0"}
+    assert (PROFILES["generic"], PROFILES["keycloak"], PROFILES["entra"]) == (GENERIC, KEYCLOAK, ENTRA)
     assert KEYCLOAK.access_token_types == {"at+jwt", "jwt"}
 
 
