@@ -121,8 +121,12 @@ def check_typ(
     typ = header.get("typ")
     if typ is None and not required:
         return
-    if not isinstance(typ, str) or normalize_typ(typ) not in {normalize_typ(a) for a in accepted}:
+    if not isinstance(typ, str) or not _typ_in(normalize_typ(typ), accepted):
         raise WrongTokenType(f"typ {typ!r} is not one of {sorted(accepted)}")
+
+
+def _typ_in(typ: str, accepted: frozenset[str]) -> bool:
+    return typ in accepted or any(normalize_typ(a) == typ for a in accepted)
 
 
 def verify_signature(raw: str, key: Key, algorithms: Collection[str]) -> Token:

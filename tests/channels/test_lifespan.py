@@ -1,0 +1,30 @@
+"""ASGI lifespan: startup freezes what was loaded, background tasks stop at shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+
+from gateway.lifespan import Lifespan
+
+
+async def test_startup_freezes_loaded_objects_and_shutdown_completes() -> None:
+    gc.unfreeze()
+    inbox: asyncio.Queue[dict] = asyncio.Queue()
+    sent: list[str] = []
+
+    async def send(message: dict) -> None:
+        sent.append(message["type"])
+
+    await inbox.put({"type": "lifespan.startup"})
+    task = asyncio.create_task(Lifespan()({"type": "lifespan"}, inbox.get, send))
+    while not sent:
+        await asyncio.sleep(0.01)
+    try:
+        assert sent == ["lifespan.startup.complete"]
+        assert gc.get_freeze_count() > 10_000  # Django and the apps, not a handful
+    finally:
+        await inbox.put({"type": "lifespan.shutdown"})
+        await asyncio.wait_for(task, 5)
+        gc.unfreeze()
+    assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
