@@ -49,6 +49,22 @@ class RouteDenied(OidcError):
 LIVE: weakref.WeakSet[GatewayConsumer] = weakref.WeakSet()  # this process's open sockets
 
 
+async def renew_memberships() -> int:
+    """Re-join every local socket's groups, so none outlives the layer's group expiry.
+
+    The in-memory and core Redis layers drop a membership a day after it was added
+    (``group_expiry``, 86,400 s). A socket kept alive by refreshes would then silently
+    miss logouts, grant changes and its channels' messages. Re-adding refreshes the
+    timestamp; the pub/sub layer, which never expires, treats it as a no-op.
+    """
+    renewed = 0
+    for consumer in list(LIVE):
+        for group in consumer.memberships():
+            await consumer.channel_layer.group_add(group, consumer.channel_name)
+            renewed += 1
+    return renewed
+
+
 async def close_all_local(code: CloseCode, reason: str) -> int:
     """Close every socket of this process (used when the message bus is lost)."""
     consumers = list(LIVE)
@@ -184,6 +200,10 @@ class GatewayConsumer(AsyncWebsocketConsumer):
                               "expires_at": self.principal.expires_at})
         if self.scope.get("session_key"):
             await self.refresh_session()
+
+    def memberships(self) -> list[str]:
+        """Every channel-layer group this socket is in (renewed by ``renew_memberships``)."""
+        return list(getattr(self, "groups_joined", ()))
 
     def _address_groups(self) -> list[str]:
         p = self.principal

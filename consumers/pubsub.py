@@ -48,6 +48,9 @@ class PubSubConsumer(GatewayConsumer, PresenceMixin):
         cache.watch()
         self.watching = True
 
+    def memberships(self) -> list[str]:
+        return [*super().memberships(), *getattr(self, "subscriptions", {}).values()]
+
     async def disconnect(self, code: int) -> None:
         if getattr(self, "watching", False):
             cache.unwatch()

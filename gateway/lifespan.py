@@ -11,6 +11,7 @@ from typing import Any
 from channels.db import aclose_old_connections
 from django.conf import settings
 
+from consumers.base import renew_memberships
 from gateway.buswatch import watch_bus
 from gateway.providers import registry
 
@@ -33,6 +34,16 @@ def freeze_startup_objects() -> None:
     gc.freeze()
 
 
+async def renew_group_memberships(period: float = 3600.0) -> None:
+    """Keep every socket's groups younger than the layer's one-day group expiry."""
+    while True:
+        await asyncio.sleep(period)
+        try:
+            await renew_memberships()
+        except Exception:  # the bus may be down; buswatch closes the sockets then
+            logger.warning("could not renew group memberships")
+
+
 class Lifespan:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         tasks: list[asyncio.Task[None]] = []
@@ -42,7 +53,8 @@ class Lifespan:
                 freeze_startup_objects()
                 tasks = [asyncio.create_task(registry.load_all_with_retry()),
                          asyncio.create_task(registry.run_refresh_loop()),
-                         asyncio.create_task(close_stale_db_connections())]
+                         asyncio.create_task(close_stale_db_connections()),
+                         asyncio.create_task(renew_group_memberships())]
                 if settings.GATEWAY.redis_url:
                     tasks.append(asyncio.create_task(watch_bus(settings.GATEWAY.redis_url)))
                 await send({"type": "lifespan.startup.complete"})

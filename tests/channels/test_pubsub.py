@@ -238,3 +238,23 @@ async def test_subscriptions_per_connection_are_limited() -> None:
     assert refused["error"] == "too_many_subscriptions"
     assert (await request(alice, type="subscribe", id="again", channel="alerts.c0"))["type"] == "ack"
     await alice.disconnect()
+
+
+async def test_a_renewed_subscription_still_receives_after_the_layer_expiry() -> None:
+    """Channel subscriptions and the grants group are renewed like addressing groups."""
+    import time
+
+    from consumers.base import renew_memberships
+
+    comm = await connect(BOB)
+    assert (await request(comm, type="subscribe", id="s", channel="deploys"))["type"] == "ack"
+    layer = get_channel_layer()
+    for members in layer.groups.values():
+        for channel in members:
+            members[channel] = time.time() - layer.group_expiry - 60
+    await renew_memberships()
+    await layer.group_send(group_name(ChannelName("deploys")),
+                           message_event(ChannelName("deploys"), {"n": 1}))
+    got = json.loads(await comm.receive_from())
+    assert (got["type"], got["payload"]) == ("message", {"n": 1})
+    await comm.disconnect()
