@@ -119,11 +119,13 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=1500)
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--redis-url", default=None,
+                        help="run the gateway on the Redis channel layer (e.g. redis://127.0.0.1:6379/5)")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-"))
     port = free_port()
     idp = devidp.start(free_port(), f"http://127.0.0.1:{port}", log_file=tmp / "idp.log")
-    env = gateway_env(idp.issuer, port, database_file=tmp / "db.sqlite3")
+    env = gateway_env(idp.issuer, port, database_file=tmp / "db.sqlite3", redis_url=args.redis_url)
     migrate(env)
     env_bench = {**env, "BENCH": "1"}
     gateway = _start(port, env_bench, tmp / "gateway.log", app="bench.asgi:application")
