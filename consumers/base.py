@@ -57,11 +57,18 @@ async def renew_memberships() -> int:
     miss logouts, grant changes and its channels' messages. Re-adding refreshes the
     timestamp; the pub/sub layer, which never expires, treats it as a no-op.
     """
-    renewed = 0
+    renewed = failed = 0
     for consumer in list(LIVE):
-        for group in consumer.memberships():
-            await consumer.channel_layer.group_add(group, consumer.channel_name)
-            renewed += 1
+        if not consumer.open:  # closing: its groups are being left
+            continue
+        try:
+            for group in consumer.memberships():
+                await consumer.channel_layer.group_add(group, consumer.channel_name)
+                renewed += 1
+        except Exception:  # the bus may be down (buswatch closes the sockets then)
+            failed += 1
+    if failed:
+        logger.warning("could not renew the groups of %d sockets", failed)
     return renewed
 
 

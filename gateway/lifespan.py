@@ -38,10 +38,7 @@ async def renew_group_memberships(period: float = 3600.0) -> None:
     """Keep every socket's groups younger than the layer's one-day group expiry."""
     while True:
         await asyncio.sleep(period)
-        try:
-            await renew_memberships()
-        except Exception:  # the bus may be down; buswatch closes the sockets then
-            logger.warning("could not renew group memberships")
+        await renew_memberships()
 
 
 class Lifespan:

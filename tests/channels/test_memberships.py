@@ -47,3 +47,23 @@ async def test_renewed_memberships_still_receive_the_logout() -> None:
     closed = await comm.receive_output(timeout=1)
     assert (closed["type"], closed["code"]) == ("websocket.close", 4401)
     await comm.disconnect()
+
+
+async def test_one_failing_socket_does_not_stop_the_others(monkeypatch: pytest.MonkeyPatch) -> None:
+    first, second = await _open_and_age(), await _open_and_age()
+    layer = get_channel_layer()
+    real_add = layer.group_add
+    broken = next(iter(next(iter(layer.groups.values()))))  # one socket's channel name
+
+    async def flaky(group: str, channel: str) -> None:
+        if channel == broken:
+            raise ConnectionError("bus gone")
+        await real_add(group, channel)
+
+    monkeypatch.setattr(layer, "group_add", flaky)
+    assert await renew_memberships() >= 1
+    fresh = {channel for members in layer.groups.values() for channel, joined in members.items()
+             if joined > time.time() - 60}
+    assert fresh and broken not in fresh
+    await first.disconnect()
+    await second.disconnect()
