@@ -158,7 +158,7 @@ def principal_from_claims(
         groups=extract_groups(claims, issuer.profile, issuer.client_id),
         roles=extract_roles(claims, issuer.profile, issuer.client_id),
         scopes=extract_scopes(claims, issuer.profile, issuer.client_id),
-        claims=dict(claims),
+        claims=claims,  # Principal freezes a copy unless it is already a read-only view
         expires_at=float(exp) if isinstance(exp, int | float) and not isinstance(exp, bool) else 0.0,
         sid=sid if isinstance(sid, str) else None,
         credential=credential,
