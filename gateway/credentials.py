@@ -64,10 +64,12 @@ def token_in_query(scope: Mapping[str, Any]) -> bool:
 
 
 def _bearer_header(scope: Mapping[str, Any]) -> Credential | None:
-    value = header(scope, b"authorization")
-    if value is None:
+    values = [v for k, v in scope.get("headers", ()) if k == b"authorization"]
+    if not values:
         return None
-    scheme, _, token = value.partition(" ")
+    if len(values) > 1:  # a singleton field (RFC 9110 §11.6.2): proxies may pick either one
+        return Credential(CredentialKind.BEARER, "")
+    scheme, _, token = values[0].decode("latin-1").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return Credential(CredentialKind.BEARER, "")  # present but malformed: refused later
     return Credential(CredentialKind.BEARER, token.strip())

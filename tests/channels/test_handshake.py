@@ -199,3 +199,14 @@ async def test_a_socket_never_hops_to_the_database_thread(monkeypatch: pytest.Mo
     assert json.loads(await comm.receive_from())["type"] == "error"
     await comm.disconnect()
     assert hops == []
+
+
+@pytest.mark.parametrize("headers", [
+    [(b"authorization", f"Bearer {token()}".encode()), (b"authorization", b"Bearer other")],
+    [(b"authorization", f"Bearer {token()}".encode())] * 2,
+    [(b"authorization", f"Basic {token()}".encode())],
+    [(b"authorization", b"Bearer    ")],
+])
+async def test_duplicate_or_malformed_authorization_is_refused(headers) -> None:
+    """Two Authorization fields are ambiguous (a proxy may forward either), so neither counts."""
+    assert await _refusal(_communicator(headers=headers)) == (4401, "invalid_token")
