@@ -1,15 +1,16 @@
-"""ASGI lifespan: startup freezes what was loaded, background tasks stop at shutdown."""
+"""ASGI lifespan: startup tunes the garbage collector, background tasks stop at shutdown."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
 
-from gateway.lifespan import Lifespan
+from gateway.lifespan import GC_THRESHOLDS, Lifespan
 
 
-async def test_startup_freezes_loaded_objects_and_shutdown_completes() -> None:
+async def test_startup_tunes_the_collector_and_shutdown_completes() -> None:
     gc.unfreeze()
+    thresholds = gc.get_threshold()
     inbox: asyncio.Queue[dict] = asyncio.Queue()
     sent: list[str] = []
 
@@ -23,8 +24,10 @@ async def test_startup_freezes_loaded_objects_and_shutdown_completes() -> None:
     try:
         assert sent == ["lifespan.startup.complete"]
         assert gc.get_freeze_count() > 10_000  # Django and the apps, not a handful
+        assert gc.get_threshold() == GC_THRESHOLDS
     finally:
         await inbox.put({"type": "lifespan.shutdown"})
         await asyncio.wait_for(task, 5)
         gc.unfreeze()
+        gc.set_threshold(*thresholds)
     assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
