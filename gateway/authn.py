@@ -13,8 +13,9 @@ from gateway.sessions import aload_auth, principal_from_session
 from gateway.tickets import redeem_ticket
 from oidc.errors import OidcError, TokenError
 from oidc.introspection import PrincipalCache
+from oidc.jws import peek
 from oidc.types import CredentialKind, Principal
-from oidc.verify import verify_access_token
+from oidc.verify import DEFAULT_MAX_TOKEN_BYTES, hash_jti, verify_access_token
 
 TOKEN_KINDS = (CredentialKind.BEARER, CredentialKind.SUBPROTOCOL, CredentialKind.MESSAGE)
 
@@ -93,6 +94,23 @@ async def principal_for_token(token: str, kind: CredentialKind, *, now: float) -
         verified_jwts.put(token, principal, now)
         return principal
     return await introspect(token, kind, now=now)
+
+
+def presented(credential: Credential | None) -> dict[str, str | None]:
+    """Audit fields for a refused credential: its kind and, for a JWT, the ``kid`` and
+    ``jti`` hash it claims (unverified, so an operator can correlate; never the token)."""
+    if credential is None:
+        return {}
+    fields: dict[str, str | None] = {"credential": credential.kind.value}
+    if credential.kind in TOKEN_KINDS and looks_like_jwt(credential.secret):
+        try:
+            unverified = peek(credential.secret, max_bytes=DEFAULT_MAX_TOKEN_BYTES)
+        except OidcError:
+            return fields
+        kid = unverified.header.get("kid")
+        fields["kid"] = kid[:100] if isinstance(kid, str) else None
+        fields["jti_hash"] = hash_jti(unverified.claims.get("jti"))
+    return fields
 
 
 async def authenticate(credential: Credential, *, now: float) -> Authenticated:

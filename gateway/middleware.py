@@ -14,7 +14,13 @@ from django.utils.module_loading import import_string
 
 from consumers.closecodes import CloseCode, close_for, reason_text
 from gateway.audit import audit, scope_fields
-from gateway.authn import Authenticated, NotAuthenticated, OriginRequired, authenticate
+from gateway.authn import (
+    Authenticated,
+    NotAuthenticated,
+    OriginRequired,
+    authenticate,
+    presented,
+)
 from gateway.credentials import (
     Credential,
     accept_message,
@@ -109,7 +115,7 @@ class Handshake:
             code, reason = close_for(exc)
             if code is CloseCode.INTERNAL_ERROR:
                 logger.exception("handshake failed")
-            audit("connect", "deny", reason, **fields)
+            audit("connect", "deny", reason, **presented(credential), **fields)
             await close(scope, receive, send, code, reason)
             return
         principal = result.principal

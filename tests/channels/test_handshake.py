@@ -210,3 +210,20 @@ async def test_a_socket_never_hops_to_the_database_thread(monkeypatch: pytest.Mo
 async def test_duplicate_or_malformed_authorization_is_refused(headers) -> None:
     """Two Authorization fields are ambiguous (a proxy may forward either), so neither counts."""
     assert await _refusal(_communicator(headers=headers)) == (4401, "invalid_token")
+
+
+async def test_a_refused_token_is_audited_with_its_kind_kid_and_jti_hash(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import gateway.middleware
+
+    events: list[dict] = []
+    monkeypatch.setattr(gateway.middleware, "audit",
+                        lambda event, outcome, reason, **fields: events.append(
+                            {"event": event, "outcome": outcome, "reason": reason, **fields}))
+    bad = token(aud="someone-else", jti="jti-secret")
+    comm = _communicator(subprotocols=["gateway.v1", f"gateway.bearer.{bad}"])
+    assert await _refusal(comm) == (4401, "invalid_audience")
+    [event] = events
+    assert (event["outcome"], event["credential"], event["kid"]) == ("deny", "subprotocol", "k1")
+    assert len(event["jti_hash"]) == 16 and "jti-secret" not in json.dumps(event)
+    assert bad not in json.dumps(event)
