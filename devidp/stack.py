@@ -17,6 +17,7 @@ from typing import IO
 
 import httpx
 
+from config.env import load_config
 from devidp.launcher import API_AUDIENCE, CLIENTS, HOST, OPAQUE_AUDIENCE, stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -75,6 +76,16 @@ class GatewayProcess:
         return self.log_file.read_text(errors="replace")
 
 
+def ws_max_size(env: Mapping[str, str]) -> int:
+    """uvicorn's own frame cap: twice the gateway's frame limit, at least 1 MiB.
+
+    Frames up to it reach the consumer, which closes an oversized one with 1009
+    ``frame_too_big``; beyond it uvicorn closes with 1009 itself, so an unauthenticated
+    socket cannot make the server buffer uvicorn's default 16 MiB.
+    """
+    return max(2 * load_config(env).limits.frame_bytes, 1 << 20)
+
+
 def start_gateway(port: int, env: Mapping[str, str], log_file: Path,
                   ready_timeout: float = 30.0, app: str = "config.asgi:application",
                   ) -> GatewayProcess:
@@ -83,6 +94,7 @@ def start_gateway(port: int, env: Mapping[str, str], log_file: Path,
     process = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", app, "--host", HOST,
          "--port", str(port), "--ws", "websockets-sansio", "--lifespan", "on",
+         "--ws-max-size", str(ws_max_size(env)),
          "--no-access-log", "--log-level", "warning"],
         cwd=ROOT, env=dict(env), stdout=handle, stderr=subprocess.STDOUT,
     )

@@ -188,3 +188,17 @@ def test_ticket_with_invalid_bearer_is_refused(stack: Stack) -> None:
     response = httpx.post(f"{stack.gateway}/ws/ticket", headers={"Authorization": "Bearer x.y.z"})
     assert response.status_code == 401
     assert response.json()["error"] == "malformed_token"
+
+
+@pytest.mark.parametrize(("size", "code", "reason"), [
+    (30_000, 4401, "invalid_auth_message"),  # read by the gateway, refused before parsing
+    (2 << 20, 1009, "frame exceeds limit of 1048576 bytes"),  # uvicorn's cap: never buffered
+])
+async def test_an_unauthenticated_socket_cannot_send_a_huge_first_frame(
+        stack: Stack, size: int, code: int, reason: str) -> None:
+    ws = await open_ws(stack.gateway)
+    await ws.send("x" * size)
+    with pytest.raises(ConnectionClosed) as closed:
+        await ws.recv()
+    assert closed.value.rcvd is not None
+    assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (code, reason)
