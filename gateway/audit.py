@@ -52,7 +52,10 @@ class BatchWriter(logging.Handler):
             record = self.pending.popleft()
             for target in self.targets:
                 if record.levelno >= target.level:
-                    target.handle(record)
+                    try:
+                        target.handle(record)
+                    except Exception:  # a broken sink must not stop the writer thread
+                        target.handleError(record)
 
     def stop(self) -> None:
         self.stopping.set()

@@ -46,3 +46,20 @@ def test_level_of_each_target_is_respected() -> None:
     writer.handle(logging.LogRecord("x", logging.INFO, __file__, 0, "info", None, None))
     writer.drain()
     assert (quiet.lines, loud.lines) == ([], ["info"])
+
+
+class Broken(logging.Handler):
+    def handle(self, record: logging.LogRecord) -> bool:
+        raise OSError("disk full")
+
+
+def test_a_sink_that_raises_does_not_stop_the_other_sinks(monkeypatch) -> None:
+    monkeypatch.setattr(logging, "raiseExceptions", False)  # handleError stays quiet
+    good = Blocking()
+    good.gate.set()
+    writer = BatchWriter([Broken(), good], period=0.01)
+    writer.thread.start()
+    for n in range(3):
+        writer.handle(logging.LogRecord("x", logging.INFO, __file__, 0, str(n), None, None))
+    writer.stop()
+    assert good.lines == ["0", "1", "2"] and not writer.thread.is_alive()
