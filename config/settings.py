@@ -91,7 +91,7 @@ AUTHENTICATION_BACKENDS = [
 ]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-SESSION_ENGINE = "django.contrib.sessions.backends.db"
+SESSION_ENGINE = "gateway.session_store"  # database sessions, lean async read
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_SECURE = GATEWAY.cookie_secure

@@ -6,10 +6,11 @@ The trusted issuer's keys are installed in the registry from locally generated k
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
+from channels.db import aclose_old_connections
 from django.conf import settings
 
 from gateway.providers import registry
@@ -19,6 +20,14 @@ from tests.unit.factories import AT_HEADER, KEY1, encode, jwks_of
 ISSUER = settings.GATEWAY.issuer
 AUDIENCE = "urn:wsgateway:api"
 ORIGIN = "http://127.0.0.1:8000"
+
+
+@pytest.fixture(autouse=True)
+async def close_thread_connections() -> AsyncIterator[None]:
+    """The async ORM's thread keeps its connection (gateway.lifespan closes it once a
+    minute in production); close it after each test so PostgreSQL can drop the test DB."""
+    yield
+    await aclose_old_connections()
 
 
 @pytest.fixture(autouse=True)

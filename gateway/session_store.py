@@ -1,0 +1,44 @@
+"""Django's database sessions, with a lean asynchronous read for websocket handshakes.
+
+Every cookie handshake reads its session. Django's ``aload`` builds and compiles an ORM
+query for it (about 0.3 ms of CPU, in the database thread every handshake queues on);
+this store runs one parametrised SELECT instead, with the same table, the same expiry
+rule and the same decoding. Writes, and the synchronous ``load`` used by HTTP views, are
+Django's own.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.contrib.sessions.backends import db
+from django.db import connections, router
+from django.utils import timezone
+
+
+class SessionStore(db.SessionStore):
+    def _read_session_data(self) -> str | None:
+        """``session_data`` of the unexpired row for this key, or None."""
+        model = self.model
+        alias = router.db_for_read(model)
+        connection = connections[alias]
+        quote = connection.ops.quote_name
+        fields = model._meta
+        # Identifiers come from the model and are quoted; both values are parameters.
+        sql = (f"SELECT {quote(fields.get_field('session_data').column)} "  # noqa: S608
+               f"FROM {quote(fields.db_table)} "
+               f"WHERE {quote(fields.get_field('session_key').column)} = %s "
+               f"AND {quote(fields.get_field('expire_date').column)} > %s")
+        now = connection.ops.adapt_datetimefield_value(timezone.now())
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [self.session_key, now])
+            row = cursor.fetchone()
+        return row[0] if row else None
+
+    async def aload(self) -> dict[str, Any]:
+        data = await sync_to_async(self._read_session_data)() if self.session_key else None
+        if data is None:
+            self._session_key = None  # as Django does: a later save creates a new key
+            return {}
+        return self.decode(data)
