@@ -23,11 +23,13 @@ ORIGIN = "http://127.0.0.1:8000"
 
 
 @pytest.fixture(autouse=True)
-async def close_thread_connections() -> AsyncIterator[None]:
+async def close_thread_connections(request: pytest.FixtureRequest) -> AsyncIterator[None]:
     """The async ORM's thread keeps its connection (gateway.lifespan closes it once a
-    minute in production); close it after each test so PostgreSQL can drop the test DB."""
+    minute in production); close it after each database test so PostgreSQL can drop
+    the test database."""
     yield
-    await aclose_old_connections()
+    if request.node.get_closest_marker("django_db") is not None:
+        await aclose_old_connections()
 
 
 @pytest.fixture(autouse=True)
