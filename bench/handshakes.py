@@ -145,7 +145,10 @@ def main() -> None:
                 "bearer, same token": (f"{ws}/ws/", [{"Authorization": f"Bearer {token}"}]),
                 "bearer, distinct": (f"{ws}/ws/", [{"Authorization": f"Bearer {t}"} for t in batch]),
             }
-            for name, (url, headers) in modes.items():
+            names = list(modes)
+            first = round_ % len(names)  # rotate, so no mode always runs after another
+            for name in names[first:] + names[:first]:
+                url, headers = modes[name]
                 sample = measure(gateway, url, headers, args.connections, args.concurrency)
                 samples.setdefault(name, []).append(sample)
                 print(f"round {round_ + 1} {name:20} {sample.rate:6.0f}/s "
