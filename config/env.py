@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from oidc.config import check_typless_audiences
 from oidc.profiles import PROFILES, IssuerProfile, customised
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -311,15 +312,16 @@ def load_config(env: Mapping[str, str] | None = None) -> GatewayConfig:
     origins = _csv(env.get("GATEWAY_ALLOWED_ORIGINS", "")) or (public_url,)
     audiences = frozenset(_csv(env.get("GATEWAY_OIDC_AUDIENCES", "")) or (client_id,))
     profile = _profile(env)
-    if not profile.typ_required and client_id in audiences:
-        raise ConfigError(
-            f"GATEWAY_OIDC_PROFILE={profile.name} accepts access tokens without typ, so the "
-            f"audience alone keeps ID tokens out: set GATEWAY_OIDC_AUDIENCES to your API's "
-            f"audience (e.g. api://default), not the client id.")
+    issuer = _issuer(env)
+    try:
+        check_typless_audiences(issuer, profile, client_id, audiences)
+    except ValueError as exc:
+        raise ConfigError(f"{exc} Set GATEWAY_OIDC_AUDIENCES to your API's audience, "
+                          f"not the client id.") from exc
     routes_file = _path(env, "GATEWAY_ROUTES_FILE", BASE_DIR / "config" / "routes.toml")
     assert routes_file is not None
     return GatewayConfig(
-        issuer=_issuer(env),
+        issuer=issuer,
         client_id=client_id,
         client_secret=_required(env, "GATEWAY_OIDC_CLIENT_SECRET"),
         scopes=env.get("GATEWAY_OIDC_SCOPES", DEFAULT_SCOPES).strip() or DEFAULT_SCOPES,

@@ -35,8 +35,8 @@ class BatchWriter(logging.Handler):
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
 
-    def handle(self, record: logging.LogRecord) -> bool:
-        self.pending.append(record)
+    def handle(self, record: logging.LogRecord) -> bool:  # skips Handler's lock and filters
+        self.emit(record)
         return True
 
     def emit(self, record: logging.LogRecord) -> None:

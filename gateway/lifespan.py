@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from channels.db import aclose_old_connections
@@ -18,11 +19,11 @@ from gateway.providers import registry
 logger = logging.getLogger("gateway.lifespan")
 
 
-async def close_stale_db_connections(period: float = 60.0) -> None:
-    """Replace Channels' per-socket close_old_connections with one call a minute."""
+async def every(period: float, action: Callable[[], Awaitable[object]]) -> None:
+    """Run ``action`` once per ``period`` seconds, for as long as the process serves."""
     while True:
         await asyncio.sleep(period)
-        await aclose_old_connections()
+        await action()
 
 
 GC_THRESHOLDS = (10_000, 10, 10)  # Python's default first threshold is 700
@@ -44,13 +45,6 @@ def tune_garbage_collector() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
-async def renew_group_memberships(period: float = 3600.0) -> None:
-    """Keep every socket's groups younger than the layer's one-day group expiry."""
-    while True:
-        await asyncio.sleep(period)
-        await renew_memberships()
-
-
 class Lifespan:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         tasks: list[asyncio.Task[None]] = []
@@ -60,8 +54,10 @@ class Lifespan:
                 tune_garbage_collector()
                 tasks = [asyncio.create_task(registry.load_all_with_retry()),
                          asyncio.create_task(registry.run_refresh_loop()),
-                         asyncio.create_task(close_stale_db_connections()),
-                         asyncio.create_task(renew_group_memberships())]
+                         # Channels' per-message close_old_connections, once a minute:
+                         asyncio.create_task(every(60.0, aclose_old_connections)),
+                         # younger than the layers' one-day group expiry:
+                         asyncio.create_task(every(3600.0, renew_memberships))]
                 if settings.GATEWAY.redis_url:
                     tasks.append(asyncio.create_task(watch_bus(settings.GATEWAY.redis_url)))
                 await send({"type": "lifespan.startup.complete"})

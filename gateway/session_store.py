@@ -9,6 +9,7 @@ Django's own.
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -17,22 +18,26 @@ from django.db import connections, router
 from django.utils import timezone
 
 
+@cache
+def _select_sql(alias: str, model: Any) -> str:
+    """The SELECT for one database and session model, built once: identifiers come
+    from the model and are quoted; both values are parameters."""
+    quote = connections[alias].ops.quote_name
+    meta = model._meta
+    return (f"SELECT {quote(meta.get_field('session_data').column)} "  # noqa: S608
+            f"FROM {quote(meta.db_table)} "
+            f"WHERE {quote(meta.get_field('session_key').column)} = %s "
+            f"AND {quote(meta.get_field('expire_date').column)} > %s")
+
+
 class SessionStore(db.SessionStore):
     def _read_session_data(self) -> str | None:
         """``session_data`` of the unexpired row for this key, or None."""
-        model = self.model
-        alias = router.db_for_read(model)
+        alias = router.db_for_read(self.model)
         connection = connections[alias]
-        quote = connection.ops.quote_name
-        fields = model._meta
-        # Identifiers come from the model and are quoted; both values are parameters.
-        sql = (f"SELECT {quote(fields.get_field('session_data').column)} "  # noqa: S608
-               f"FROM {quote(fields.db_table)} "
-               f"WHERE {quote(fields.get_field('session_key').column)} = %s "
-               f"AND {quote(fields.get_field('expire_date').column)} > %s")
         now = connection.ops.adapt_datetimefield_value(timezone.now())
         with connection.cursor() as cursor:
-            cursor.execute(sql, [self.session_key, now])
+            cursor.execute(_select_sql(alias, self.model), [self.session_key, now])
             row = cursor.fetchone()
         return row[0] if row else None
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from oidc.profiles import GENERIC, IssuerProfile
 
-__all__ = ["ASYMMETRIC_ALGORITHMS", "IssuerConfig"]
+__all__ = ["ASYMMETRIC_ALGORITHMS", "IssuerConfig", "check_typless_audiences"]
 
 ASYMMETRIC_ALGORITHMS = frozenset(
     {
@@ -50,12 +50,19 @@ class IssuerConfig:
             )
         if self.max_token_bytes <= 0:
             raise ValueError(f"issuer {self.issuer}: max_token_bytes must be positive.")
-        if not self.profile.typ_required and self.client_id in self.audiences:
-            raise ValueError(
-                f"issuer {self.issuer}: profile {self.profile.name} accepts access tokens "
-                f"without typ, so the audience is what keeps ID tokens out; remove our "
-                f"client_id {self.client_id!r} from audiences and list the API's audience."
-            )
+        check_typless_audiences(self.issuer, self.profile, self.client_id, self.audiences)
+
+
+def check_typless_audiences(issuer: str, profile: IssuerProfile, client_id: str | None,
+                            audiences: frozenset[str]) -> None:
+    """A profile that accepts access tokens without ``typ`` (Okta) relies on the audience
+    alone to keep ID tokens out (their ``aud`` is our client id): refuse that audience."""
+    if not profile.typ_required and client_id in audiences:
+        raise ValueError(
+            f"issuer {issuer}: profile {profile.name} accepts access tokens without typ, so "
+            f"the audience is what keeps ID tokens out; remove our client_id {client_id!r} "
+            f"from the audiences and list the API's audience (e.g. api://default)."
+        )
 
 
 def _check_algorithms(issuer: str, algorithms: tuple[str, ...]) -> None:

@@ -45,3 +45,10 @@ def token(**overrides: Any) -> str:
                               "exp": now + 300, "iat": now - 5, "jti": "j-1", "scope": "ws"}
     claims.update(overrides)
     return encode(AT_HEADER, {k: v for k, v in claims.items() if v is not None})
+
+
+def age_memberships(layer: Any) -> None:
+    """Make every group membership of the in-memory layer older than its expiry."""
+    for members in layer.groups.values():
+        for channel in members:
+            members[channel] = time.time() - layer.group_expiry - 60

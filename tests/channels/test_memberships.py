@@ -13,7 +13,7 @@ from django.conf import settings
 from config.asgi import application
 from consumers.base import renew_memberships
 from gateway.addressing import subject_group
-from tests.channels.conftest import token
+from tests.channels.conftest import age_memberships, token
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -26,10 +26,7 @@ async def _open_and_age() -> WebsocketCommunicator:
                                  headers=[(b"authorization", f"Bearer {token()}".encode())])
     assert (await comm.connect())[0]
     assert json.loads(await comm.receive_from())["type"] == "welcome"
-    layer = get_channel_layer()
-    for members in layer.groups.values():
-        for channel in members:
-            members[channel] = time.time() - layer.group_expiry - 60
+    age_memberships(get_channel_layer())
     return comm
 
 
