@@ -10,9 +10,11 @@ from django.core.asgi import get_asgi_application
 
 django_http = get_asgi_application()  # sets Django up before the gateway imports models
 
-from gateway.lifespan import Lifespan  # noqa: E402
-from gateway.middleware import Handshake, OriginGuard  # noqa: E402
-from gateway.routes import load_route_policies  # noqa: E402
+from consumers.base import close_all_local, renew_memberships  # noqa: E402
+from gateway.handshake.middleware import Handshake, OriginGuard  # noqa: E402
+from gateway.handshake.routes import load_route_policies  # noqa: E402
+from gateway.ops.lifespan import Lifespan  # noqa: E402
+from gateway.sockets.live import LocalSockets  # noqa: E402
 
 websocket = OriginGuard(
     Handshake(load_route_policies(settings.GATEWAY.routes_file)),
@@ -23,6 +25,7 @@ application = ProtocolTypeRouter(
     {
         "http": django_http,
         "websocket": websocket,
-        "lifespan": Lifespan(),
+        "lifespan": Lifespan(LocalSockets(close_all=close_all_local,
+                                            renew_memberships=renew_memberships)),
     }
 )

@@ -86,19 +86,19 @@ else:
 
 AUTH_USER_MODEL = "auth.User"
 AUTHENTICATION_BACKENDS = [
-    "gateway.backend.GatewayOIDCBackend",
+    "gateway.login.backend.GatewayOIDCBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-SESSION_ENGINE = "gateway.session_store"  # database sessions, lean async read
+SESSION_ENGINE = "gateway.login.session_store"  # database sessions, lean async read
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_SECURE = GATEWAY.cookie_secure
 CSRF_COOKIE_SECURE = GATEWAY.cookie_secure
 SESSION_COOKIE_AGE = 8 * 3600
 
-# mozilla-django-oidc: endpoints come from discovery (gateway.providers), not from here.
+# mozilla-django-oidc: endpoints come from discovery (gateway.issuers.registry), not from here.
 OIDC_RP_CLIENT_ID = GATEWAY.client_id
 OIDC_RP_CLIENT_SECRET = GATEWAY.client_secret
 OIDC_RP_SCOPES = GATEWAY.scopes

@@ -1,7 +1,11 @@
 from django.contrib import admin
 from django.urls import path
 
-from gateway import backchannel, health, metrics, publish, tickets, views
+from gateway.grants import publish
+from gateway.handshake import ticket_view
+from gateway.login import backchannel, views
+from gateway.observe import metrics
+from gateway.ops import health
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -9,7 +13,7 @@ urlpatterns = [
     path("oidc/callback/", views.CallbackView.as_view(), name="oidc_authentication_callback"),
     path("oidc/logout/", views.logout_view, name="oidc_logout"),
     path("oidc/backchannel-logout/", backchannel.backchannel_logout, name="backchannel_logout"),
-    path("ws/ticket", tickets.mint_ticket, name="ws_ticket"),
+    path("ws/ticket", ticket_view.mint_ticket, name="ws_ticket"),
     path("api/publish", publish.publish, name="publish"),
     path("healthz", health.healthz, name="healthz"),
     path("metrics", metrics.metrics_view, name="metrics"),

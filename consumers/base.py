@@ -14,15 +14,15 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from consumers.closecodes import CloseCode, close_for, reason_text
 from consumers.ratelimit import TokenBucket
-from gateway.addressing import session_group, sid_group, subject_group
-from gateway.audit import audit
-from gateway.authn import principal_for_token
-from gateway.credentials import selected_subprotocol
-from gateway.ledger import ledger
-from gateway.metrics import OPEN_CONNECTIONS
-from gateway.refresh import refresh_session
+from gateway.handshake.authn import principal_for_token
+from gateway.handshake.credentials import selected_subprotocol
+from gateway.login.refresh import refresh_session
+from gateway.observe.audit import audit
+from gateway.observe.metrics import OPEN_CONNECTIONS
+from gateway.ops.ledger import ledger
+from gateway.sockets.addressing import session_group, sid_group, subject_group
+from gateway.sockets.closecodes import CloseCode, close_for, reason_text
 from oidc.errors import OidcError
 from oidc.policy import evaluate
 from oidc.types import CredentialKind, Principal
@@ -87,7 +87,7 @@ class GatewayConsumer(AsyncWebsocketConsumer):
     Joins groups that let any gateway process address this socket by session,
     subject and `sid` (``gateway.revoke`` events close it with 4401). Enforces the
     sockets-per-subject limit (4429 ``too_many_connections``, across processes through
-    ``gateway.ledger``) and the per-connection frame rate (4429 ``rate_limited``).
+    ``gateway.ops.ledger``) and the per-connection frame rate (4429 ``rate_limited``).
     """
 
     principal: Principal
@@ -257,7 +257,7 @@ class GatewayConsumer(AsyncWebsocketConsumer):
 
         Channels 4.3 hops to the database thread before every handler, three times per
         socket even if no handler touches the database. Our consumers use only the async
-        ORM, and ``gateway.lifespan`` closes stale connections once a minute instead.
+        ORM, and ``gateway.ops.lifespan`` closes stale connections once a minute instead.
         """
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:

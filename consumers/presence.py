@@ -1,6 +1,6 @@
 """Presence for the pub/sub consumer: who is subscribed to a channel, join and leave events.
 
-Every subscription is recorded in the ledger (``gateway.ledger``: Redis across processes,
+Every subscription is recorded in the ledger (``gateway.ops.ledger``: Redis across processes,
 memory otherwise), whoever holds it. A subject's first socket on a channel sends a
 ``join`` and its last one a ``leave`` through the channel's layer group; each receiving
 socket forwards it only if it holds the ``presence`` operation on that channel now. A
@@ -14,7 +14,7 @@ import logging
 from typing import Any
 
 from consumers.protocol import Request, ack, presence_event, presence_notice
-from gateway.ledger import ledger
+from gateway.ops.ledger import ledger
 from oidc.channels import group_name
 from oidc.grants import Operation
 from oidc.types import ChannelName

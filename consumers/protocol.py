@@ -7,8 +7,6 @@ reason code; it never raises. The consumer decides what to do with either.
 from __future__ import annotations
 
 import json
-import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -127,12 +125,6 @@ def error(request_id: str | int | None, code: str, detail: str) -> dict[str, Any
 
 def unsubscribed(channel: str, reason: str) -> dict[str, Any]:
     return {"v": VERSION, "type": "unsubscribed", "channel": channel, "reason": reason}
-
-
-def message_event(channel: ChannelName, payload: Any) -> dict[str, Any]:
-    """The channel-layer event for one published message (``type`` routes it to the consumer)."""
-    return {"type": "pubsub.message", "channel": channel, "payload": payload,
-            "ts": round(time.time(), 6), "mid": uuid.uuid4().hex}
 
 
 def message(event: dict[str, Any]) -> dict[str, Any]:

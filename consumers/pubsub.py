@@ -1,7 +1,7 @@
 """`/ws/events/`: subscribe to channels, publish, ask for presence (protocol: docs/protocol.md).
 
 Every subscribe and publish is checked against the principal's grants as they are
-now (``gateway.grants.cache``), not as they were at connect. A ``grants.changed``
+now (``gateway.grants.store.cache``), not as they were at connect. A ``grants.changed``
 broadcast makes every socket re-check what it is subscribed to: channels it lost
 get an ``unsubscribed`` notice with reason ``revoked`` and no further messages.
 """
@@ -14,7 +14,6 @@ from typing import Any
 from django.conf import settings
 
 from consumers.base import GatewayConsumer
-from consumers.closecodes import CloseCode
 from consumers.presence import PresenceMixin
 from consumers.protocol import (
     FrameError,
@@ -23,11 +22,12 @@ from consumers.protocol import (
     error,
     frame_too_big,
     message,
-    message_event,
     parse,
     unsubscribed,
 )
-from gateway.grants import GRANTS_GROUP, cache
+from gateway.grants.store import GRANTS_GROUP, cache
+from gateway.sockets.closecodes import CloseCode
+from gateway.sockets.envelope import message_event
 from oidc.channels import group_name
 from oidc.errors import OidcError
 from oidc.grants import Operation, allowed_operations

@@ -1,7 +1,7 @@
 """Admin for channels and grants. The admin edits rows; oidc.grants decides.
 
 Grant changes made here are attributed to the admin user (``acting_as``); the
-signal handlers in gateway.grants record them and tell every gateway process.
+signal handlers in gateway.grants.store record them and tell every gateway process.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
-from gateway.grants import acting_as, to_value
+from gateway.grants.store import acting_as, to_value
 from gateway.models import Channel, Grant, GrantChange
 from oidc.channels import normalise_channel
 from oidc.grants import grants_for_channel

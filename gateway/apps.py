@@ -7,7 +7,8 @@ class GatewayConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from gateway import grants, signals  # noqa: F401  (connect logout and grant-change handlers)
-        from gateway.audit import start_audit_writer
+        from gateway.grants import store  # noqa: F401  (grant-change handlers)
+        from gateway.login import signals  # noqa: F401  (logout handlers)
+        from gateway.observe.audit import start_audit_writer
 
         start_audit_writer()

@@ -13,7 +13,7 @@ import pytest
 from channels.db import aclose_old_connections
 from django.conf import settings
 
-from gateway.providers import registry
+from gateway.issuers.registry import registry
 from oidc.jwks import JwksCache
 from tests.unit.factories import AT_HEADER, KEY1, encode, jwks_of
 
@@ -24,7 +24,7 @@ ORIGIN = "http://127.0.0.1:8000"
 
 @pytest.fixture(autouse=True)
 async def close_thread_connections(request: pytest.FixtureRequest) -> AsyncIterator[None]:
-    """The async ORM's thread keeps its connection (gateway.lifespan closes it once a
+    """The async ORM's thread keeps its connection (gateway.ops.lifespan closes it once a
     minute in production); close it after each database test so PostgreSQL can drop
     the test database."""
     yield

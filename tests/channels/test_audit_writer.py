@@ -6,7 +6,7 @@ import json
 import logging
 import threading
 
-from gateway.audit import BatchWriter
+from gateway.observe.audit import BatchWriter
 
 
 class Blocking(logging.Handler):

@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError
 from django.test import RequestFactory
 
-from gateway.grants import GRANTS_GROUP, GrantCache, cache, read_version
+from gateway.grants.store import GRANTS_GROUP, GrantCache, cache, read_version
 from gateway.models import Channel, Grant, GrantChange
 from oidc.grants import Operation
 
@@ -77,7 +77,7 @@ def test_channel_names_are_normalised_and_listed_with_their_grants() -> None:
 
 async def test_cache_reloads_only_when_the_version_moves() -> None:
     loads: list[int] = []
-    from gateway.grants import load_snapshot
+    from gateway.grants.store import load_snapshot
 
     async def counting_load(version: int):
         loads.append(version)

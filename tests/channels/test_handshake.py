@@ -122,7 +122,7 @@ async def test_invalid_auth_message_closes_4401() -> None:
 async def test_revoke_event_closes_socket_4401() -> None:
     from channels.layers import get_channel_layer
 
-    from gateway.addressing import subject_group
+    from gateway.sockets.addressing import subject_group
     from tests.channels.conftest import ISSUER
 
     comm = _communicator(headers=[(b"authorization", f"Bearer {token()}".encode())])
@@ -151,8 +151,8 @@ async def test_expiring_notice_then_close_4401_at_expiry() -> None:
 
 
 async def test_verified_token_is_cached_until_its_key_leaves_the_jwks(monkeypatch) -> None:
-    from gateway import authn
-    from gateway.providers import registry
+    from gateway.handshake import authn
+    from gateway.issuers.registry import registry
     from oidc.jwks import JwksCache
     from tests.channels.conftest import ISSUER
     from tests.unit.factories import KEY2, jwks_of
@@ -180,7 +180,7 @@ async def test_verified_token_is_cached_until_its_key_leaves_the_jwks(monkeypatc
 
 async def test_a_socket_never_hops_to_the_database_thread(monkeypatch: pytest.MonkeyPatch) -> None:
     """Channels 4.3 runs close_old_connections in a thread before every handler; our
-    consumers skip it (gateway.lifespan does it once a minute), so a bearer socket's
+    consumers skip it (gateway.ops.lifespan does it once a minute), so a bearer socket's
     connect, frames and disconnect cost no thread hop."""
     import channels.consumer
     import channels.generic.websocket
@@ -214,10 +214,10 @@ async def test_duplicate_or_malformed_authorization_is_refused(headers) -> None:
 
 async def test_a_refused_token_is_audited_with_its_kind_kid_and_jti_hash(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    import gateway.middleware
+    import gateway.handshake.middleware
 
     events: list[dict] = []
-    monkeypatch.setattr(gateway.middleware, "audit",
+    monkeypatch.setattr(gateway.handshake.middleware, "audit",
                         lambda event, outcome, reason, **fields: events.append(
                             {"event": event, "outcome": outcome, "reason": reason, **fields}))
     bad = token(aud="someone-else", jti="jti-secret")

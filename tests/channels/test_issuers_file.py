@@ -11,7 +11,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
-from gateway.issuers import configured_issuers
+from gateway.issuers.config import configured_issuers
 from oidc.errors import InvalidAudience, UnknownIssuer, UnknownKey
 from oidc.jwks import JwksCache
 from oidc.types import CredentialKind

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import gc
 
-from gateway.lifespan import GC_THRESHOLDS, Lifespan
+from config.asgi import application
+from gateway.ops.lifespan import GC_THRESHOLDS
 
 
 async def test_startup_tunes_the_collector_and_shutdown_completes() -> None:
@@ -18,7 +19,7 @@ async def test_startup_tunes_the_collector_and_shutdown_completes() -> None:
         sent.append(message["type"])
 
     await inbox.put({"type": "lifespan.startup"})
-    task = asyncio.create_task(Lifespan()({"type": "lifespan"}, inbox.get, send))
+    task = asyncio.create_task(application({"type": "lifespan"}, inbox.get, send))
     while not sent:
         await asyncio.sleep(0.01)
     try:

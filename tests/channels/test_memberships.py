@@ -12,7 +12,7 @@ from django.conf import settings
 
 from config.asgi import application
 from consumers.base import renew_memberships
-from gateway.addressing import subject_group
+from gateway.sockets.addressing import subject_group
 from tests.channels.conftest import age_memberships, token
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -12,9 +12,9 @@ from channels.testing import WebsocketCommunicator
 from django.conf import settings
 
 import consumers.base
-from consumers.closecodes import CloseCode
-from gateway.grants import cache
-from gateway.ledger import MemoryLedger, use_ledger
+from gateway.grants.store import cache
+from gateway.ops.ledger import MemoryLedger, use_ledger
+from gateway.sockets.closecodes import CloseCode
 from tests.channels.test_pubsub import ALICE, BOB, ISS, add_grant, connect, principal, request
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -12,11 +12,11 @@ from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 
-from consumers.closecodes import CloseCode
-from consumers.protocol import message_event
 from consumers.pubsub import PubSubConsumer
-from gateway.grants import cache
+from gateway.grants.store import cache
 from gateway.models import Grant
+from gateway.sockets.closecodes import CloseCode
+from gateway.sockets.envelope import message_event
 from oidc.channels import group_name
 from oidc.types import ChannelName, CredentialKind, Principal
 

@@ -16,9 +16,9 @@ from django.conf import settings as django_settings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from consumers.closecodes import CloseCode
 from consumers.pubsub import PubSubConsumer
-from gateway.grants import cache
+from gateway.grants.store import cache
+from gateway.sockets.closecodes import CloseCode
 from oidc.grants import GrantSnapshot
 from oidc.types import CredentialKind, Principal
 

@@ -10,7 +10,7 @@ import pytest
 from channels.testing import WebsocketCommunicator
 
 from config.asgi import application
-from gateway.grants import cache
+from gateway.grants.store import cache
 from gateway.models import Grant
 from tests.channels.conftest import ISSUER, token
 

@@ -9,8 +9,8 @@ import pytest
 from channels.testing import WebsocketCommunicator
 
 from config.asgi import application
-from gateway import refresh
-from gateway.sessions import AUTH_KEY, session_store_class
+from gateway.login import refresh
+from gateway.login.sessions import AUTH_KEY, session_store_class
 from tests.channels.conftest import ISSUER, ORIGIN
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -1,4 +1,4 @@
-"""gateway.session_store: the lean async read agrees with Django's own database store."""
+"""gateway.login.session_store: the lean async read agrees with Django's own database store."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from django.contrib.sessions.backends.db import SessionStore as DjangoStore
 from django.contrib.sessions.models import Session
 from django.utils import timezone
 
-from gateway.session_store import SessionStore
+from gateway.login.session_store import SessionStore
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -15,7 +15,7 @@ from websockets.exceptions import ConnectionClosed
 
 import devidp
 from devidp.stack import GatewayProcess, free_port, gateway_env, migrate, start_gateway
-from gateway.addressing import subject_group
+from gateway.sockets.addressing import subject_group
 from tests.e2e.conftest import Stack
 from tests.e2e.flows import first_message, open_ws, service_token
 

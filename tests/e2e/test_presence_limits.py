@@ -16,7 +16,7 @@ import pytest
 
 import devidp
 from devidp.stack import free_port, gateway_env, start_gateway
-from gateway.ledger import RedisLedger
+from gateway.ops.ledger import RedisLedger
 from tests.e2e.conftest import REDIS_URL, SOCKETS_PER_SUBJECT, Stack
 from tests.e2e.flows import closed_with, open_ws, service_token, user_tokens
 from tests.e2e.test_bus_loss import PrivateRedis

@@ -16,8 +16,8 @@ from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from gateway.providers import registry
-from gateway.routes import load_route_policies
+from gateway.handshake.routes import load_route_policies
+from gateway.issuers.registry import registry
 from oidc.errors import OidcError
 from oidc.jws import peek
 from oidc.policy import evaluate, find_policy

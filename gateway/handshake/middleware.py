@@ -12,24 +12,24 @@ from typing import Any
 
 from django.utils.module_loading import import_string
 
-from consumers.closecodes import CloseCode, close_for, reason_text
-from gateway.audit import audit, scope_fields
-from gateway.authn import (
+from gateway.handshake.authn import (
     Authenticated,
     NotAuthenticated,
     OriginRequired,
     authenticate,
     presented,
 )
-from gateway.credentials import (
+from gateway.handshake.credentials import (
     Credential,
     accept_message,
     find_credential,
     header,
     token_in_query,
 )
-from gateway.first_message import authenticate_first_message, close_accepted, replay_connect
-from gateway.metrics import AUTH_SECONDS
+from gateway.handshake.first_message import authenticate_first_message, close_accepted, replay_connect
+from gateway.observe.audit import audit, scope_fields
+from gateway.observe.metrics import AUTH_SECONDS
+from gateway.sockets.closecodes import CloseCode, close_for, reason_text
 from oidc.policy import RoutePolicy, evaluate, find_policy
 from oidc.types import CredentialKind
 
@@ -100,7 +100,7 @@ class Handshake:
             return
         credential = find_credential(scope)
         if credential is None and CredentialKind.MESSAGE in policy.credentials:
-            await authenticate_first_message(self, scope, receive, send, policy)
+            await authenticate_first_message(self.admit, scope, receive, send, policy)
             return
         await self.admit(scope, receive, send, policy, credential, accepted=False)
 

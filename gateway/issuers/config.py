@@ -43,9 +43,20 @@ def _issuer_from_toml(entry: dict[str, Any], source: Path) -> IssuerConfig:
         raise ImproperlyConfigured(f"{source}: {exc}") from exc
 
 
-def configured_issuers() -> dict[str, IssuerConfig]:
-    from gateway.providers import login_issuer_config
+def login_issuer_config() -> IssuerConfig:
+    cfg = settings.GATEWAY
+    return IssuerConfig(
+        issuer=cfg.issuer,
+        audiences=cfg.audiences,
+        algorithms=cfg.algorithms,
+        profile=cfg.profile,
+        client_id=cfg.client_id,
+        allowed_client_ids=None,
+        leeway=cfg.leeway,
+    )
 
+
+def configured_issuers() -> dict[str, IssuerConfig]:
     login = login_issuer_config()
     issuers = {login.issuer: login}
     path = settings.GATEWAY.issuers_file

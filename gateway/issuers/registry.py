@@ -16,7 +16,8 @@ from typing import Any
 import httpx
 from django.conf import settings
 
-from gateway.metrics import JWKS_FETCHES
+from gateway.issuers.config import configured_issuers
+from gateway.observe.metrics import JWKS_FETCHES
 from oidc.config import IssuerConfig
 from oidc.discovery import ProviderMetadata, discovery_url, parse_metadata
 from oidc.errors import DiscoveryError, KeysUnavailable
@@ -59,19 +60,6 @@ def fetch_json_sync(url: str) -> Mapping[str, Any]:
     """GET a JSON document from sync code (Django views run in a worker thread)."""
     with httpx.Client(timeout=FETCH_TIMEOUT, follow_redirects=False) as client:
         return _json_of(client.get(url, headers={"Accept": "application/json"}))
-
-
-def login_issuer_config() -> IssuerConfig:
-    cfg = settings.GATEWAY
-    return IssuerConfig(
-        issuer=cfg.issuer,
-        audiences=cfg.audiences,
-        algorithms=cfg.algorithms,
-        profile=cfg.profile,
-        client_id=cfg.client_id,
-        allowed_client_ids=None,
-        leeway=cfg.leeway,
-    )
 
 
 class Registry:
@@ -152,8 +140,6 @@ class Registry:
 
 
 def build_registry() -> Registry:
-    from gateway.issuers import configured_issuers
-
     return Registry(configured_issuers())
 
 

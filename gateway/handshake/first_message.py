@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable
+from typing import Any, Protocol
 
-from consumers.closecodes import CloseCode, reason_text
-from gateway.audit import audit, scope_fields
-from gateway.credentials import Credential, accept_message
+from gateway.handshake.credentials import Credential, accept_message
+from gateway.observe.audit import audit, scope_fields
+from gateway.sockets.closecodes import CloseCode, reason_text
 from oidc.policy import RoutePolicy
 from oidc.types import CredentialKind
-
-if TYPE_CHECKING:
-    from gateway.middleware import Handshake
 
 AUTH_DEADLINE = 5.0
 MAX_AUTH_FRAME = 20_000
@@ -42,6 +40,13 @@ def replay_connect(receive: Any, send: Any) -> tuple[Any, Any]:
     return replayed_receive, filtered_send
 
 
+class Admit(Protocol):
+    """``Handshake.admit``: authenticate a credential on an accepted socket, then run the route."""
+
+    def __call__(self, scope: dict[str, Any], receive: Any, send: Any, policy: RoutePolicy,
+                 credential: Credential | None, *, accepted: bool) -> Awaitable[None]: ...
+
+
 def parse_auth_frame(message: dict[str, Any]) -> Credential | None:
     text = message.get("text")
     if not isinstance(text, str) or len(text) > MAX_AUTH_FRAME:
@@ -59,7 +64,7 @@ def parse_auth_frame(message: dict[str, Any]) -> Credential | None:
     return None
 
 
-async def authenticate_first_message(handshake: Handshake, scope: dict[str, Any], receive: Any,
+async def authenticate_first_message(admit: Admit, scope: dict[str, Any], receive: Any,
                                      send: Any, policy: RoutePolicy) -> None:
     await receive()  # websocket.connect
     await send(accept_message(scope))
@@ -78,4 +83,4 @@ async def authenticate_first_message(handshake: Handshake, scope: dict[str, Any]
         await close_accepted(scope, receive, send, CloseCode.UNAUTHENTICATED,
                              "invalid_auth_message")
         return
-    await handshake.admit(scope, receive, send, policy, credential, accepted=True)
+    await admit(scope, receive, send, policy, credential, accepted=True)

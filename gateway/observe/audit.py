@@ -13,7 +13,7 @@ import threading
 import time
 from typing import Any
 
-from gateway.metrics import HANDSHAKES
+from gateway.observe.metrics import HANDSHAKES
 
 logger = logging.getLogger("gateway.audit")
 _writer: BatchWriter | None = None

@@ -20,9 +20,9 @@ from django.db import transaction
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 from mozilla_django_oidc.utils import import_from_settings
 
+from gateway.issuers.registry import registry
+from gateway.login.sessions import AUTH_KEY, snapshot_of
 from gateway.models import OidcIdentity
-from gateway.providers import registry
-from gateway.sessions import AUTH_KEY, snapshot_of
 from oidc.profiles import extract_groups, extract_roles
 from oidc.verify import verify_id_token, verify_userinfo_sub
 

@@ -20,9 +20,9 @@ from channels.layers import get_channel_layer
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from consumers.protocol import message_event
-from gateway.audit import audit
-from gateway.authn import principal_for_token
+from gateway.handshake.authn import principal_for_token
+from gateway.observe.audit import audit
+from gateway.sockets.envelope import message_event
 from oidc.channels import InvalidChannel, group_name, normalise_channel
 from oidc.errors import OidcError
 from oidc.types import CredentialKind, Principal

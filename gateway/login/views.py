@@ -15,10 +15,10 @@ from django.shortcuts import render
 from django.views.decorators.http import require_POST
 from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView
 
-from gateway.audit import audit
-from gateway.backend import oidc_setting
-from gateway.providers import registry
-from gateway.sessions import AUTH_KEY
+from gateway.issuers.registry import registry
+from gateway.login.backend import oidc_setting
+from gateway.login.sessions import AUTH_KEY
+from gateway.observe.audit import audit
 from oidc.errors import OidcError
 
 logger = logging.getLogger("gateway.views")
@@ -83,7 +83,7 @@ class CallbackView(OIDCAuthenticationCallbackView):
 
     def login_success(self) -> HttpResponse:
         # Always log in anew: this rotates the session key and the CSRF token.
-        auth.login(self.request, self.user, backend="gateway.backend.GatewayOIDCBackend")
+        auth.login(self.request, self.user, backend="gateway.login.backend.GatewayOIDCBackend")
         claims = self.request.session[AUTH_KEY]["claims"]
         audit("login", "allow", "authenticated", issuer=claims["issuer"],
               subject=claims["subject"], remote=_remote(self.request))

@@ -14,9 +14,24 @@ from typing import Any
 
 from django.conf import settings
 
+from oidc.errors import OidcError
 from oidc.types import ClaimsSnapshot, CredentialKind, Principal
 
 AUTH_KEY = "gateway.auth"
+
+
+class NoSession(OidcError):
+    """The session cookie names no logged-in session (absent, expired or logged out)."""
+
+    error = "no_session"
+    status = "unauthenticated"
+
+
+class SessionExpired(OidcError):
+    """The session's access token has expired and was not refreshed."""
+
+    error = "session_expired"
+    status = "unauthenticated"
 
 
 def session_store_class() -> Any:

@@ -15,11 +15,11 @@ from django.db import IntegrityError
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from gateway.addressing import session_group, sid_group, subject_group
-from gateway.audit import audit
+from gateway.issuers.registry import registry
+from gateway.login.sessions import session_store_class
 from gateway.models import SeenLogoutToken, SessionBinding
-from gateway.providers import registry
-from gateway.sessions import session_store_class
+from gateway.observe.audit import audit
+from gateway.sockets.addressing import session_group, sid_group, subject_group
 from oidc.errors import OidcError, UnknownIssuer
 from oidc.jws import peek
 from oidc.logout import LogoutToken, accept_logout_token

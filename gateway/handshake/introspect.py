@@ -9,7 +9,7 @@ from __future__ import annotations
 import httpx
 from django.conf import settings
 
-from gateway.providers import FETCH_TIMEOUT, registry
+from gateway.issuers.registry import FETCH_TIMEOUT, registry
 from oidc.errors import KeysUnavailable
 from oidc.introspection import IntrospectionCache, principal_from_introspection
 from oidc.types import CredentialKind, Principal

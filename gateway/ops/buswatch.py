@@ -14,13 +14,13 @@ import logging
 
 import redis.asyncio as redis
 
-from consumers.base import close_all_local
-from consumers.closecodes import CloseCode
+from gateway.sockets.closecodes import CloseCode
+from gateway.sockets.live import CloseAll
 
 logger = logging.getLogger("gateway.buswatch")
 
 
-async def watch_bus(url: str, *, interval: float = 0.5) -> None:
+async def watch_bus(url: str, close_all: CloseAll, *, interval: float = 0.5) -> None:
     client = redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
     healthy = True
     try:
@@ -31,7 +31,7 @@ async def watch_bus(url: str, *, interval: float = 0.5) -> None:
                 if healthy:
                     logger.warning("message bus lost: closing local sockets with 1011")
                 healthy = False
-                await close_all_local(CloseCode.INTERNAL_ERROR, "bus_lost")
+                await close_all(CloseCode.INTERNAL_ERROR, "bus_lost")
             else:
                 if not healthy:
                     logger.warning("message bus is back")

@@ -23,9 +23,8 @@ import httpx
 import redis.asyncio as redis
 from django.conf import settings
 
-from gateway.authn import NoSession
-from gateway.providers import FETCH_TIMEOUT, registry
-from gateway.sessions import AUTH_KEY, aload_auth, principal_from_session, snapshot_of
+from gateway.issuers.registry import FETCH_TIMEOUT, registry
+from gateway.login.sessions import AUTH_KEY, NoSession, aload_auth, principal_from_session, snapshot_of
 from oidc.errors import InvalidSubject, OidcError
 from oidc.profiles import extract_groups, extract_roles
 from oidc.types import Principal

@@ -6,11 +6,11 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from gateway.credentials import Credential
-from gateway.introspect import introspect
-from gateway.providers import registry
-from gateway.sessions import aload_auth, principal_from_session
-from gateway.tickets import redeem_ticket
+from gateway.handshake.credentials import Credential
+from gateway.handshake.introspect import introspect
+from gateway.handshake.tickets import redeem_ticket
+from gateway.issuers.registry import registry
+from gateway.login.sessions import NoSession, SessionExpired, aload_auth, principal_from_session
 from oidc.errors import OidcError, TokenError
 from oidc.introspection import PrincipalCache
 from oidc.jws import peek
@@ -18,20 +18,6 @@ from oidc.types import CredentialKind, Principal
 from oidc.verify import DEFAULT_MAX_TOKEN_BYTES, hash_jti, verify_access_token
 
 TOKEN_KINDS = (CredentialKind.BEARER, CredentialKind.SUBPROTOCOL, CredentialKind.MESSAGE)
-
-
-class NoSession(OidcError):
-    """The session cookie names no logged-in session (absent, expired or logged out)."""
-
-    error = "no_session"
-    status = "unauthenticated"
-
-
-class SessionExpired(OidcError):
-    """The session's access token has expired and was not refreshed."""
-
-    error = "session_expired"
-    status = "unauthenticated"
 
 
 class NotAuthenticated(OidcError):

@@ -9,9 +9,9 @@ from channels.layers import get_channel_layer
 from django.contrib.auth.signals import user_logged_in, user_logged_out
 from django.dispatch import receiver
 
-from gateway.addressing import session_group
+from gateway.login.sessions import AUTH_KEY
 from gateway.models import SessionBinding
-from gateway.sessions import AUTH_KEY
+from gateway.sockets.addressing import session_group
 
 
 @receiver(user_logged_in)

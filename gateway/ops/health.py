@@ -2,7 +2,7 @@
 
 from django.http import HttpRequest, JsonResponse
 
-from gateway.providers import registry
+from gateway.issuers.registry import registry
 
 
 async def healthz(request: HttpRequest) -> JsonResponse:

@@ -12,9 +12,9 @@ from typing import Any
 from channels.db import aclose_old_connections
 from django.conf import settings
 
-from consumers.base import renew_memberships
-from gateway.buswatch import watch_bus
-from gateway.providers import registry
+from gateway.issuers.registry import registry
+from gateway.ops.buswatch import watch_bus
+from gateway.sockets.live import LocalSockets
 
 logger = logging.getLogger("gateway.lifespan")
 
@@ -46,6 +46,11 @@ def tune_garbage_collector() -> None:
 
 
 class Lifespan:
+    """Startup and shutdown of one process; ``sockets`` comes from the consumers."""
+
+    def __init__(self, sockets: LocalSockets) -> None:
+        self.sockets = sockets
+
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         tasks: list[asyncio.Task[None]] = []
         while True:
@@ -57,9 +62,10 @@ class Lifespan:
                          # Channels' per-message close_old_connections, once a minute:
                          asyncio.create_task(every(60.0, aclose_old_connections)),
                          # younger than the layers' one-day group expiry:
-                         asyncio.create_task(every(3600.0, renew_memberships))]
+                         asyncio.create_task(every(3600.0, self.sockets.renew_memberships))]
                 if settings.GATEWAY.redis_url:
-                    tasks.append(asyncio.create_task(watch_bus(settings.GATEWAY.redis_url)))
+                    tasks.append(asyncio.create_task(
+                        watch_bus(settings.GATEWAY.redis_url, self.sockets.close_all)))
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 for task in tasks:

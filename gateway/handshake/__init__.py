@@ -1,0 +1,1 @@
+"""The websocket handshake: Origin guard, credentials, authentication, first-message auth, tickets, routes."""

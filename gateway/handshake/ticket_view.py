@@ -1,0 +1,63 @@
+"""``POST /ws/ticket``: mint a one-time websocket ticket for a session or a bearer token."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
+from django.views.decorators.http import require_POST
+
+from gateway.handshake.authn import principal_for_token
+from gateway.handshake.tickets import TICKET_TTL, store_ticket
+from gateway.login.sessions import AUTH_KEY
+from gateway.observe.audit import audit
+from oidc.errors import OidcError
+from oidc.types import CredentialKind
+
+
+def _issue(request: HttpRequest, issuer: str, subject: str, **binding: Any) -> JsonResponse:
+    ticket = store_ticket(issuer, subject, **binding)
+    audit("ticket", "allow", "minted", issuer=issuer, subject=subject,
+          remote=request.META.get("REMOTE_ADDR"))
+    response = JsonResponse({"ticket": ticket, "expires_in": int(TICKET_TTL)})
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def _refuse(request: HttpRequest, reason: str, status: int) -> JsonResponse:
+    audit("ticket", "deny", reason, remote=request.META.get("REMOTE_ADDR"))
+    response = JsonResponse({"error": reason}, status=status)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@csrf_protect
+def _mint_for_session(request: HttpRequest) -> JsonResponse:
+    claims = (request.session.get(AUTH_KEY) or {}).get("claims")
+    if not request.user.is_authenticated or not claims or request.session.session_key is None:
+        return _refuse(request, "no_session", 401)
+    return _issue(request, claims["issuer"], claims["subject"],
+                  session_key=request.session.session_key)
+
+
+def _mint_for_bearer(request: HttpRequest, token: str) -> JsonResponse:
+    try:
+        principal = async_to_sync(principal_for_token)(token, CredentialKind.BEARER,
+                                                       now=time.time())
+    except OidcError as exc:
+        return _refuse(request, exc.error, 401)
+    snapshot = {**principal.as_dict(), "claims": dict(principal.claims), "kid": principal.kid,
+                "jti_hash": principal.jti_hash}
+    return _issue(request, principal.issuer, principal.subject, principal=snapshot)
+
+
+@csrf_exempt  # the bearer path carries no cookie; the session path is CSRF-protected above
+@require_POST
+def mint_ticket(request: HttpRequest) -> JsonResponse:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return _mint_for_bearer(request, token.strip())
+    return _mint_for_session(request)

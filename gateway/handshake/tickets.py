@@ -1,0 +1,75 @@
+"""One-time websocket tickets for clients that cannot send cookies or headers on a socket.
+
+``POST /ws/ticket`` (``ticket_view``) returns ``{"ticket": ..., "expires_in": 30}``. It is
+minted either by a logged-in browser session (CSRF-protected) or with ``Authorization: Bearer <token>``. The
+ticket is presented once, as subprotocol ``gateway.ticket.<ticket>`` or in an ``auth``
+message, within 30 s, and yields the principal that minted it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import secrets
+import time
+from types import MappingProxyType
+from typing import Any
+
+from gateway.models import WsTicket
+from oidc.errors import OidcError
+from oidc.types import CredentialKind, Principal
+
+TICKET_TTL = 30.0
+
+
+class InvalidTicket(OidcError):
+    """Unknown, expired or already used ticket."""
+
+    error = "invalid_ticket"
+    status = "unauthenticated"
+
+
+@dataclasses.dataclass(frozen=True)
+class Redeemed:
+    session_key: str | None
+    principal: Principal | None  # set for tickets minted with a bearer token
+
+
+def _hash(ticket: str) -> str:
+    return hashlib.sha256(ticket.encode()).hexdigest()
+
+
+def store_ticket(issuer: str, subject: str, **binding: Any) -> str:
+    """Record a fresh ticket (only its hash is kept) and return it."""
+    ticket = secrets.token_urlsafe(32)
+    now = time.time()
+    WsTicket.objects.filter(expires_at__lt=now).delete()
+    WsTicket.objects.create(ticket_hash=_hash(ticket), issuer=issuer, subject=subject,
+                            expires_at=now + TICKET_TTL, **binding)
+    return ticket
+
+
+def _principal_from_snapshot(snapshot: dict[str, Any]) -> Principal:
+    return Principal(
+        issuer=snapshot["issuer"], subject=snapshot["subject"], client_id=snapshot["client_id"],
+        groups=frozenset(snapshot["groups"]), roles=frozenset(snapshot["roles"]),
+        scopes=frozenset(snapshot["scopes"]), claims=MappingProxyType(snapshot["claims"]),
+        expires_at=float(snapshot["expires_at"]), sid=snapshot["sid"],
+        credential=CredentialKind.TICKET, kid=snapshot.get("kid"),
+        jti_hash=snapshot.get("jti_hash"),
+    )
+
+
+async def redeem_ticket(ticket: str, *, now: float) -> Redeemed:
+    """Consume a ticket atomically; return what it is bound to."""
+    if not ticket or len(ticket) > 128:
+        raise InvalidTicket()
+    row = await WsTicket.objects.filter(ticket_hash=_hash(ticket)).afirst()
+    if row is None:
+        raise InvalidTicket()
+    deleted, _ = await WsTicket.objects.filter(pk=row.pk).adelete()
+    if deleted != 1 or row.expires_at <= now:
+        raise InvalidTicket()  # lost the race to a concurrent use, or too late
+    if row.principal is not None:
+        return Redeemed(None, _principal_from_snapshot(row.principal))
+    return Redeemed(row.session_key, None)

@@ -1,0 +1,1 @@
+"""What every room reports through: the audit log and the Prometheus metrics."""

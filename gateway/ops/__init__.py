@@ -1,0 +1,1 @@
+"""Running the process: lifespan tasks, bus watchdog, the socket ledger, health checks."""

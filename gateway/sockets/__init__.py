@@ -1,0 +1,1 @@
+"""What both the handshake and the consumers speak: close codes, group addresses, the publish envelope."""
