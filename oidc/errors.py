@@ -6,6 +6,7 @@ Every error carries a machine-readable reason code in ``error`` and a coarse
     OidcError                       status
     ├── TokenError                  "invalid_token"        unauthenticated
     │   ├── MalformedToken          "malformed_token"
+    │   │   └── DuplicateMember         "duplicate_member"
     │   ├── TokenTooLarge           "token_too_large"
     │   ├── UnsupportedAlgorithm    "unsupported_algorithm"
     │   ├── ForbiddenHeader         "forbidden_header"
@@ -45,6 +46,7 @@ __all__ = [
     "BadSignature",
     "ClaimError",
     "DiscoveryError",
+    "DuplicateMember",
     "ExpiredToken",
     "ForbiddenHeader",
     "InactiveToken",
@@ -98,6 +100,17 @@ class MalformedToken(TokenError):
     """Not a compact JWS with base64url JSON header and payload (RFC 7515 §7.1)."""
 
     error = "malformed_token"
+
+
+class DuplicateMember(MalformedToken):
+    """A JSON object in the header or claims repeats a member name, at any depth.
+
+    RFC 7515 §4 and RFC 7519 §4 let a parser either refuse such a token or keep the
+    last value; parsers disagree, so two of them could read two different tokens from
+    the same bytes. We refuse.
+    """
+
+    error = "duplicate_member"
 
 
 class TokenTooLarge(TokenError):

@@ -2,6 +2,7 @@
 
 RFC 7515 (JWS compact serialization) and RFC 8725 (JWT BCP): the algorithm is
 chosen by *our* allowlist, never by the token; key-bearing headers are refused.
+A header or claim set that repeats a member name is refused (RFC 7515 §4, RFC 7519 §4).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from joserfc.errors import JoseError
@@ -19,6 +20,7 @@ from joserfc.jws import JWSRegistry
 
 from oidc.errors import (
     BadSignature,
+    DuplicateMember,
     ForbiddenHeader,
     MalformedToken,
     TokenTooLarge,
@@ -55,9 +57,29 @@ def _b64decode(segment: str, what: str) -> bytes:
         raise MalformedToken(f"{what} is not base64url") from exc
 
 
+def _unique_members(pairs: Sequence[tuple[str, Any]]) -> dict[str, Any]:
+    """``object_pairs_hook``: build each JSON object, refusing a repeated member name.
+
+    It runs for every object at every depth, so nested duplicates are refused too.
+    """
+    members = dict(pairs)
+    if len(members) != len(pairs):
+        raise DuplicateMember("a JSON object repeats a member name")
+    return members
+
+
+# One decoder, built once: json.loads(..., object_pairs_hook=...) would build a new
+# decoder and scanner for every call, which costs more than the hook itself.
+_DECODER = json.JSONDecoder(object_pairs_hook=_unique_members)
+
+
 def _json_object(data: bytes, what: str) -> dict[str, Any]:
+    """A JSON object from UTF-8 bytes (RFC 7515 §5.2 items 3, 4, 8), with unique
+    member names; :class:`DuplicateMember` names the segment and nothing else."""
     try:
-        value = json.loads(data)
+        value = _DECODER.decode(data.decode("utf-8"))
+    except DuplicateMember:
+        raise DuplicateMember(f"{what} repeats a member name") from None
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise MalformedToken(f"{what} is not JSON") from exc
     if not isinstance(value, dict):

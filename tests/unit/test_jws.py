@@ -30,6 +30,7 @@ def test_size_cap_counts_bytes():
         f"{b64(b'{')}.e30.",              # header not JSON
         f"e30.{b64(b'[1]')}.",            # payload not an object
         f"{b64(bytes([0xff]))}.e30.",     # not UTF-8
+        f"e30.{b64(bytes([0xef, 0xbb, 0xbf]) + b'{}')}.",  # byte order mark (RFC 7515 §5.2)
         "e30.e30.a",                      # impossible base64 length
     ],
 )
