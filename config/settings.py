@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
+import django_stubs_ext
+
 from config.env import load_config
+
+django_stubs_ext.monkeypatch()  # generic admin and manager classes, for the type checker
 
 GATEWAY = load_config()
 
@@ -54,7 +59,7 @@ TEMPLATES = [
 ]
 
 _db = GATEWAY.database
-DATABASES = {
+DATABASES: dict[str, dict[str, Any]] = {
     "default": {
         "ENGINE": _db.engine,
         "NAME": _db.name,

@@ -29,10 +29,13 @@ class PresenceMixin:
     channel_layer: Any
     channel_name: str
     subscriptions: dict[ChannelName, str]
-    who: tuple[str, str]
     send_json: Any
     _operations: Any
     _forbidden: Any
+
+    @property
+    def who(self) -> tuple[str, str]:  # GatewayConsumer's comes first in the MRO
+        raise NotImplementedError
 
     async def on_presence(self, request: Request) -> None:
         channel = request.channel

@@ -21,7 +21,7 @@ from oidc.grants import grants_for_channel
 
 
 @admin.register(Grant)
-class GrantAdmin(admin.ModelAdmin):
+class GrantAdmin(admin.ModelAdmin[Grant]):
     list_display = ("target", "claim", "value", "issuer", "subscribe", "publish", "presence", "note")
     list_filter = ("subscribe", "publish", "presence", "claim", "issuer")
     search_fields = ("target", "value", "claim", "issuer", "note")
@@ -42,7 +42,7 @@ class GrantAdmin(admin.ModelAdmin):
 
 
 @admin.register(Channel)
-class ChannelAdmin(admin.ModelAdmin):
+class ChannelAdmin(admin.ModelAdmin[Channel]):
     list_display = ("name", "description")
     search_fields = ("name", "description")
     readonly_fields = ("who_can_do_what",)
@@ -66,7 +66,7 @@ class ChannelAdmin(admin.ModelAdmin):
 
 
 @admin.register(GrantChange)
-class GrantChangeAdmin(admin.ModelAdmin):
+class GrantChangeAdmin(admin.ModelAdmin[GrantChange]):
     list_display = ("at", "username", "action", "grant_id", "version")
     list_filter = ("action", "username")
     search_fields = ("username", "grant_id")

@@ -25,7 +25,7 @@ from gateway.observe.audit import audit
 from gateway.sockets.envelope import message_event
 from oidc.channels import InvalidChannel, group_name, normalise_channel
 from oidc.errors import OidcError
-from oidc.types import CredentialKind, Principal
+from oidc.types import ChannelName, CredentialKind, Principal
 
 logger = logging.getLogger("gateway.publish")
 
@@ -55,7 +55,7 @@ async def _principal(request: HttpRequest) -> Principal:
         raise Refused(_STATUS.get(exc.status, 401), exc.error) from None
 
 
-def _body(request: HttpRequest) -> tuple[str, Any]:
+def _body(request: HttpRequest) -> tuple[ChannelName, Any]:
     content_type = request.content_type or ""
     if content_type.lower() != "application/json":
         raise Refused(415, "unsupported_media_type", "send Content-Type: application/json")

@@ -54,7 +54,7 @@ def accept_message(scope: Mapping[str, Any]) -> dict[str, Any]:
 def header(scope: Mapping[str, Any], name: bytes) -> str | None:
     for key, value in scope.get("headers", ()):
         if key == name:
-            return value.decode("latin-1")
+            return str(value.decode("latin-1"))
     return None
 
 

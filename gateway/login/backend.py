@@ -51,7 +51,7 @@ class GatewayOIDCBackend(OIDCAuthenticationBackend):
     get_settings = staticmethod(oidc_setting)
 
     def get_token(self, payload: dict[str, Any]) -> dict[str, Any]:
-        self.token_response: dict[str, Any] = super().get_token(payload)
+        self.token_response: dict[str, Any] = dict(super().get_token(payload))
         return self.token_response
 
     def verify_token(self, token: str, **kwargs: Any) -> dict[str, Any]:

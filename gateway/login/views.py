@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from typing import Any
+from typing import Any, cast
 
 import requests
 from django.conf import settings
@@ -35,7 +35,7 @@ class LoginView(OIDCAuthenticationRequestView):
 
     def get(self, request: HttpRequest) -> HttpResponse:
         try:
-            return super().get(request)
+            return cast(HttpResponse, super().get(request))
         except OidcError as exc:
             audit("login", "deny", exc.error, remote=_remote(request))
             return _refusal(request, exc.error, 503)
@@ -53,7 +53,7 @@ class CallbackView(OIDCAuthenticationCallbackView):
             self._forget_state(request)
             return self._refuse(request, reason, 400)
         try:
-            return super().get(request)
+            return cast(HttpResponse, super().get(request))
         except SuspiciousOperation:
             return self._refuse(request, "invalid_state", 400)
         except OidcError as exc:

@@ -5,7 +5,7 @@ from django.db import migrations, models
 import gateway.models
 
 
-def ID():
+def ID() -> tuple[str, models.BigAutoField[int, int]]:
     return ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False,
                                       verbose_name="ID"))
 

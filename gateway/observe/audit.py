@@ -99,7 +99,7 @@ def audit(event: str, outcome: str, reason: str, **fields: Any) -> dict[str, Any
         raise TypeError(f"unknown audit fields: {sorted(fields)}")
     if logger.isEnabledFor(logging.INFO):  # makeRecord: no stack walk for the caller
         line = json.dumps(record, separators=(", ", ": "), default=str)
-        logger.handle(logger.makeRecord(logger.name, logging.INFO, __file__, 0, line, None, None))
+        logger.handle(logger.makeRecord(logger.name, logging.INFO, __file__, 0, line, (), None))
     if event == "connect":
         HANDSHAKES.labels(outcome, reason).inc()
     return record
