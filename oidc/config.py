@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 from oidc.profiles import GENERIC, IssuerProfile
 
-__all__ = ["ASYMMETRIC_ALGORITHMS", "IssuerConfig", "check_typless_audiences"]
+__all__ = [
+    "ASYMMETRIC_ALGORITHMS",
+    "GROUP_OVERAGE_CHOICES",
+    "GroupOverage",
+    "IssuerConfig",
+    "check_typless_audiences",
+]
 
 ASYMMETRIC_ALGORITHMS = frozenset(
     {
@@ -18,6 +25,13 @@ ASYMMETRIC_ALGORITHMS = frozenset(
 )  # fmt: skip
 
 MAX_LEEWAY = 60.0
+
+GroupOverage = Literal["refuse", "admit"]
+"""What to do with a token whose groups are elsewhere (:func:`oidc.verify.groups_of`):
+``refuse`` it (the default: nobody silently loses or gains access), or ``admit`` it
+without any group, so only grants on roles, scopes or other claims apply."""
+
+GROUP_OVERAGE_CHOICES: tuple[GroupOverage, ...] = get_args(GroupOverage)
 
 
 @dataclass(frozen=True)
@@ -34,6 +48,7 @@ class IssuerConfig:
     max_token_bytes: int = 16384
     jwks_uri: str | None = None
     introspection_endpoint: str | None = None
+    group_overage: GroupOverage = "refuse"
 
     def __post_init__(self) -> None:
         if not isinstance(self.issuer, str) or not self.issuer:
@@ -51,6 +66,11 @@ class IssuerConfig:
         if self.max_token_bytes <= 0:
             raise ValueError(f"issuer {self.issuer}: max_token_bytes must be positive.")
         check_typless_audiences(self.issuer, self.profile, self.client_id, self.audiences)
+        if self.group_overage not in GROUP_OVERAGE_CHOICES:
+            raise ValueError(
+                f"issuer {self.issuer}: group_overage {self.group_overage!r} is not a choice; "
+                f"use one of {', '.join(GROUP_OVERAGE_CHOICES)}."
+            )
 
 
 def check_typless_audiences(issuer: str, profile: IssuerProfile, client_id: str | None,

@@ -30,6 +30,7 @@ Every error carries a machine-readable reason code in ``error`` and a coarse
     │       ├── InvalidEvents           "invalid_events"
     │       ├── NonceInLogoutToken      "nonce_forbidden"
     │       └── ReplayedToken           "replayed_token"
+    ├── GroupsOverage               "groups_overage"       forbidden
     ├── KeysUnavailable             "keys_unavailable"     unavailable
     └── DiscoveryError              "discovery_error"      unavailable
 
@@ -49,6 +50,7 @@ __all__ = [
     "DuplicateMember",
     "ExpiredToken",
     "ForbiddenHeader",
+    "GroupsOverage",
     "InactiveToken",
     "InvalidAudience",
     "InvalidAuthorizedParty",
@@ -235,6 +237,18 @@ class ReplayedToken(ClaimError):
     """This ``jti`` was already accepted (BCL 1.0 §2.6 item 10)."""
 
     error = "replayed_token"
+
+
+class GroupsOverage(OidcError):
+    """The token says the user's groups are not (all) in it, and the issuer's
+    ``group_overage`` setting is ``refuse``: Entra's ``hasgroups``, or the groups claim
+    named in ``_claim_names`` (aggregated or distributed claims, OIDC Core 1.0 §5.6.2).
+
+    The token itself is valid and a fresh one would say the same: ``forbidden``.
+    """
+
+    error = "groups_overage"
+    status = "forbidden"
 
 
 class KeysUnavailable(OidcError):

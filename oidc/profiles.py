@@ -2,6 +2,11 @@
 
 Access token ``typ`` values are compared per RFC 8725 §3.11 / RFC 9068 §2.1:
 case-insensitively, with an optional ``application/`` prefix removed.
+
+A token can say that the user's groups are not (all) in it: the groups claim is
+named in ``_claim_names`` (aggregated or distributed claims, OIDC Core 1.0 §5.6.2;
+Entra's "groups overage" past 200 groups), or a profile's flag claim is set
+(Entra's ``hasgroups`` in the implicit flow). :func:`groups_overage` sees both.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ __all__ = [
     "extract_groups",
     "extract_roles",
     "extract_scopes",
+    "groups_overage",
     "lookup",
     "normalize_typ",
 ]
@@ -45,6 +51,8 @@ class IssuerProfile:
     (Auth0's namespaced ``https://example.com/groups``) names one top-level claim.
     ``typ_required=False`` accepts access tokens with no ``typ`` header
     (Okta); a ``typ`` that is present must still be one of ``access_token_types``.
+    ``groups_overage_claims`` are claims whose presence (other than ``false``) says the
+    groups were left out of the token (Entra's ``hasgroups``).
     """
 
     name: str
@@ -53,12 +61,14 @@ class IssuerProfile:
     scope_claims: tuple[str, ...]
     access_token_types: frozenset[str]
     typ_required: bool = True
+    groups_overage_claims: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(
             self, "access_token_types", frozenset(normalize_typ(t) for t in self.access_token_types)
         )
-        for field_name in ("groups_claims", "roles_claims", "scope_claims"):
+        for field_name in ("groups_claims", "roles_claims", "scope_claims",
+                           "groups_overage_claims"):
             paths = getattr(self, field_name)
             if isinstance(paths, str) or not all(isinstance(p, str) and p for p in paths):
                 raise ValueError(f"profile {self.name}: {field_name} must be a list of claim paths")
@@ -87,6 +97,7 @@ ENTRA = IssuerProfile(
     roles_claims=("roles",),
     scope_claims=("scp",),
     access_token_types=frozenset({"jwt"}),
+    groups_overage_claims=("hasgroups",),  # implicit flow; other flows use _claim_names
 )
 
 OKTA = IssuerProfile(
@@ -177,6 +188,32 @@ def extract_groups(
 ) -> frozenset[str]:
     """Group names as the provider spells them (Keycloak paths like ``/eng`` kept as-is)."""
     return _collect(claims, _paths(profile.groups_claims, client_id), split=False)
+
+
+def _claim_name(path: str | Path) -> str:
+    """The top-level claim a path starts at: the name ``_claim_names`` would list."""
+    if isinstance(path, tuple):
+        return path[0]
+    return path if "://" in path else path.split(".", 1)[0]
+
+
+def groups_overage(
+    claims: Mapping[str, Any], profile: IssuerProfile, client_id: str | None
+) -> bool:
+    """True when the token says the user's groups are elsewhere, so the groups it
+    carries (often none) are not all of them.
+
+    - a groups claim (its top-level name) is listed in ``_claim_names``: aggregated or
+      distributed claims (OIDC Core 1.0 §5.6.2), Entra's overage in the code flow;
+    - one of the profile's ``groups_overage_claims`` is present and not ``false``
+      (Entra's ``hasgroups: true``, implicit flow).
+    """
+    if any(claims.get(name) not in (None, False) for name in profile.groups_overage_claims):
+        return True
+    names = claims.get("_claim_names")
+    if not isinstance(names, Mapping):
+        return False
+    return any(_claim_name(path) in names for path in _paths(profile.groups_claims, client_id))
 
 
 def extract_roles(

@@ -58,6 +58,9 @@ class Principal:
     kid: str | None = None
     jti_hash: str | None = None
     token_format: str = "jwt"
+    groups_overage: bool = False
+    """The token said the groups are elsewhere and the issuer admits that: ``groups``
+    is empty on purpose (:func:`oidc.verify.groups_of`)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "claims", _freeze(self.claims))
@@ -72,6 +75,7 @@ class Principal:
             "issuer": self.issuer,
             "client_id": self.client_id,
             "groups": sorted(self.groups),
+            "groups_overage": self.groups_overage,
             "roles": sorted(self.roles),
             "scopes": sorted(self.scopes),
             "expires_at": self.expires_at,
@@ -87,6 +91,7 @@ class ClaimsSnapshot(TypedDict, total=False):
     subject: str
     sid: str | None
     groups: list[str]
+    groups_overage: bool
     roles: list[str]
     scopes: list[str]
     expires_at: float

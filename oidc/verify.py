@@ -22,6 +22,7 @@ from oidc.claims import (
 )
 from oidc.config import IssuerConfig
 from oidc.errors import (
+    GroupsOverage,
     InvalidClient,
     InvalidSubject,
     KeysUnavailable,
@@ -38,7 +39,13 @@ from oidc.logout import (
     accept_logout_token,
     verify_logout_token,
 )
-from oidc.profiles import extract_groups, extract_roles, extract_scopes, normalize_typ
+from oidc.profiles import (
+    extract_groups,
+    extract_roles,
+    extract_scopes,
+    groups_overage,
+    normalize_typ,
+)
 from oidc.types import CredentialKind, Principal, Token, UnverifiedToken
 
 __all__ = [
@@ -47,7 +54,9 @@ __all__ = [
     "MemoryReplayStore",
     "ReplayStore",
     "accept_logout_token",
+    "check_groups_overage",
     "client_id_of",
+    "groups_of",
     "hash_jti",
     "principal_from_claims",
     "verify_access_token",
@@ -138,6 +147,24 @@ async def verify_access_token(
                                  kid=kid if isinstance(kid, str) else None, token_format="jwt")
 
 
+def check_groups_overage(claims: Mapping[str, Any], issuer: IssuerConfig) -> bool:
+    """Whether the token declares a groups overage (:func:`oidc.profiles.groups_overage`);
+    raises :class:`GroupsOverage` unless the issuer's ``group_overage`` is ``admit``."""
+    if not groups_overage(claims, issuer.profile, issuer.client_id):
+        return False
+    if issuer.group_overage != "admit":
+        raise GroupsOverage("the token's groups are incomplete (groups overage)")
+    return True
+
+
+def groups_of(claims: Mapping[str, Any], issuer: IssuerConfig) -> tuple[frozenset[str], bool]:
+    """``(groups, overage)``. An admitted overage gives no group at all, never the
+    partial list a token may still carry, so group grants cannot be half-applied."""
+    if check_groups_overage(claims, issuer):
+        return frozenset(), True
+    return extract_groups(claims, issuer.profile, issuer.client_id), False
+
+
 def principal_from_claims(
     claims: Mapping[str, Any],
     issuer: IssuerConfig,
@@ -147,15 +174,19 @@ def principal_from_claims(
     token_format: str = "jwt",  # noqa: S107 - a format name, not a secret
     subject: str | None = None,
 ) -> Principal:
-    """Build a Principal from already validated claims (JWT or introspection)."""
+    """Build a Principal from already validated claims (JWT or introspection).
+
+    A groups overage is refused here (:class:`GroupsOverage`) unless the issuer admits it.
+    """
     sub = subject if subject is not None else validate_sub(claims)
     exp = claims.get("exp")
     sid = claims.get("sid")
+    groups, overage = groups_of(claims, issuer)
     return Principal(
         issuer=issuer.issuer,
         subject=sub,
         client_id=client_id_of(claims),
-        groups=extract_groups(claims, issuer.profile, issuer.client_id),
+        groups=groups,
         roles=extract_roles(claims, issuer.profile, issuer.client_id),
         scopes=extract_scopes(claims, issuer.profile, issuer.client_id),
         claims=claims,  # Principal freezes a copy unless it is already a read-only view
@@ -165,13 +196,18 @@ def principal_from_claims(
         kid=kid,
         jti_hash=hash_jti(claims.get("jti")),
         token_format=token_format,
+        groups_overage=overage,
     )
 
 
 async def verify_id_token(
     raw: str, issuer: IssuerConfig, keys: JwksCache, *, now: float, nonce: str | None
 ) -> Token:
-    """An ID token per OIDC Core 1.0 §3.1.3.7 (items 2-11; no encryption, item 1)."""
+    """An ID token per OIDC Core 1.0 §3.1.3.7 (items 2-11; no encryption, item 1).
+
+    A groups overage is refused (:class:`GroupsOverage`) unless the issuer admits it;
+    callers then take the groups from :func:`groups_of`.
+    """
     if issuer.client_id is None:
         raise ValueError(f"issuer {issuer.issuer}: client_id is needed to verify ID tokens")
     unverified = peek(raw, max_bytes=issuer.max_token_bytes)
@@ -190,6 +226,7 @@ async def verify_id_token(
     validate_iat(claims, now, issuer.leeway)
     validate_nonce(claims, nonce)
     validate_sub(claims)
+    check_groups_overage(claims, issuer)
     return token
 
 
