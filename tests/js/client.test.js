@@ -145,6 +145,20 @@ describe("closes", () => {
     assert.equal(FakeSocket.last.url, URL);
   });
 
+  test("every connection mints its own ticket (tickets are single-use)", async () => {
+    let n = 0;
+    const { client, timers } = makeClient({ getTicket: async () => `t${++n}` });
+    client.connect();
+    await openSocket();
+    FakeSocket.last.serverClose(4401, "expired"); // re-authentication mints t2
+    await openSocket();
+    FakeSocket.last.serverClose(1006);
+    timers.fire(500);
+    await settle();
+    assert.deepEqual(FakeSocket.instances.map((ws) => ws.protocols[1]),
+      ["gateway.ticket.t1", "gateway.ticket.t2", "gateway.ticket.t3"]);
+  });
+
   test("4401 again right after re-authenticating: stops instead of looping", async () => {
     let n = 0;
     const { client } = makeClient({ getTicket: async () => `t${++n}` });

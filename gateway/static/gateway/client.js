@@ -198,8 +198,10 @@ export class GatewayClient {
     this.options = options;
     this._WebSocket = options.WebSocket ?? globalThis.WebSocket;
     this._random = options.random ?? Math.random;
+    /** @type {(fn: () => void, ms: number) => unknown} */
     this._setTimeout = options.setTimeout ?? globalThis.setTimeout.bind(globalThis);
-    this._clearTimeout = options.clearTimeout ?? globalThis.clearTimeout.bind(globalThis);
+    /** @type {(handle: unknown) => void} */
+    this._clearTimeout = options.clearTimeout ?? /** @type {any} */ (globalThis.clearTimeout.bind(globalThis));
     this._backoff = { baseMs: 1000, capMs: 60000, ...options.backoff };
     this._requestTimeoutMs = options.requestTimeoutMs ?? 10000;
     this._maxAuthRetries = options.maxAuthRetries ?? 1;
