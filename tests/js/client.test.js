@@ -306,13 +306,14 @@ describe("requests", () => {
   });
 
   test("an error frame rejects its request with a typed error", async () => {
-    const { client } = makeClient();
+    const { client, of } = makeClient();
     client.connect();
     const ws = await openSocket();
     const answer = client.subscribe("secret");
     ws.receive({ type: "error", id: ws.lastSent("subscribe").id, error: "forbidden", detail: "no grant allows subscribe on this channel" });
     await assert.rejects(answer, (err) => err instanceof RequestError && err.code === "forbidden" && err.type === "subscribe");
     assert.equal(client.channels.has("secret"), false);
+    assert.deepEqual(of("unsubscribed"), []); // never held: the rejection says it all
   });
 
   test("a request without an answer times out with RequestTimeoutError", async () => {

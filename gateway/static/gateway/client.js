@@ -341,7 +341,7 @@ export class GatewayClient {
     const queued = new Set(this._outbox.filter((q) => q.type === "subscribe").map((q) => q.fields.channel));
     const resubscribe = [...this._channels].filter((c) => !queued.has(c));
     for (const channel of resubscribe) {
-      this._subscribeRequest(channel, this._request("subscribe", { channel })).catch(() => {});
+      this._subscribeRequest(channel, this._request("subscribe", { channel }), true).catch(() => {});
     }
     if (resubscribe.length === 0) this._request("ping", {}).catch(() => {}); // proves we are authenticated
     const outbox = this._outbox.splice(0);
@@ -404,15 +404,17 @@ export class GatewayClient {
     }
     this._authFailures += 1;
     this._setState("reauthenticating");
+    let ok = false;
     try {
-      const ok = await this._freshCredential(close);
-      if (!ok) throw new Error("re-authentication declined");
+      ok = await this._freshCredential(close);
     } catch (err) {
       this._emit("auth", { type: "failed", error: err });
-      if (!this._stopped) this._stop(close);
-      return;
     }
     if (this._stopped) return;
+    if (!ok) {
+      this._stop(close);
+      return;
+    }
     this.reconnects += 1;
     void this._open();
   }
@@ -498,7 +500,8 @@ export class GatewayClient {
     const ws = this._ws;
     try {
       if (this.options.getToken) {
-        await this._reauthInBand({ token: await this.options.getToken() });
+        const token = await this.options.getToken();
+        if (ws === this._ws) await this._reauthInBand({ token }); // else a new socket took a new token
       } else if (this.options.getTicket) {
         const ticket = await this.options.getTicket();
         if (this._refreshedSince || ws !== this._ws) return; // the server already refreshed it
@@ -570,14 +573,17 @@ export class GatewayClient {
     });
   }
 
-  /** @param {string} channel @param {Promise<Frame>} answer */
-  async _subscribeRequest(channel, answer) {
+  /**
+   * @param {string} channel @param {Promise<Frame>} answer
+   * @param {boolean} held a refusal then takes away a subscription the client held (say so)
+   */
+  async _subscribeRequest(channel, answer, held) {
     try {
       const ack = await answer;
       this._emit("subscribed", { channel });
       return ack;
     } catch (err) {
-      if (err instanceof RequestError && this._channels.delete(channel)) {
+      if (err instanceof RequestError && this._channels.delete(channel) && held) {
         this._emit("unsubscribed", { channel, reason: err.code });
       }
       throw err;
@@ -587,8 +593,9 @@ export class GatewayClient {
   /** Subscribe; the channel is kept and resubscribed after every reconnect. @param {string} channel */
   subscribe(channel) {
     const name = normaliseChannel(channel);
+    const held = this._channels.has(name);
     this._channels.add(name);
-    return this._subscribeRequest(name, this.request("subscribe", { channel: name }));
+    return this._subscribeRequest(name, this.request("subscribe", { channel: name }), held);
   }
 
   /** @param {string} channel */
