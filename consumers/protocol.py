@@ -115,6 +115,24 @@ def parse(text_data: str | None, bytes_data: bytes | None = None) -> Request | F
 # --- gateway -> client --------------------------------------------------------------
 
 
+def granted(targets: dict[str, frozenset[Any]]) -> list[dict[str, Any]]:
+    """What the principal's grants allow: one entry per channel or ``prefix.*`` target."""
+    return [{"channel": target, "operations": sorted(str(op) for op in ops)}
+            for target, ops in targets.items()]
+
+
+def welcome(principal: dict[str, Any], channels: list[dict[str, Any]],
+            limits: dict[str, Any]) -> dict[str, Any]:
+    """The first frame on ``/ws/events/``: who the gateway authenticated, what they may do."""
+    return {"v": VERSION, "type": "welcome", "principal": principal, "channels": channels,
+            "limits": limits}
+
+
+def channels_changed(channels: list[dict[str, Any]]) -> dict[str, Any]:
+    """Sent when what the grants allow changed (grant edit, re-authentication, refresh)."""
+    return {"v": VERSION, "type": "channels", "channels": channels}
+
+
 def ack(request_id: str | int, **extra: Any) -> dict[str, Any]:
     return {"v": VERSION, "type": "ack", "id": request_id, **extra}
 

@@ -19,18 +19,21 @@ from consumers.protocol import (
     FrameError,
     Request,
     ack,
+    channels_changed,
     error,
     frame_too_big,
+    granted,
     message,
     parse,
     unsubscribed,
+    welcome,
 )
 from gateway.grants.store import GRANTS_GROUP, cache
 from gateway.sockets.closecodes import CloseCode
 from gateway.sockets.envelope import message_event
 from oidc.channels import group_name
 from oidc.errors import OidcError
-from oidc.grants import Operation, allowed_operations
+from oidc.grants import GrantSnapshot, Operation, allowed_operations, operations_by_target
 from oidc.types import ChannelName
 
 logger = logging.getLogger("consumers.pubsub")
@@ -47,6 +50,24 @@ class PubSubConsumer(GatewayConsumer, PresenceMixin):
         self.groups_joined.append(GRANTS_GROUP)  # left by GatewayConsumer.disconnect
         cache.watch()
         self.watching = True
+        await self.welcome()
+
+    async def welcome(self) -> None:
+        """The first frame: the principal, what its grants allow, and this socket's limits."""
+        self.channels_sent = self._granted(await cache.current())
+        limits = {"subscriptions": self.limits.subscriptions, "frame_bytes": self.limits.frame_bytes,
+                  "message_rate": self.limits.message_rate, "message_burst": self.limits.message_burst}
+        await self.send_json(welcome(self.principal.as_dict(), self.channels_sent, limits))
+
+    def _granted(self, snapshot: GrantSnapshot) -> list[dict[str, Any]]:
+        return granted(operations_by_target(self.principal, snapshot.grants))
+
+    async def _tell_channels(self, snapshot: GrantSnapshot) -> None:
+        """Send ``channels`` when what the grants allow differs from what the client knows."""
+        channels = self._granted(snapshot)
+        if channels != getattr(self, "channels_sent", None):
+            self.channels_sent = channels
+            await self.send_json(channels_changed(channels))
 
     def memberships(self) -> list[str]:
         return [*super().memberships(), *getattr(self, "subscriptions", {}).values()]
@@ -159,7 +180,8 @@ class PubSubConsumer(GatewayConsumer, PresenceMixin):
         """Grants changed somewhere: drop every subscription this principal lost."""
         await self._recheck_subscriptions(await cache.at_least(int(event.get("version", 0))))
 
-    async def _recheck_subscriptions(self, snapshot: Any) -> None:
+    async def _recheck_subscriptions(self, snapshot: GrantSnapshot) -> None:
+        """Drop what the principal lost (``unsubscribed``), then send ``channels`` if changed."""
         for channel in list(self.subscriptions):
             ops = allowed_operations(self.principal, snapshot.grants, channel)
             if Operation.SUBSCRIBE not in ops:
@@ -167,3 +189,4 @@ class PubSubConsumer(GatewayConsumer, PresenceMixin):
                 await self.channel_layer.group_discard(group, self.channel_name)
                 await self._left(channel)
                 await self.send_json(unsubscribed(channel, "revoked"))
+        await self._tell_channels(snapshot)

@@ -34,6 +34,8 @@ __all__ = [
     "allowed_operations",
     "claim_values",
     "grants_for_channel",
+    "grants_of",
+    "operations_by_target",
 ]
 
 
@@ -119,3 +121,19 @@ def allowed_operations(principal: Claimant, grants: Iterable[Grant],
 def grants_for_channel(grants: Iterable[Grant], channel: ChannelName) -> tuple[Grant, ...]:
     """Grants whose target covers ``channel``: who can do what there (admin view)."""
     return tuple(g for g in grants if pattern_matches(g.target, channel))
+
+
+def grants_of(principal: Claimant, grants: Iterable[Grant]) -> tuple[Grant, ...]:
+    """The grants that apply to ``principal`` (issuer and claim value match), in order."""
+    return tuple(g for g in grants if g.applies_to(principal))
+
+
+def operations_by_target(principal: Claimant,
+                         grants: Iterable[Grant]) -> dict[str, frozenset[Operation]]:
+    """Every target (channel or ``prefix.*``) the principal's grants name, with the union
+    of their operations; targets whose grants tick no operation are left out."""
+    targets: dict[str, set[Operation]] = {}
+    for grant in grants_of(principal, grants):
+        if grant.operations:
+            targets.setdefault(grant.target, set()).update(grant.operations)
+    return {target: frozenset(ops) for target, ops in sorted(targets.items())}

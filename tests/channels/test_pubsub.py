@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -53,11 +52,15 @@ async def grants() -> AsyncIterator[None]:
     cache.clear()
 
 
-async def connect(who: Principal) -> WebsocketCommunicator:
+async def connect(who: Principal, *, greeted: bool = True) -> WebsocketCommunicator:
+    """Open a socket as ``who``; with ``greeted``, read and check its welcome frame."""
     comm = WebsocketCommunicator(PubSubConsumer.as_asgi(), "/ws/events/")
     comm.scope["principal"] = who
     connected, _ = await comm.connect()
     assert connected
+    if greeted:
+        hello = json.loads(await comm.receive_from())
+        assert (hello["type"], hello["principal"]["subject"]) == ("welcome", who.subject)
     return comm
 
 
@@ -193,6 +196,20 @@ async def test_oversized_frame_closes_with_1009(kind: str) -> None:
     assert (closed["type"], closed["code"]) == ("websocket.close", CloseCode.MESSAGE_TOO_BIG)
 
 
+async def test_welcome_says_who_and_what_the_grants_allow() -> None:
+    comm = WebsocketCommunicator(PubSubConsumer.as_asgi(), "/ws/events/")
+    comm.scope["principal"] = ALICE
+    assert (await comm.connect())[0]
+    hello = json.loads(await comm.receive_from())
+    assert hello == {
+        "v": 1, "type": "welcome", "principal": ALICE.as_dict(),
+        "channels": [{"channel": "alerts.*", "operations": ["subscribe"]},
+                     {"channel": "deploys", "operations": ["publish", "subscribe"]}],
+        "limits": {"subscriptions": MAX_SUBSCRIPTIONS, "frame_bytes": MAX_FRAME_BYTES,
+                   "message_rate": LIMITS.message_rate, "message_burst": LIMITS.message_burst}}
+    await comm.disconnect()
+
+
 async def test_revoked_grant_unsubscribes_live_socket_and_stops_messages() -> None:
     bob, alice = await connect(BOB), await connect(ALICE)
     await request(bob, type="subscribe", id=1, channel="deploys")
@@ -200,7 +217,8 @@ async def test_revoked_grant_unsubscribes_live_socket_and_stops_messages() -> No
     await Grant.objects.filter(value="engineering", target="deploys").adelete()
     notice = json.loads(await bob.receive_from(timeout=1))
     assert notice == {"v": 1, "type": "unsubscribed", "channel": "deploys", "reason": "revoked"}
-    assert await alice.receive_nothing()  # alice still holds deploys through admins
+    assert json.loads(await bob.receive_from()) == {"v": 1, "type": "channels", "channels": []}
+    assert await alice.receive_nothing()  # still holds deploys through admins: no change to tell
     await request(alice, type="publish", id=2, channel="deploys", payload="after")
     assert json.loads(await alice.receive_from())["payload"] == "after"
     assert await bob.receive_nothing()
@@ -217,6 +235,9 @@ async def test_narrowed_pattern_grant_revokes_covered_channels() -> None:
     await grant.asave()
     notice = json.loads(await alice.receive_from(timeout=1))
     assert (notice["channel"], notice["reason"]) == ("alerts.info", "revoked")
+    told = json.loads(await alice.receive_from())
+    assert (told["type"], [c["channel"] for c in told["channels"]]) == (
+        "channels", ["alerts.critical", "deploys"])
     assert await alice.receive_nothing()
     await alice.disconnect()
 
@@ -225,7 +246,10 @@ async def test_new_grant_works_without_reconnecting() -> None:
     bob = await connect(BOB)
     assert (await request(bob, type="subscribe", id=1, channel="builds"))["error"] == "forbidden"
     await add_grant("engineering", "builds")
-    await asyncio.sleep(0.05)  # the broadcast refreshes this process's grant cache
+    told = json.loads(await bob.receive_from(timeout=1))  # the broadcast tells the socket
+    assert told == {"v": 1, "type": "channels", "channels": [
+        {"channel": "builds", "operations": ["subscribe"]},
+        {"channel": "deploys", "operations": ["subscribe"]}]}
     assert (await request(bob, type="subscribe", id=2, channel="builds"))["type"] == "ack"
     await bob.disconnect()
 

@@ -62,6 +62,7 @@ async def _run(sequence: list[tuple[str, Any]]) -> None:
     comm = WebsocketCommunicator(PubSubConsumer.as_asgi(), "/ws/events/")
     comm.scope["principal"] = PRINCIPAL
     assert (await comm.connect())[0]
+    assert json.loads(await comm.receive_from())["type"] == "welcome"
     try:
         for kind, data in sequence:
             await comm.send_input({"type": "websocket.receive",

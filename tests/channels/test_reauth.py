@@ -39,6 +39,7 @@ async def _connected(groups: list[str]) -> WebsocketCommunicator:
     comm = WebsocketCommunicator(application, "/ws/events/", headers=[
         (b"authorization", f"Bearer {user_token(groups)}".encode())])
     assert (await comm.connect())[0]
+    assert json.loads(await comm.receive_from())["type"] == "welcome"
     return comm
 
 
@@ -53,6 +54,9 @@ async def test_refreshed_token_with_fewer_groups_revokes_lost_channels() -> None
     notice = json.loads(await comm.receive_from())
     assert notice == {"v": 1, "type": "unsubscribed", "channel": "alerts.critical",
                       "reason": "revoked"}
+    told = json.loads(await comm.receive_from())
+    assert told == {"v": 1, "type": "channels",
+                    "channels": [{"channel": "deploys", "operations": ["subscribe"]}]}
     again = await _request(comm, type="subscribe", id=4, channel="alerts.critical")
     assert again["error"] == "forbidden"
     await comm.disconnect()
@@ -63,6 +67,8 @@ async def test_refreshed_token_with_more_groups_allows_new_channels() -> None:
     assert (await _request(comm, type="subscribe", id=1, channel="alerts.x"))["type"] == "error"
     assert (await _request(comm, type="auth", id=2,
                            token=user_token(["engineering", "admins"])))["type"] == "ack"
+    told = json.loads(await comm.receive_from())
+    assert [c["channel"] for c in told["channels"]] == ["alerts.*", "deploys"]
     assert (await _request(comm, type="subscribe", id=3, channel="alerts.x"))["type"] == "ack"
     await comm.disconnect()
 

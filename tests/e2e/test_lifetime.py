@@ -54,10 +54,10 @@ async def _next(ws, timeout: float = TTL + 4) -> dict:
 
 
 async def _reply(ws, timeout: float = 3) -> dict:
-    """The next frame that is not a lifecycle notice (auth.expiring / auth.refreshed)."""
+    """The next frame that is not a notice (auth.expiring, auth.refreshed, channels)."""
     while True:
         frame = await _next(ws, timeout)
-        if not frame["type"].startswith("auth."):
+        if not frame["type"].startswith("auth.") and frame["type"] != "channels":
             return frame
 
 
@@ -109,6 +109,7 @@ async def test_session_socket_refreshes_server_side_and_loses_shrunk_grants(shor
     client = login(short.gateway.url, "alice", "alice-password")
     ws = await open_ws(short.gateway.url, path="/ws/events/", headers={
         "Cookie": session_cookie(client), "Origin": short.gateway.url})
+    assert (await _next(ws))["type"] == "welcome"
     for index, channel in enumerate(["alerts.critical", "deploys"]):
         await ws.send(json.dumps({"v": 1, "type": "subscribe", "id": index, "channel": channel}))
         assert (await _next(ws))["type"] == "ack"

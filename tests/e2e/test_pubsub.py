@@ -83,14 +83,24 @@ class Client:
 
     def __init__(self, ws) -> None:
         self.ws, self.next_id, self.inbox = ws, 0, []
+        self.channels: list[str] = []  # what the grants allow, from welcome and `channels`
 
     @classmethod
     async def open(cls, gateway: str, token: str) -> Client:
-        return cls(await open_ws(gateway, path="/ws/events/",
-                                 headers={"Authorization": f"Bearer {token}"}))
+        client = cls(await open_ws(gateway, path="/ws/events/",
+                                   headers={"Authorization": f"Bearer {token}"}))
+        hello = json.loads(await asyncio.wait_for(client.ws.recv(), 2.0))
+        assert hello["type"] == "welcome", hello
+        client.channels = [c["channel"] for c in hello["channels"]]
+        return client
 
     async def recv(self, timeout: float = 2.0) -> dict:
-        return json.loads(await asyncio.wait_for(self.ws.recv(), timeout))
+        """The next frame; ``channels`` notices only update ``self.channels``."""
+        while True:
+            frame = json.loads(await asyncio.wait_for(self.ws.recv(), timeout))
+            if frame.get("type") != "channels":
+                return frame
+            self.channels = [c["channel"] for c in frame["channels"]]
 
     async def request(self, type: str, **fields) -> dict:
         self.next_id += 1
@@ -186,6 +196,7 @@ async def test_grant_removed_in_admin_unsubscribes_live_socket_within_one_second
     admin_change(stack, [("add", grant(stack, "engineering", "releases"))])
     bob = await Client.open(stack.gateways[0].url, tokens["bob"])
     assert (await bob.subscribe("releases"))["type"] == "ack"
+    assert "releases" in bob.channels
 
     committed_at = admin_change(stack, [("delete", grant(stack, "engineering", "releases"))])
     notice = await bob.recv(timeout=3)
@@ -196,6 +207,7 @@ async def test_grant_removed_in_admin_unsubscribes_live_socket_within_one_second
     sent = publish(stack.gateways[1].url, tokens["publisher"], "releases", "after revocation")
     assert sent.status_code == 202
     assert await bob.nothing_within(0.5)
+    assert "releases" not in bob.channels
     assert (await bob.subscribe("releases"))["error"] == "forbidden"
 
     admin_change(stack, [("add", grant(stack, "engineering", "releases"))])

@@ -11,7 +11,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from oidc.channels import InvalidChannel
-from oidc.grants import Grant, Operation, allowed_operations, claim_values, grants_for_channel
+from oidc.grants import (
+    Grant,
+    Operation,
+    allowed_operations,
+    claim_values,
+    grants_for_channel,
+    grants_of,
+    operations_by_target,
+)
 from oidc.types import ChannelName, CredentialKind, Principal
 
 ISS = "https://idp.example.com"
@@ -126,3 +134,18 @@ def test_a_namespaced_url_claim_is_one_claim() -> None:
     nested = principal(claims={"https://acme": {"example/groups": ["eng"]}})
     assert allowed_operations(holder, (grant,), ChannelName("deploys")) == {SUB}
     assert allowed_operations(nested, (grant,), ChannelName("deploys")) == frozenset()
+
+
+def test_operations_by_target_unions_the_grants_that_apply() -> None:
+    assert operations_by_target(ALICE, GRANTS) == {"alerts.*": frozenset({SUB, PRES}),
+                                                  "deploys": frozenset({SUB, PUB})}
+    assert operations_by_target(STRANGER, GRANTS) == {"alerts.*": frozenset({SUB})}
+    assert operations_by_target(principal(), GRANTS) == {}
+
+
+def test_grants_of_names_the_matching_grants_and_skips_empty_ones() -> None:
+    service = principal(claims={"client_id": "svc-reader"})
+    grant = Grant(ISS, "client_id", "svc-reader", "deploys", frozenset({SUB}))
+    idle = Grant(ISS, "client_id", "svc-reader", "idle", frozenset())
+    assert grants_of(service, (*GRANTS, grant, idle)) == (grant, idle)
+    assert operations_by_target(service, (*GRANTS, grant, idle)) == {"deploys": frozenset({SUB})}
