@@ -274,6 +274,22 @@ describe("subscriptions", () => {
     assert.equal(client.channels.size, 0);
   });
 
+  test("the welcome and channels frames say what the grants allow", async () => {
+    const { client, events } = makeClient();
+    const lists = [];
+    client.on("channels", ({ channels }) => lists.push(channels.map((c) => c.channel)));
+    client.connect();
+    const ws = await openSocket();
+    assert.equal(client.grants, null);
+    ws.receive({ type: "welcome", principal: { subject: "bob", issuer: "i", groups: [], roles: [], expires_at: 1 },
+      channels: [{ channel: "alerts.*", operations: ["subscribe"] }, { channel: "deploys", operations: ["subscribe"] }] });
+    ws.receive({ type: "channels", channels: [{ channel: "deploys", operations: ["subscribe"] }] });
+    assert.deepEqual(lists, [["alerts.*", "deploys"], ["deploys"]]);
+    assert.deepEqual(client.grants, [{ channel: "deploys", operations: ["subscribe"] }]);
+    assert.equal(client.principal.subject, "bob");
+    assert.ok(events.some(([name]) => name === "welcome"));
+  });
+
   test("messages and presence events reach their handlers", async () => {
     const { client, of } = makeClient();
     client.connect();

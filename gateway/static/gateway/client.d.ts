@@ -79,6 +79,9 @@ export interface Principal {
 
 export interface Member { issuer: string; subject: string; }
 
+/** One grant target (a channel or a `prefix.*` pattern) and the operations it allows. */
+export interface ChannelGrant { channel: string; operations: ("subscribe" | "publish" | "presence")[]; }
+
 /** Any frame from the gateway. */
 export interface Frame { v?: number; type: string; id?: string | number | null; [field: string]: unknown; }
 
@@ -124,7 +127,9 @@ export interface ClientEvents {
   /** `revoked` from the gateway, or the error code when a (re)subscribe is refused. */
   unsubscribed: { channel: string; reason: string };
   presence: { type: "join" | "leave"; channel: string; member: Member };
-  welcome: Frame & { principal: Principal };
+  welcome: Frame & { principal: Principal; channels?: ChannelGrant[] };
+  /** What the grants allow: from the welcome, and again whenever it changes. */
+  channels: { channels: ChannelGrant[] };
   state: { state: ClientState; previous: ClientState; reconnects: number };
   close: CloseReason;
   reconnecting: { attempt: number; delayMs: number };
@@ -143,7 +148,10 @@ export declare class GatewayClient {
   readonly expiresAt: number | null;
   readonly lastClose: CloseReason | null;
   readonly reconnects: number;
+  /** The channels subscribed to (resubscribed after a reconnect). */
   readonly channels: ReadonlySet<string>;
+  /** What the grants allow (latest `welcome` or `channels` frame), null before either. */
+  readonly grants: ChannelGrant[] | null;
   on<E extends keyof ClientEvents>(event: E, handler: (detail: ClientEvents[E]) => void): () => void;
   connect(): void;
   close(code?: number, reason?: string): void;

@@ -213,6 +213,8 @@ export class GatewayClient {
     this.expiresAt = null;
     /** @type {CloseReason | null} */
     this.lastClose = null;
+    /** What the grants allow, from `welcome` and `channels` frames (null until one arrives). @type {import("./client").ChannelGrant[] | null} */
+    this.grants = null;
     this.reconnects = 0;
     /** @type {Set<string>} */
     this._channels = new Set();
@@ -640,6 +642,12 @@ const FRAME_HANDLERS = {
     client.principal = /** @type {any} */ (frame.principal) ?? null;
     client.expiresAt = client.principal?.expires_at ?? null;
     client._emit("welcome", frame);
+    FRAME_HANDLERS.channels(client, frame);
+  },
+  channels: (client, frame) => {
+    if (!Array.isArray(frame.channels)) return;
+    client.grants = frame.channels;
+    client._emit("channels", { channels: frame.channels });
   },
   "auth.expiring": (client, frame) => void client._onExpiring(frame),
   "auth.refreshed": (client, frame) => {

@@ -3,13 +3,14 @@
  * The console page (gateway/templates/gateway/console.html), built only on client.js.
  * Initial data comes from the `console-config` JSON script (Django's json_script):
  *   {websocket_url, principal: {subject, issuer, username?, groups, roles, expires_at},
- *    channels: [{target, operations: ["subscribe" | "publish" | "presence"]}], logout_url?}
+ *    channels: [{channel, operations: ["subscribe" | "publish" | "presence"]}], logout_url?}
+ * (`channels` as in the welcome frame, docs/protocol.md); `welcome` and `channels` frames update it live.
  * Everything from the network is written with textContent, never as HTML.
  */
 
 import { GatewayClient } from "./client.js";
 
-/** @typedef {{target: string, operations: string[]}} ChannelGrant */
+/** @typedef {import("./client").ChannelGrant} ChannelGrant */
 
 const config = JSON.parse(/** @type {HTMLElement} */ (document.getElementById("console-config")).textContent ?? "{}");
 
@@ -66,26 +67,26 @@ function tick() {
 
 /** @param {string} channel @param {string} op */
 function allows(channel, op) {
-  return grants.some((g) => g.operations.includes(op) && (g.target === channel
-    || (g.target.endsWith(".*") && channel.startsWith(g.target.slice(0, -1)))));
+  return grants.some((g) => /** @type {string[]} */ (g.operations).includes(op) && (g.channel === channel
+    || (g.channel.endsWith(".*") && channel.startsWith(g.channel.slice(0, -1)))));
 }
 
 /** The rows: every concrete grant target, plus every channel subscribed (e.g. under a pattern). */
 function renderChannels() {
   const list = $("channel-list");
-  const names = new Set(grants.filter((g) => !g.target.endsWith(".*")).map((g) => g.target));
+  const names = new Set(grants.filter((g) => !g.channel.endsWith(".*")).map((g) => g.channel));
   for (const c of client.channels) names.add(c);
-  const patterns = grants.filter((g) => g.target.endsWith(".*"));
+  const patterns = grants.filter((g) => g.channel.endsWith(".*"));
   list.replaceChildren(
     ...[...names].sort().map(channelRow),
-    ...patterns.map((g) => el("li", { "data-testid": "channel-pattern", "data-channel": g.target },
-      el("code", {}, g.target), " ", ops(g.operations))),
+    ...patterns.map((g) => el("li", { "data-testid": "channel-pattern", "data-channel": g.channel },
+      el("span", { class: "name" }, el("code", {}, g.channel), " ", ops(g.operations)))),
   );
   if (!list.children.length) list.append(el("li", { class: "muted" }, "No grant allows you any channel."));
   const publishable = grants.filter((g) => g.operations.includes("publish"));
   $("publish-panel").hidden = publishable.length === 0;
   document.getElementById("publishable")?.replaceChildren(
-    ...publishable.map((g) => el("option", { value: g.target.endsWith(".*") ? g.target.slice(0, -1) : g.target })));
+    ...publishable.map((g) => el("option", { value: g.channel.endsWith(".*") ? g.channel.slice(0, -1) : g.channel })));
 }
 
 /** @param {string[]} operations */
@@ -102,7 +103,7 @@ function channelRow(channel) {
     : el("button", { type: "button", "data-testid": "subscribe-button", "data-channel": channel }, "Subscribe");
   button.addEventListener("click", () => (subscribed ? unsubscribe(channel) : subscribe(channel)));
   return el("li", { "data-testid": "channel-item", "data-channel": channel, "data-subscribed": String(subscribed) },
-    el("code", {}, channel), " ", ops(operations), " ", button);
+    el("span", { class: "name" }, el("code", {}, channel), " ", ops(operations)), button);
 }
 
 /** @param {string} text */
@@ -191,18 +192,14 @@ client.on("presence", ({ type, channel, member }) => {
   renderPresence();
 });
 
-client.on("welcome", (frame) => {
-  showPrincipal(frame.principal);
-  if (Array.isArray(frame.channels)) { grants = /** @type {ChannelGrant[]} */ (frame.channels); renderChannels(); }
-});
+// The welcome's principal has no display name: keep the page's.
+client.on("welcome", (frame) => showPrincipal({ ...frame.principal, username: config.principal?.username }));
 
-// A server that pushes its grants ({"type": "grants", "channels": [...]}) updates the list live.
-client.on("frame", (frame) => {
-  if (frame.type === "grants" && Array.isArray(frame.channels)) {
-    grants = /** @type {ChannelGrant[]} */ (frame.channels);
-    renderChannels();
-    logEvent("grants changed");
-  }
+client.on("channels", ({ channels }) => {
+  const changed = JSON.stringify(channels) !== JSON.stringify(grants);
+  grants = channels;
+  renderChannels();
+  if (changed) logEvent("the channels your grants allow changed");
 });
 
 client.on("auth", (a) => {
