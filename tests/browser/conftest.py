@@ -1,0 +1,123 @@
+"""Browser tier: real headless Chromium (Debian's, driven by Playwright) against the dev IdP
+and a gateway under uvicorn, started the way tests/e2e/conftest.py starts them.
+
+Playwright's own browser download is never used: `scripts/ensure-chromium` installs Debian's
+`chromium`, and a missing browser fails the tier with that fix (it is never skipped).
+Everything runs against real servers, so these tests need no Django database of their own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
+
+import devidp
+from devidp.stack import GatewayProcess, free_port, gateway_env, migrate, start_gateway
+from tests.e2e.conftest import Stack
+
+CHROMIUM = Path("/usr/bin/chromium")
+REDIS_URL = "redis://127.0.0.1:6379/8"  # the e2e tier uses /7
+TIMEOUT_MS = 10_000
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "browser: browser test in real Chromium (Playwright)")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "/browser/" in str(item.fspath):
+            item.add_marker(pytest.mark.browser)
+
+
+@dataclass
+class BrowserStack(Stack):
+    """The e2e Stack, plus each gateway's environment so a test can restart one."""
+
+    envs: list[dict[str, str]] = field(default_factory=list)
+
+    def restart(self, index: int = 0) -> GatewayProcess:
+        """Stop gateway `index` and start it again on the same port (clients reconnect)."""
+        old = self.gateways[index]
+        old.stop()
+        log = self.tmp / f"gateway{index}-restart.log"
+        self.gateways[index] = start_gateway(old.port, self.envs[index], log)
+        return self.gateways[index]
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrowserStack]:
+    """The dev IdP and one gateway on Redis, SQLite in tmp (see devidp.stack.gateway_env)."""
+    tmp = tmp_path_factory.mktemp("browser-stack")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    idp = devidp.start(free_port(), url, log_file=tmp / "idp.log", keys_file=tmp / "keys.json")
+    built = BrowserStack(idp, [], tmp)
+    try:
+        env = gateway_env(idp.issuer, port, database_file=tmp / "gateway.sqlite3", redis_url=REDIS_URL)
+        migrate(env)
+        built.envs.append(env)
+        built.gateways.append(start_gateway(port, env, tmp / "gateway0.log"))
+        yield built
+    finally:
+        for gateway in built.gateways:
+            gateway.stop()
+        idp.stop()
+
+
+@pytest.fixture(scope="session")
+def playwright(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Playwright]:
+    """Sync Playwright with HOME in a temp folder (Chromium writes its profile bits there)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HOME", str(tmp_path_factory.mktemp("browser-home")))
+        with sync_playwright() as driver:
+            yield driver
+
+
+@pytest.fixture(scope="session")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    """Debian's Chromium, headless. Missing means failure, naming the fix, never a skip."""
+    if not CHROMIUM.is_file():
+        pytest.fail(f"{CHROMIUM} is missing: run scripts/ensure-chromium "
+                    "(apt-get install chromium); the browser tier needs Debian's Chromium.",
+                    pytrace=False)
+    chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+    yield chromium
+    chromium.close()
+
+
+@pytest.fixture
+def context(browser: Browser) -> Iterator[BrowserContext]:
+    """A fresh browser profile (no cookies) per test; open several tabs with new_page()."""
+    ctx = browser.new_context()
+    ctx.set_default_timeout(TIMEOUT_MS)
+    yield ctx
+    ctx.close()
+
+
+@pytest.fixture
+def page(context: BrowserContext) -> Page:
+    return context.new_page()
+
+
+def sign_in(page: Page, stack: Stack, user: str, password: str | None = None) -> None:
+    """Sign `user` in through the gateway's login and the dev IdP's login form, as a person
+    would, and wait until the browser is back on the gateway's home page."""
+    page.goto(f"{stack.gateway}/oidc/authenticate/")
+    page.wait_for_url(f"{stack.idp.issuer}/interaction/**")
+    page.fill("#login", user)
+    page.fill("#password", password if password is not None else devidp.USERS[user]["password"])
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{stack.gateway}/")
+    expect(page.locator("#login")).to_have_count(0)  # the anonymous page's "Sign in" link
+
+
+def screenshot(page: Page, path: Path) -> Path:
+    """Save a full-page screenshot (for a failing test's evidence or the docs)."""
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
