@@ -1,0 +1,1 @@
+"""The channel layer: an in-memory layer whose cost does not grow with open sockets."""

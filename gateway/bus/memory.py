@@ -1,0 +1,256 @@
+"""An in-memory channel layer without Channels' per-receive scan (#13 point 1).
+
+Channels' ``InMemoryChannelLayer`` runs ``_clean_expired`` on every ``receive`` and
+``group_send``: it looks at every channel's queue and every group membership, so with
+10,000 sockets open each message costs 10,000 queue checks. This layer keeps the same
+semantics with work bounded per call:
+
+- a channel's expired messages are dropped when that channel is touched (send, receive,
+  or a ``group_send`` reaching it), and, as in Channels, a channel that let a message
+  expire leaves every group (its consumer is gone);
+- a membership older than ``group_expiry`` is dropped when its group is sent to;
+- a sweep looks at ``sweep_per_call`` channels (queues and memberships) per call, in
+  turn, so channels nobody touches again are freed too, without a full scan;
+- a channel knows its groups, so leaving them costs its own memberships, not all groups.
+
+Capacity (``capacity``, ``channel_capacity`` globs), message expiry (``expiry``),
+membership expiry (``group_expiry``), ``ChannelFull``, ``new_channel``, ``flush`` and
+the ``groups`` extension behave as in Channels. ``groups`` keeps Channels' shape
+(group → channel → join time). ``clock`` (epoch seconds, default ``time.time``) can
+be injected for tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import string
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import suppress
+from copy import deepcopy
+from typing import Any, TypeVar
+
+from channels.exceptions import ChannelFull
+from channels.layers import BaseChannelLayer
+
+__all__ = ["SWEEP_PER_CALL", "FlatInMemoryChannelLayer"]
+
+SWEEP_PER_CALL = 2
+"""Channels (and, separately, channels' memberships) the sweep looks at per call."""
+
+Message = dict[str, Any]
+_Entry = tuple[float, Message]  # (expires at, message)
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+
+class _Inbox(asyncio.Queue[_Entry]):
+    """One channel's queue. Its oldest entry can be read, and it counts the receivers
+    waiting on it, so an empty queue with a waiting receiver is never dropped."""
+
+    def __init__(self, maxsize: int) -> None:
+        super().__init__(maxsize)
+        self.receivers = 0
+
+    def _init(self, maxsize: int) -> None:  # asyncio.Queue's storage hook
+        self._queue: deque[_Entry] = deque()
+
+    def drop_expired(self, now: float) -> bool:
+        """Drop entries that expired before ``now`` (oldest first); True if any was."""
+        entries = self._queue
+        if not entries or entries[0][0] >= now:
+            return False
+        while entries and entries[0][0] < now:
+            entries.popleft()
+        return True
+
+    @property
+    def idle(self) -> bool:
+        """No message and nobody waiting: the channel can be forgotten."""
+        return not self._queue and self.receivers == 0
+
+
+class FlatInMemoryChannelLayer(BaseChannelLayer):  # type: ignore[misc]  # channels is untyped
+    """Drop-in for ``channels.layers.InMemoryChannelLayer`` with flat cost per call."""
+
+    extensions = ["groups", "flush"]
+
+    def __init__(
+        self,
+        expiry: float = 60,
+        group_expiry: float = 86400,
+        capacity: int = 100,
+        channel_capacity: Mapping[Any, int] | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        sweep_per_call: int = SWEEP_PER_CALL,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(expiry=expiry, capacity=capacity, **kwargs)
+        self.channel_capacity = self.compile_capacities(channel_capacity or {})
+        self.group_expiry = group_expiry
+        self.clock = clock
+        self.sweep_per_call = sweep_per_call
+        self.channels: OrderedDict[str, _Inbox] = OrderedDict()
+        self.groups: dict[str, dict[str, float]] = {}
+        self.memberships: OrderedDict[str, set[str]] = OrderedDict()  # channel → its groups
+
+    # Channel layer API
+
+    async def send(self, channel: str, message: Message) -> None:
+        """Queue ``message`` on ``channel``; :class:`ChannelFull` at capacity."""
+        _check_message(message)
+        self.require_valid_channel_name(channel)
+        now = self.clock()
+        self._sweep(now)
+        self._deliver(channel, message, now)
+
+    async def receive(self, channel: str) -> Message:
+        """The channel's next message, waiting for one. With several receivers on one
+        channel, one of them gets it."""
+        self.require_valid_channel_name(channel)
+        now = self.clock()
+        self._sweep(now)
+        inbox = self._inbox(channel, now)
+        inbox.receivers += 1
+        try:
+            _, message = await inbox.get()
+        finally:
+            inbox.receivers -= 1
+            if inbox.idle and self.channels.get(channel) is inbox:
+                del self.channels[channel]
+        return message
+
+    async def new_channel(self, prefix: str = "specific.") -> str:
+        """A fresh process-local channel name."""
+        suffix = "".join(secrets.choice(string.ascii_letters) for _ in range(12))
+        return f"{prefix}.inmemory!{suffix}"
+
+    async def flush(self) -> None:
+        self.channels = OrderedDict()
+        self.groups = {}
+        self.memberships = OrderedDict()
+
+    async def close(self) -> None:
+        """Nothing to release."""
+
+    # Groups extension
+
+    async def group_add(self, group: str, channel: str) -> None:
+        """Add (or renew) ``channel``'s membership of ``group``."""
+        self.require_valid_group_name(group)
+        self.require_valid_channel_name(channel)
+        now = self.clock()
+        self._sweep(now)
+        self.groups.setdefault(group, {})[channel] = now
+        self.memberships.setdefault(channel, set()).add(group)
+
+    async def group_discard(self, group: str, channel: str) -> None:
+        self.require_valid_channel_name(channel)
+        self.require_valid_group_name(group)
+        self._leave(group, channel)
+
+    async def group_send(self, group: str, message: Message) -> None:
+        """Send to every live member; a member at capacity misses the message."""
+        _check_message(message)
+        self.require_valid_group_name(group)
+        now = self.clock()
+        self._sweep(now)
+        for channel in self._live_members(group, now):
+            with suppress(ChannelFull):
+                self._deliver(channel, message, now)
+
+    # Lazy expiry
+
+    def _inbox(self, channel: str, now: float) -> _Inbox:
+        """The channel's queue with its expired messages dropped, or a new one."""
+        inbox = self.channels.get(channel)
+        if inbox is None:
+            inbox = self.channels[channel] = _Inbox(self.get_capacity(channel))
+        else:
+            self._expire(channel, inbox, now)
+        return inbox
+
+    def _deliver(self, channel: str, message: Message, now: float) -> None:
+        try:
+            self._inbox(channel, now).put_nowait((now + self.expiry, deepcopy(message)))
+        except asyncio.QueueFull:
+            raise ChannelFull(channel) from None
+
+    def _expire(self, channel: str, inbox: _Inbox, now: float) -> bool:
+        """Drop the channel's expired messages. As in Channels, a channel that let a
+        message expire leaves every group: nobody is reading it. True if it did."""
+        if not inbox.drop_expired(now):
+            return False
+        self._leave_all(channel)
+        return True
+
+    def _live_members(self, group: str, now: float) -> list[str]:
+        """The group's members, less expired memberships and channels whose messages
+        expired (both are dropped here, as Channels' full scan would have)."""
+        members = self.groups.get(group)
+        if not members:
+            return []
+        joined_after = now - self.group_expiry
+        live: list[str] = []
+        for channel, joined in list(members.items()):
+            inbox = self.channels.get(channel)
+            if joined < joined_after:
+                self._leave(group, channel)
+            elif inbox is None or not self._expire(channel, inbox, now):
+                live.append(channel)
+        return live
+
+    def _expire_memberships(self, channel: str, groups: set[str], now: float) -> None:
+        """Drop the channel's memberships older than ``group_expiry``."""
+        joined_after = now - self.group_expiry
+        for group in list(groups):
+            joined = self.groups.get(group, {}).get(channel)
+            if joined is None or joined < joined_after:
+                self._leave(group, channel)
+
+    def _leave(self, group: str, channel: str) -> None:
+        members = self.groups.get(group)
+        if members is not None:
+            members.pop(channel, None)
+            if not members:
+                del self.groups[group]
+        groups = self.memberships.get(channel)
+        if groups is not None:
+            groups.discard(group)
+            if not groups:
+                del self.memberships[channel]
+
+    def _leave_all(self, channel: str) -> None:
+        for group in list(self.memberships.get(channel, ())):
+            self._leave(group, channel)
+
+    # Bounded sweep
+
+    def _sweep(self, now: float) -> None:
+        """Look at the next ``sweep_per_call`` queues and membership sets, in turn."""
+        for channel, inbox in _oldest(self.channels, self.sweep_per_call):
+            self._expire(channel, inbox, now)
+            if inbox.idle:
+                del self.channels[channel]
+            else:
+                self.channels.move_to_end(channel)
+        for channel, groups in _oldest(self.memberships, self.sweep_per_call):
+            self._expire_memberships(channel, groups, now)
+            if channel in self.memberships:
+                self.memberships.move_to_end(channel)
+
+
+def _oldest(entries: OrderedDict[_K, _V], count: int) -> Iterator[tuple[_K, _V]]:
+    """Up to ``count`` first entries, read one at a time (O(1) each in an OrderedDict)."""
+    for _ in range(min(count, len(entries))):
+        yield next(iter(entries.items()))
+
+
+def _check_message(message: object) -> None:
+    if not isinstance(message, dict):
+        raise TypeError("message is not a dict")
+    if "__asgi_channel__" in message:
+        raise ValueError("message carries the reserved __asgi_channel__ key")
