@@ -1,15 +1,18 @@
 """The one place where the ASGI stack is assembled. Read top to bottom."""
 
 import os
+from typing import Any
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 from channels.routing import ProtocolTypeRouter
 from django.conf import settings
 from django.core.asgi import get_asgi_application
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 django_http = get_asgi_application()  # sets Django up before the gateway imports models
 
+from config.deployment import IpNetwork  # noqa: E402
 from consumers.base import close_all_local, renew_memberships  # noqa: E402
 from gateway.handshake.middleware import Handshake, OriginGuard  # noqa: E402
 from gateway.handshake.routes import load_route_policies  # noqa: E402
@@ -21,7 +24,7 @@ websocket = OriginGuard(
     allowed_origins=settings.GATEWAY.allowed_origins,
 )
 
-application = ProtocolTypeRouter(
+router = ProtocolTypeRouter(
     {
         "http": django_http,
         "websocket": websocket,
@@ -29,3 +32,14 @@ application = ProtocolTypeRouter(
                                             renew_memberships=renew_memberships)),
     }
 )
+
+
+def behind_proxies(app: Any, proxies: tuple[IpNetwork, ...]) -> Any:
+    """X-Forwarded-For and -Proto count only from these proxies: they set the scope's
+    client address and scheme (audit, HTTPS redirect, secure cookies)."""
+    if not proxies:
+        return app
+    return ProxyHeadersMiddleware(app, trusted_hosts=[str(network) for network in proxies])
+
+
+application = behind_proxies(router, settings.GATEWAY.deployment.trusted_proxies)

@@ -10,10 +10,13 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from config.deployment import VARIABLES as DEPLOYMENT_VARIABLES
+from config.deployment import Deployment, load_deployment
+from config.values import ConfigError, csv, read_bool, read_int, read_seconds
 from oidc.config import check_typless_audiences
 from oidc.profiles import PROFILES, IssuerProfile, customised
 
@@ -61,14 +64,11 @@ VARIABLES: dict[str, str] = {
     "with 1008 (default 10)",
     "GATEWAY_LEDGER_TTL_SECONDS": "with Redis: how long presence and socket-count entries of a "
     "crashed process survive; live processes refresh theirs every third of this (default 30)",
+    **DEPLOYMENT_VARIABLES,
 }
 
 DEFAULT_SCOPES = "openid profile email offline_access"
 DEFAULT_ALGORITHMS = ("RS256", "PS256", "ES256")
-
-
-class ConfigError(Exception):
-    """A configuration value is missing or wrong; the message names the fix."""
 
 
 @dataclass(frozen=True)
@@ -119,6 +119,7 @@ class GatewayConfig:
     channel_layer: str
     cookie_secure: bool
     limits: Limits = Limits()
+    deployment: Deployment = field(default_factory=Deployment)
 
 
 def _required(env: Mapping[str, str], name: str) -> str:
@@ -128,22 +129,10 @@ def _required(env: Mapping[str, str], name: str) -> str:
     return value
 
 
-def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name, "").strip().lower()
-    if not raw:
-        return default
-    if raw in {"1", "true", "yes", "on"}:
-        return True
-    if raw in {"0", "false", "no", "off"}:
-        return False
-    raise ConfigError(f"{name}={raw!r} is not a boolean: use true or false.")
-
-
-def _csv(raw: str) -> tuple[str, ...]:
-    return tuple(item.strip() for item in raw.split(",") if item.strip())
-
-
 def _origin(name: str, url: str) -> str:
+    if "*" in url:
+        raise ConfigError(f"{name} has {url!r}: wildcards are refused; list each exact origin, "
+                          "like https://gw.example.com.")
     parts = urlsplit(url)
     if parts.scheme not in {"http", "https"} or not parts.hostname:
         raise ConfigError(f"{name} has {url!r}: use an absolute http(s) URL like https://gw.example.com.")
@@ -175,32 +164,6 @@ def _leeway(env: Mapping[str, str]) -> float:
     return leeway
 
 
-def _seconds(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r}: use a number of seconds.") from None
-    if not low <= value <= high:
-        raise ConfigError(f"{name}={raw!r}: use a value from {low:g} to {high:g}.")
-    return value
-
-
-def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r}: use a whole number from {low} to {high}.") from None
-    if not low <= value <= high:
-        raise ConfigError(f"{name}={raw!r}: use a whole number from {low} to {high}.")
-    return value
-
-
 def _limits(env: Mapping[str, str]) -> Limits:
     d = Limits()
     rate_raw = env.get("GATEWAY_MESSAGE_RATE", "").strip()
@@ -213,13 +176,13 @@ def _limits(env: Mapping[str, str]) -> Limits:
         raise ConfigError(f"GATEWAY_MESSAGE_RATE={rate_raw!r}: use a number from 0.1 to 100000.")
     return Limits(
         message_rate=rate,
-        message_burst=_int(env, "GATEWAY_MESSAGE_BURST", d.message_burst, 1, 1_000_000),
-        sockets_per_subject=_int(env, "GATEWAY_MAX_SOCKETS_PER_SUBJECT", d.sockets_per_subject,
+        message_burst=read_int(env, "GATEWAY_MESSAGE_BURST", d.message_burst, 1, 1_000_000),
+        sockets_per_subject=read_int(env, "GATEWAY_MAX_SOCKETS_PER_SUBJECT", d.sockets_per_subject,
                                  0, 1_000_000),
-        subscriptions=_int(env, "GATEWAY_MAX_SUBSCRIPTIONS", d.subscriptions, 1, 100_000),
-        frame_bytes=_int(env, "GATEWAY_MAX_FRAME_BYTES", d.frame_bytes, 1024, 16 * 1024 * 1024),
-        violations=_int(env, "GATEWAY_MAX_VIOLATIONS", d.violations, 1, 10_000),
-        ledger_ttl=_seconds(env, "GATEWAY_LEDGER_TTL_SECONDS", d.ledger_ttl, 1.0, 3600.0),
+        subscriptions=read_int(env, "GATEWAY_MAX_SUBSCRIPTIONS", d.subscriptions, 1, 100_000),
+        frame_bytes=read_int(env, "GATEWAY_MAX_FRAME_BYTES", d.frame_bytes, 1024, 16 * 1024 * 1024),
+        violations=read_int(env, "GATEWAY_MAX_VIOLATIONS", d.violations, 1, 10_000),
+        ledger_ttl=read_seconds(env, "GATEWAY_LEDGER_TTL_SECONDS", d.ledger_ttl, 1.0, 3600.0),
     )
 
 
@@ -261,7 +224,7 @@ def _channel_layer(env: Mapping[str, str]) -> str:
 
 
 def _algorithms(env: Mapping[str, str]) -> tuple[str, ...]:
-    algorithms = _csv(env.get("GATEWAY_OIDC_ALGORITHMS", "")) or DEFAULT_ALGORITHMS
+    algorithms = csv(env.get("GATEWAY_OIDC_ALGORITHMS", "")) or DEFAULT_ALGORITHMS
     bad = [a for a in algorithms if a.lower() == "none" or a.upper().startswith("HS")]
     if bad:
         raise ConfigError(
@@ -298,19 +261,19 @@ def _profile(env: Mapping[str, str]) -> IssuerProfile:
     if name not in PROFILES:
         raise ConfigError(f"GATEWAY_OIDC_PROFILE={name!r}: use one of {', '.join(PROFILES)}.")
     return customised(PROFILES[name],
-                      groups=_csv(env.get("GATEWAY_OIDC_GROUPS_CLAIMS", "")),
-                      roles=_csv(env.get("GATEWAY_OIDC_ROLES_CLAIMS", "")),
-                      scopes=_csv(env.get("GATEWAY_OIDC_SCOPE_CLAIMS", "")))
+                      groups=csv(env.get("GATEWAY_OIDC_GROUPS_CLAIMS", "")),
+                      roles=csv(env.get("GATEWAY_OIDC_ROLES_CLAIMS", "")),
+                      scopes=csv(env.get("GATEWAY_OIDC_SCOPE_CLAIMS", "")))
 
 
 def load_config(env: Mapping[str, str] | None = None) -> GatewayConfig:
     """Read and validate every GATEWAY_* variable once."""
     env = os.environ if env is None else env
-    dev = _bool(env, "GATEWAY_DEV", False)
+    dev = read_bool(env, "GATEWAY_DEV", False)
     client_id = _required(env, "GATEWAY_OIDC_CLIENT_ID")
     public_url = env.get("GATEWAY_PUBLIC_URL", "http://127.0.0.1:8000").strip().rstrip("/")
-    origins = _csv(env.get("GATEWAY_ALLOWED_ORIGINS", "")) or (public_url,)
-    audiences = frozenset(_csv(env.get("GATEWAY_OIDC_AUDIENCES", "")) or (client_id,))
+    origins = csv(env.get("GATEWAY_ALLOWED_ORIGINS", "")) or (public_url,)
+    audiences = frozenset(csv(env.get("GATEWAY_OIDC_AUDIENCES", "")) or (client_id,))
     profile = _profile(env)
     issuer = _issuer(env)
     try:
@@ -328,13 +291,13 @@ def load_config(env: Mapping[str, str] | None = None) -> GatewayConfig:
         profile=profile,
         algorithms=_algorithms(env),
         audiences=audiences,
-        call_userinfo=_bool(env, "GATEWAY_OIDC_CALL_USERINFO", False),
-        introspection=_bool(env, "GATEWAY_OIDC_INTROSPECTION", False),
+        call_userinfo=read_bool(env, "GATEWAY_OIDC_CALL_USERINFO", False),
+        introspection=read_bool(env, "GATEWAY_OIDC_INTROSPECTION", False),
         issuers_file=_path(env, "GATEWAY_ISSUERS_FILE", None),
         routes_file=routes_file,
         leeway=_leeway(env),
-        expiry_notice=_seconds(env, "GATEWAY_EXPIRY_NOTICE_SECONDS", 60.0, 0.0, 3600.0),
-        jwks_min_refetch=_seconds(env, "GATEWAY_JWKS_MIN_REFETCH_SECONDS", 30.0, 1.0, 3600.0),
+        expiry_notice=read_seconds(env, "GATEWAY_EXPIRY_NOTICE_SECONDS", 60.0, 0.0, 3600.0),
+        jwks_min_refetch=read_seconds(env, "GATEWAY_JWKS_MIN_REFETCH_SECONDS", 30.0, 1.0, 3600.0),
         public_url=_origin("GATEWAY_PUBLIC_URL", public_url) + urlsplit(public_url).path,
         allowed_origins=frozenset(_origin("GATEWAY_ALLOWED_ORIGINS", o) for o in origins),
         secret_key=_secret_key(env, dev),
@@ -342,6 +305,7 @@ def load_config(env: Mapping[str, str] | None = None) -> GatewayConfig:
         database=_database(env),
         redis_url=_redis_url(env),
         channel_layer=_channel_layer(env),
-        cookie_secure=_bool(env, "GATEWAY_SESSION_COOKIE_SECURE", public_url.startswith("https:")),
+        cookie_secure=read_bool(env, "GATEWAY_SESSION_COOKIE_SECURE", public_url.startswith("https:")),
         limits=_limits(env),
+        deployment=load_deployment(env, https=public_url.startswith("https:")),
     )

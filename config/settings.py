@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 import django_stubs_ext
 
-from config.env import load_config
+from config.env import BASE_DIR, load_config
 
 django_stubs_ext.monkeypatch()  # generic admin and manager classes, for the type checker
 
@@ -32,6 +32,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",  # static files under any ASGI server
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -123,6 +124,26 @@ TIME_ZONE = "UTC"
 USE_I18N = False
 USE_TZ = True
 STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "var" / "static"  # filled by collectstatic (scripts/serve does it)
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise warns about a missing one
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+                    if not DEBUG else "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = DEBUG  # dev: serve straight from the apps, no collectstatic needed
+
+# TLS and proxies (docs/deploy.md). X-Forwarded-* are honoured only from
+# GATEWAY_TRUSTED_PROXIES, in config/asgi.py, which sets the request's scheme and client.
+_deploy = GATEWAY.deployment
+SECURE_HSTS_SECONDS = _deploy.hsts_seconds
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _deploy.hsts_include_subdomains
+SECURE_HSTS_PRELOAD = _deploy.hsts_preload
+SECURE_SSL_REDIRECT = _deploy.ssl_redirect
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]  # probes speak plain http inside the network
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
 
 LOGGING = {
     "version": 1,

@@ -4,8 +4,7 @@ from django.urls import path
 from gateway.grants import publish
 from gateway.handshake import ticket_view
 from gateway.login import backchannel, views
-from gateway.observe import metrics
-from gateway.ops import health
+from gateway.ops import health, scrape
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -16,7 +15,7 @@ urlpatterns = [
     path("ws/ticket", ticket_view.mint_ticket, name="ws_ticket"),
     path("api/publish", publish.publish, name="publish"),
     path("healthz", health.healthz, name="healthz"),
-    path("metrics", metrics.metrics_view, name="metrics"),
+    path("metrics", scrape.metrics_view, name="metrics"),
     path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),
 ]

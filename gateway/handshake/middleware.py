@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from django.utils.module_loading import import_string
+from redis.exceptions import RedisError
 
 from gateway.handshake.authn import (
     Authenticated,
@@ -27,8 +28,10 @@ from gateway.handshake.credentials import (
     token_in_query,
 )
 from gateway.handshake.first_message import authenticate_first_message, close_accepted, replay_connect
+from gateway.handshake.tickets import burn_url_tickets
 from gateway.observe.audit import audit, scope_fields
 from gateway.observe.metrics import AUTH_SECONDS
+from gateway.sockets.bus import bus
 from gateway.sockets.closecodes import CloseCode, close_for, reason_text
 from oidc.policy import RoutePolicy, evaluate, find_policy
 from oidc.types import CredentialKind
@@ -50,6 +53,29 @@ async def accept_and_close(scope: Mapping[str, Any], receive: Any, send: Any,
     await receive()
     await send(accept_message(scope))
     await send({"type": "websocket.close", "code": int(code), "reason": reason_text(reason)})
+
+
+async def run_consumer(app: ASGIApp, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Run the route's consumer; a bus that fails under it refuses the socket with 1013.
+
+    The bus watchdog notices a lost Redis within a second; a handshake in that window
+    fails inside Channels (joining groups) and would otherwise end as HTTP 500.
+    """
+    accepted = False
+
+    async def tracked_send(message: dict[str, Any]) -> None:
+        nonlocal accepted
+        accepted = accepted or message["type"] == "websocket.accept"
+        await send(message)
+
+    try:
+        await app(scope, receive, tracked_send)
+    except (RedisError, OSError):
+        audit("connect", "deny", "bus_unavailable", **scope_fields(scope))
+        if not accepted:
+            await send(accept_message(scope))
+        await send({"type": "websocket.close", "code": int(CloseCode.TRY_AGAIN_LATER),
+                    "reason": "bus_unavailable"})
 
 
 class OriginGuard:
@@ -95,8 +121,14 @@ class Handshake:
             await accept_and_close(scope, receive, send, CloseCode.NO_ROUTE, "no_route")
             return
         if token_in_query(scope):
+            await burn_url_tickets(scope)
             audit("connect", "deny", "token_in_url", **fields)
             await accept_and_close(scope, receive, send, CloseCode.POLICY_VIOLATION, "token_in_url")
+            return
+        if not bus.up:
+            audit("connect", "deny", "bus_unavailable", **fields)
+            await accept_and_close(scope, receive, send, CloseCode.TRY_AGAIN_LATER,
+                                   "bus_unavailable")
             return
         credential = find_credential(scope)
         if credential is None and CredentialKind.MESSAGE in policy.credentials:
@@ -134,7 +166,7 @@ class Handshake:
                  "session_key": result.session_key}
         if accepted:
             receive, send = replay_connect(receive, send)
-        await self.apps[policy.path](scope, receive, send)
+        await run_consumer(self.apps[policy.path], scope, receive, send)
 
     async def _authenticate(self, scope: dict[str, Any],
                             credential: Credential | None) -> Authenticated:

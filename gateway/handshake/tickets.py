@@ -12,14 +12,18 @@ import dataclasses
 import hashlib
 import secrets
 import time
+from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
+from urllib.parse import parse_qsl
 
+from gateway.handshake.credentials import TICKET_PREFIX
 from gateway.models import WsTicket
 from oidc.errors import OidcError
 from oidc.types import CredentialKind, Principal
 
 TICKET_TTL = 30.0
+MAX_TICKET_CHARS = 128
 
 
 class InvalidTicket(OidcError):
@@ -60,9 +64,32 @@ def _principal_from_snapshot(snapshot: dict[str, Any]) -> Principal:
     )
 
 
+MAX_BURNT_PER_URL = 16
+
+
+def _url_values(scope: Mapping[str, Any]) -> set[str]:
+    query = scope.get("query_string", b"").decode("latin-1")
+    values = {value.removeprefix(TICKET_PREFIX)
+              for _, value in parse_qsl(query, keep_blank_values=True)}
+    return {v for v in values if 0 < len(v) <= MAX_TICKET_CHARS}
+
+
+async def burn_url_tickets(scope: Mapping[str, Any]) -> int:
+    """Use up any ticket that appeared in a URL, before the handshake is refused.
+
+    A URL may be logged by proxies, so a ticket seen there is no longer secret: it
+    must not be redeemable afterwards through a subprotocol or an ``auth`` frame.
+    """
+    hashes = [_hash(value) for value in sorted(_url_values(scope))[:MAX_BURNT_PER_URL]]
+    if not hashes:
+        return 0
+    deleted, _ = await WsTicket.objects.filter(ticket_hash__in=hashes).adelete()
+    return deleted
+
+
 async def redeem_ticket(ticket: str, *, now: float) -> Redeemed:
     """Consume a ticket atomically; return what it is bound to."""
-    if not ticket or len(ticket) > 128:
+    if not ticket or len(ticket) > MAX_TICKET_CHARS:
         raise InvalidTicket()
     row = await WsTicket.objects.filter(ticket_hash=_hash(ticket)).afirst()
     if row is None:

@@ -12,6 +12,7 @@ from django.contrib import auth
 from django.core.exceptions import SuspiciousOperation
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView
 
@@ -116,6 +117,7 @@ def provider_logout_form(request: HttpRequest) -> dict[str, Any] | None:
 
 
 @require_POST
+@never_cache  # the page carries the ID token hint
 def logout_view(request: HttpRequest) -> HttpResponse:
     """Ends the Django session (closing its sockets), then logs out at the provider."""
     form = provider_logout_form(request) if request.user.is_authenticated else None
@@ -125,6 +127,7 @@ def logout_view(request: HttpRequest) -> HttpResponse:
     return render(request, "gateway/provider_logout.html", form)
 
 
+@never_cache
 def home(request: HttpRequest) -> HttpResponse:
     stored = request.session.get(AUTH_KEY) if request.user.is_authenticated else None
     return render(request, "gateway/home.html", {"auth": stored and stored.get("claims")})

@@ -1,9 +1,8 @@
-"""Prometheus metrics, one registry per process (scrape each process)."""
+"""Prometheus metrics, one registry per process (scrape each process; served by ``ops.scrape``)."""
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import Counter, Gauge, Histogram
 
 OPEN_CONNECTIONS = Gauge("gateway_open_connections", "Open websocket connections")
 HANDSHAKES = Counter("gateway_handshakes_total", "Websocket handshakes by outcome and reason",
@@ -12,7 +11,3 @@ AUTH_SECONDS = Histogram("gateway_auth_seconds", "Time spent authenticating a ha
                          buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05,
                                   0.1, 0.5, 1.0))
 JWKS_FETCHES = Counter("gateway_jwks_fetches_total", "JWKS fetches by outcome", ["outcome"])
-
-
-async def metrics_view(request: HttpRequest) -> HttpResponse:
-    return HttpResponse(generate_latest(), content_type=CONTENT_TYPE_LATEST)

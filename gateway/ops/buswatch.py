@@ -14,6 +14,7 @@ import logging
 
 import redis.asyncio as redis
 
+from gateway.sockets.bus import bus
 from gateway.sockets.closecodes import CloseCode
 from gateway.sockets.live import CloseAll
 
@@ -30,12 +31,12 @@ async def watch_bus(url: str, close_all: CloseAll, *, interval: float = 0.5) -> 
             except (redis.RedisError, OSError):
                 if healthy:
                     logger.warning("message bus lost: closing local sockets with 1011")
-                healthy = False
+                healthy = bus.up = False
                 await close_all(CloseCode.INTERNAL_ERROR, "bus_lost")
             else:
                 if not healthy:
                     logger.warning("message bus is back")
-                healthy = True
+                healthy = bus.up = True
             await asyncio.sleep(interval)
     finally:
         await client.aclose()

@@ -23,12 +23,13 @@ def _sample(text: str, name: str, labels: str = "") -> float:
 
 async def test_metrics_count_handshakes_by_outcome_and_reason() -> None:
     client = AsyncClient()
-    before = (await client.get("/metrics")).content.decode()
+    scrape = {"authorization": f"Bearer {token(scope='gateway.metrics')}"}
+    before = (await client.get("/metrics", headers=scrape)).content.decode()
     comm = WebsocketCommunicator(application, "/ws/ops/",
                                  headers=[(b"authorization", f"Bearer {token()}".encode())])
     await comm.connect()
     await comm.receive_output()
-    after = (await client.get("/metrics")).content.decode()
+    after = (await client.get("/metrics", headers=scrape)).content.decode()
     labels = '{outcome="deny",reason="missing_scope"}'
     assert _sample(after, "gateway_handshakes_total", labels) == \
         _sample(before, "gateway_handshakes_total", labels) + 1

@@ -1,0 +1,90 @@
+"""Deployment settings read from the environment: proxies, TLS, and who may read /metrics.
+
+Part of ``config.env.load_config``: read once, validated, frozen. Errors name the
+variable and the fix.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from config.values import ConfigError, read_bool
+
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+YEAR = 365 * 24 * 3600
+
+VARIABLES: dict[str, str] = {
+    "GATEWAY_TRUSTED_PROXIES": "comma-separated proxy addresses or networks (e.g. 10.0.0.5,"
+    "10.1.0.0/16) whose X-Forwarded-For and X-Forwarded-Proto are honoured; from any other "
+    "peer those headers are ignored (default: none)",
+    "GATEWAY_HSTS_SECONDS": "Strict-Transport-Security max-age (default: one year for an https "
+    "public URL, 0 otherwise)",
+    "GATEWAY_HSTS_INCLUDE_SUBDOMAINS": "true to add includeSubDomains to HSTS (default false)",
+    "GATEWAY_HSTS_PRELOAD": "true to add preload to HSTS (default false)",
+    "GATEWAY_SSL_REDIRECT": "true to redirect plain http requests to https (default: true for an "
+    "https public URL)",
+    "GATEWAY_METRICS_NETWORKS": "comma-separated networks that may read /metrics without a token "
+    "(e.g. 10.0.0.0/8 for the Prometheus scraper; default: none)",
+    "GATEWAY_METRICS_SCOPE": "scope a bearer access token needs to read /metrics (default "
+    "gateway.metrics)",
+}
+
+
+@dataclass(frozen=True)
+class Deployment:
+    trusted_proxies: tuple[IpNetwork, ...] = ()
+    hsts_seconds: int = 0
+    hsts_include_subdomains: bool = False
+    hsts_preload: bool = False
+    ssl_redirect: bool = False
+    metrics_networks: tuple[IpNetwork, ...] = ()
+    metrics_scope: str = "gateway.metrics"
+
+
+def networks(env: Mapping[str, str], name: str) -> tuple[IpNetwork, ...]:
+    found: list[IpNetwork] = []
+    for item in (part.strip() for part in env.get(name, "").split(",")):
+        if not item:
+            continue
+        if item in {"*", "0.0.0.0/0", "::/0"}:
+            raise ConfigError(f"{name}={item!r}: list the exact addresses or networks; "
+                                  "a wildcard would trust every peer.")
+        try:
+            found.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ConfigError(f"{name} has {item!r}: use an IP address or a network "
+                                  "like 10.0.0.0/8.") from None
+    return tuple(found)
+
+
+def _hsts_seconds(env: Mapping[str, str], https: bool) -> int:
+    raw = env.get("GATEWAY_HSTS_SECONDS", "").strip()
+    if not raw:
+        return YEAR if https else 0
+    if not raw.isdigit() or int(raw) > 2 * YEAR:
+        raise ConfigError(f"GATEWAY_HSTS_SECONDS={raw!r}: use a whole number of seconds "
+                              f"from 0 to {2 * YEAR} (one year is {YEAR}).")
+    return int(raw)
+
+
+def _scope(env: Mapping[str, str]) -> str:
+    scope = env.get("GATEWAY_METRICS_SCOPE", "").strip() or Deployment.metrics_scope
+    if " " in scope:
+        raise ConfigError(f"GATEWAY_METRICS_SCOPE={scope!r}: name one scope, without spaces.")
+    return scope
+
+
+def load_deployment(env: Mapping[str, str], *, https: bool) -> Deployment:
+    """``https``: whether the public URL is https, which sets the secure defaults."""
+    return Deployment(
+        trusted_proxies=networks(env, "GATEWAY_TRUSTED_PROXIES"),
+        hsts_seconds=_hsts_seconds(env, https),
+        hsts_include_subdomains=read_bool(env, "GATEWAY_HSTS_INCLUDE_SUBDOMAINS", False),
+        hsts_preload=read_bool(env, "GATEWAY_HSTS_PRELOAD", False),
+        ssl_redirect=read_bool(env, "GATEWAY_SSL_REDIRECT", https),
+        metrics_networks=networks(env, "GATEWAY_METRICS_NETWORKS"),
+        metrics_scope=_scope(env),
+    )

@@ -1,0 +1,160 @@
+"""Issue 10's HTTP and handshake hardening, in process: metrics access, readiness,
+the bus-down handshake, tickets burnt in URLs, no-store on token pages, proxies."""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import json
+
+import pytest
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
+from django.test import AsyncClient, override_settings
+
+from config.asgi import application
+from gateway.handshake.tickets import InvalidTicket, redeem_ticket, store_ticket
+from gateway.sockets.bus import bus
+from tests.channels.conftest import ORIGIN, token
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def deployment(**changes: object) -> override_settings:
+    cfg = settings.GATEWAY
+    return override_settings(GATEWAY=dataclasses.replace(
+        cfg, deployment=dataclasses.replace(cfg.deployment, **changes)))
+
+
+def audit_events(caplog: pytest.LogCaptureFixture) -> list[dict]:
+    return [json.loads(r.message) for r in caplog.records if r.name == "gateway.audit"]
+
+
+@pytest.fixture
+def audit_log(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    caplog.set_level("INFO", logger="gateway.audit")
+    return caplog
+
+
+async def test_metrics_refuse_a_request_without_credentials(audit_log) -> None:
+    response = await AsyncClient().get("/metrics")
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"].startswith("Bearer")
+    assert b"gateway_handshakes_total" not in response.content
+    assert audit_events(audit_log)[-1]["reason"] == "not_authenticated"
+
+
+async def test_metrics_refuse_a_token_without_the_scope(audit_log) -> None:
+    response = await AsyncClient().get(
+        "/metrics", headers={"authorization": f"Bearer {token(scope='ws')}"})
+    assert response.status_code == 403
+    assert 'scope="gateway.metrics"' in response["WWW-Authenticate"]
+    assert audit_events(audit_log)[-1]["reason"] == "insufficient_scope"
+
+
+async def test_metrics_refuse_an_invalid_token() -> None:
+    response = await AsyncClient().get("/metrics", headers={"authorization": "Bearer not.a.token"})
+    assert response.status_code == 401
+
+
+async def test_metrics_open_to_a_configured_network() -> None:
+    with deployment(metrics_networks=(ipaddress.ip_network("127.0.0.0/8"),)):
+        response = await AsyncClient().get("/metrics")
+    assert response.status_code == 200
+    assert b"gateway_handshakes_total" in response.content
+    with deployment(metrics_networks=(ipaddress.ip_network("10.0.0.0/8"),)):
+        assert (await AsyncClient().get("/metrics")).status_code == 401
+
+
+async def test_readyz_names_missing_keys() -> None:
+    from gateway.issuers.registry import registry
+
+    keys = registry.keys.pop(settings.GATEWAY.issuer)
+    try:
+        response = await AsyncClient().get("/readyz")
+    finally:
+        registry.keys[settings.GATEWAY.issuer] = keys
+    assert response.status_code == 503
+    assert any(item.startswith("keys:") for item in response.json()["failing"])
+    assert "no-store" in response["Cache-Control"]
+
+
+async def test_readyz_names_an_unreachable_redis() -> None:
+    cfg = dataclasses.replace(settings.GATEWAY, redis_url="redis://127.0.0.1:9/0")
+    with override_settings(GATEWAY=cfg):
+        response = await AsyncClient().get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["failing"] == ["redis: ConnectionError"]
+
+
+async def test_a_handshake_while_the_bus_is_down_is_refused_and_audited(audit_log) -> None:
+    bus.up = False
+    try:
+        comm = WebsocketCommunicator(application, "/ws/",
+                                     headers=[(b"authorization", f"Bearer {token()}".encode())])
+        connected, _ = await comm.connect()
+        assert connected  # accept-then-close: the client can read the code
+        closed = await comm.receive_output()
+    finally:
+        bus.up = True
+    assert closed == {"type": "websocket.close", "code": 1013, "reason": "bus_unavailable"}
+    event = audit_events(audit_log)[-1]
+    assert (event["outcome"], event["reason"]) == ("deny", "bus_unavailable")
+
+
+async def test_a_ticket_seen_in_a_url_is_used_up_before_the_refusal() -> None:
+    from asgiref.sync import sync_to_async
+
+    ticket = await sync_to_async(store_ticket)("https://issuer", "alice", session_key="s1")
+    comm = WebsocketCommunicator(application, f"/ws/?ticket={ticket}",
+                                 headers=[(b"origin", ORIGIN.encode())])
+    await comm.connect()
+    closed = await comm.receive_output()
+    assert (closed["code"], closed["reason"]) == (1008, "token_in_url")
+    with pytest.raises(InvalidTicket):
+        await redeem_ticket(ticket, now=0)
+
+
+async def test_an_unseen_ticket_stays_redeemable() -> None:
+    from asgiref.sync import sync_to_async
+
+    ticket = await sync_to_async(store_ticket)("https://issuer", "alice", session_key="s1")
+    other = await sync_to_async(store_ticket)("https://issuer", "bob", session_key="s2")
+    comm = WebsocketCommunicator(application, f"/ws/?ticket={ticket}")
+    await comm.connect()
+    await comm.receive_output()
+    assert (await redeem_ticket(other, now=0)).session_key == "s2"
+
+
+@pytest.mark.parametrize(("peer", "client", "scheme"), [
+    ("10.0.0.5", "203.0.113.9", "https"),  # a trusted proxy: its headers count
+    ("127.0.0.1", "127.0.0.1", "http"),  # anyone else: ignored
+])
+async def test_x_forwarded_headers_count_only_from_trusted_proxies(peer: str, client: str,
+                                                                   scheme: str) -> None:
+    from config.asgi import behind_proxies
+
+    seen: list[dict] = []
+
+    async def app(scope: dict, receive: object, send: object) -> None:
+        seen.append(scope)
+
+    wrapped = behind_proxies(app, (ipaddress.ip_network("10.0.0.0/24"),))
+    await wrapped({"type": "http", "scheme": "http", "client": (peer, 5000),
+                   "headers": [(b"x-forwarded-for", b"203.0.113.9"),
+                               (b"x-forwarded-proto", b"https")]}, None, None)
+    assert (seen[0]["client"][0], seen[0]["scheme"]) == (client, scheme)
+
+
+def test_no_proxies_means_no_wrapper() -> None:
+    from config.asgi import behind_proxies, router
+
+    assert behind_proxies(router, ()) is router
+
+
+@pytest.mark.parametrize("path", ["/oidc/logout/", "/ws/ticket"])
+def test_token_pages_are_never_cached(path: str) -> None:
+    from django.test import Client
+
+    response = Client(enforce_csrf_checks=False).post(path)
+    assert "no-store" in response["Cache-Control"]
