@@ -1,11 +1,15 @@
-"""The development stack: the dev IdP plus one or more gateway processes under uvicorn.
+"""The development stack: the dev IdP plus one or more gateway processes.
 
-Used by ``scripts/dev`` and by the end-to-end tests, so both run the same way.
+Used by ``scripts/dev``, the benchmarks and the end-to-end tests. Each gateway starts
+through the production launch (``config.serve``, what ``scripts/serve`` runs), with one
+worker process unless told otherwise, so the tests cover the production command.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -17,7 +21,7 @@ from typing import IO
 
 import httpx
 
-from config.env import load_config
+from config import serve
 from devidp.launcher import API_AUDIENCE, CLIENTS, HOST, OPAQUE_AUDIENCE, stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,6 +51,7 @@ def gateway_env(issuer: str, port: int, *, database_file: Path | None = None,
         "GATEWAY_OIDC_INTROSPECTION": "true",
         "GATEWAY_PUBLIC_URL": url,
         "GATEWAY_ALLOWED_ORIGINS": url,
+        "GATEWAY_ADMIN_GROUPS": "admins",  # alice (devidp) reaches the admin as superuser
     })
     if database_file is not None:
         env["GATEWAY_DATABASE_URL"] = ""
@@ -69,35 +74,43 @@ class GatewayProcess:
     process: subprocess.Popen[bytes]
     log_file: Path
 
-    def stop(self) -> None:
-        stop_process(self.process, timeout=10)
+    def stop(self, timeout: float = 20.0) -> None:
+        """SIGTERM the launcher (its workers drain), then kill the whole group if stuck."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=timeout)
+        with contextlib.suppress(ProcessLookupError):  # orphaned workers, if any
+            os.killpg(self.process.pid, signal.SIGKILL)
+        stop_process(self.process, timeout=5)
 
     def log(self) -> str:
         return self.log_file.read_text(errors="replace")
 
 
 def ws_max_size(env: Mapping[str, str]) -> int:
-    """uvicorn's own frame cap: twice the gateway's frame limit, at least 1 MiB.
-
-    Frames up to it reach the consumer, which closes an oversized one with 1009
-    ``frame_too_big``; beyond it uvicorn closes with 1009 itself, so an unauthenticated
-    socket cannot make the server buffer uvicorn's default 16 MiB.
-    """
-    return max(2 * load_config(env).limits.frame_bytes, 1 << 20)
+    """The server's websocket message cap (``config.serve.ws_max_size``)."""
+    return serve.ws_max_size(env)
 
 
 def start_gateway(port: int, env: Mapping[str, str], log_file: Path,
-                  ready_timeout: float = 30.0, app: str = "config.asgi:application",
+                  ready_timeout: float = 30.0, app: str = serve.DEFAULT_APP,
+                  *, workers: int | None = None, migrate: bool = False,
                   ) -> GatewayProcess:
-    """Run the gateway under uvicorn and wait until /readyz answers 200."""
+    """Run the gateway through the production launch and wait until /readyz answers 200.
+
+    ``workers`` defaults to ``GATEWAY_WORKERS`` in ``env``, else 1. The launcher and its
+    workers form one process group, so ``stop`` can always clean up.
+    """
+    launch_env = {"GATEWAY_WORKERS": "1", **env, "GATEWAY_BIND": f"{HOST}:{port}"}
+    if workers is not None:
+        launch_env["GATEWAY_WORKERS"] = str(workers)
+    command = [sys.executable, "-m", "config.serve", "--app", app]
+    if migrate:
+        command.append("--migrate")
     handle: IO[bytes] = log_file.open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", app, "--host", HOST,
-         "--port", str(port), "--ws", "websockets-sansio", "--lifespan", "on",
-         "--ws-max-size", str(ws_max_size(env)),
-         "--no-access-log", "--log-level", "warning"],
-        cwd=ROOT, env=dict(env), stdout=handle, stderr=subprocess.STDOUT,
-    )
+    process = subprocess.Popen(command, cwd=ROOT, env=launch_env, stdout=handle,
+                               stderr=subprocess.STDOUT, start_new_session=True)
     gateway = GatewayProcess(f"http://{HOST}:{port}", port, process, log_file)
     deadline = time.monotonic() + ready_timeout
     while time.monotonic() < deadline:

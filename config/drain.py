@@ -1,0 +1,193 @@
+"""Graceful drain of one worker process: close every websocket, then let the server stop.
+
+Neither ASGI server closes websockets the way clients need on shutdown: granian 2.8
+drops them with no close frame (clients see 1006) the moment its worker gets SIGTERM,
+and only then runs the lifespan shutdown, when no socket is left to close. So the
+worker drains itself before the server is told to stop:
+
+1. SIGTERM (shutdown) or SIGUSR1 (restart) reaches the worker. ``Drain`` replaced the
+   server's handler for both in the lifespan startup.
+2. The worker stops taking sockets: a new websocket is accepted and closed at once
+   with the drain code (clients reconnect elsewhere), audited as a denial, and
+   ``/readyz`` answers 503 so a load balancer takes the instance out.
+3. Every open socket is closed with 1001 (going away) or 1012 (service restart, RFC
+   6455 §7.4.1 and the IANA registry): consumers through ``close_all_local`` (they
+   leave their groups and release their counts), sockets still waiting for their
+   first-message credential directly.
+4. When no socket is left, or after ``GATEWAY_DRAIN_SECONDS``, the worker sends itself
+   SIGINT, the server's own stop signal, which it still handles: the server stops,
+   the ASGI lifespan shutdown runs, the process exits.
+
+The launcher (``config.serve``) gives the server a kill timeout a little longer than
+the drain, so a stuck worker is killed rather than kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+logger = logging.getLogger("gateway.drain")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+GOING_AWAY = 1001  # RFC 6455 §7.4.1: the server is going down
+SERVICE_RESTART = 1012  # IANA websocket close code registry: the server is restarting
+REASONS = {GOING_AWAY: "shutdown", SERVICE_RESTART: "restart"}
+SIGNALS = {signal.SIGTERM: GOING_AWAY, signal.SIGUSR1: SERVICE_RESTART}
+READY_PATH = "/readyz"
+DEFAULT_SECONDS = 10.0
+
+
+def drain_seconds(env: MutableMapping[str, str] | None = None) -> float:
+    """``GATEWAY_DRAIN_SECONDS`` (validated by ``config.serve`` before the server starts)."""
+    raw = (os.environ if env is None else env).get("GATEWAY_DRAIN_SECONDS", "")
+    return float(raw) if raw.strip() else DEFAULT_SECONDS
+
+
+@dataclass
+class Socket:
+    """One accepted websocket of this process, as the server sees it."""
+
+    send: Send
+    closed: bool = False
+
+
+@dataclass
+class DrainState:
+    code: int | None = None  # set once draining
+    sockets: dict[int, Socket] = field(default_factory=dict)
+    idle: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def forget(self, key: int) -> None:
+        self.sockets.pop(key, None)
+        if not self.sockets:
+            self.idle.set()
+
+
+class Drain:
+    """ASGI wrapper: tracks this process's websockets and drains them on a signal."""
+
+    def __init__(self, app: ASGIApp, *, seconds: float | None = None) -> None:
+        self.app = app
+        self.seconds = seconds
+        self.state = DrainState()
+        self.state.idle.set()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self.app(scope, self._lifespan_receive(receive), send)
+        elif scope["type"] == "websocket":
+            await self._websocket(scope, receive, send)
+        elif self.state.code is not None and scope.get("path") == READY_PATH:
+            await _not_ready(send)
+        else:
+            await self.app(scope, receive, send)
+
+    def _lifespan_receive(self, receive: Receive) -> Receive:
+        async def wrapped() -> Message:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                self._install_signal_handlers()
+            return message
+        return wrapped
+
+    def _install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for signum, code in SIGNALS.items():
+            loop.add_signal_handler(signum, self.start, code)
+
+    def start(self, code: int) -> None:
+        """Begin draining with ``code`` (idempotent: the first signal decides)."""
+        if self.state.code is not None:
+            return
+        self.state.code = code
+        logger.warning("draining %d sockets with %d", len(self.state.sockets), code)
+        self._task = asyncio.ensure_future(self.drain(code))
+
+    async def drain(self, code: int) -> None:
+        from consumers.base import close_all_local  # after Django is set up (config.asgi)
+
+        started = time.monotonic()
+        seconds = drain_seconds() if self.seconds is None else self.seconds
+        try:
+            # CloseCode has no 1001/1012 members yet; close_with sends int(code) anyway
+            await close_all_local(code, REASONS[code])  # type: ignore[arg-type]
+            await self._close_untracked(code)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.state.idle.wait(), seconds)
+        except Exception:
+            logger.exception("drain failed; stopping now")
+        finally:
+            logger.warning("drained in %.2f s, %d sockets left; stopping",
+                           time.monotonic() - started, len(self.state.sockets))
+            os.kill(os.getpid(), signal.SIGINT)  # the server's own stop signal
+
+    async def _close_untracked(self, code: int) -> None:
+        """Sockets no consumer owns yet (waiting for a first-message credential)."""
+        for socket in list(self.state.sockets.values()):
+            if not socket.closed:
+                with contextlib.suppress(Exception):
+                    await socket.send({"type": "websocket.close", "code": code,
+                                       "reason": REASONS[code]})
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.state.code is not None:
+            await self._refuse(scope, receive, send, self.state.code)
+            return
+        key = id(scope)
+        socket = Socket(send)
+
+        async def tracked_send(message: Message) -> None:
+            if message["type"] == "websocket.accept":
+                self.state.sockets[key] = socket
+                self.state.idle.clear()
+            elif message["type"] == "websocket.close":
+                if socket.closed:
+                    return  # closed by the drain already: one close frame per socket
+                socket.closed = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked_send)
+        finally:
+            self.state.forget(key)
+
+    @staticmethod
+    async def _refuse(scope: Scope, receive: Receive, send: Send, code: int) -> None:
+        """Accept-then-close, like the gateway's other refusals, so browsers read the code."""
+        from gateway.observe.audit import audit
+
+        await receive()  # websocket.connect
+        audit("connect", "deny", "draining", route=scope.get("path"))
+        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.close", "code": code, "reason": REASONS[code]})
+
+
+async def _not_ready(send: Send) -> None:
+    body = b'{"status": "draining"}'
+    await send({"type": "http.response.start", "status": 503,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _application() -> Drain:
+    from config.asgi import application as gateway
+
+    app: Any = gateway  # channels' and the lead's middleware are typed loosely
+    return Drain(app)
+
+
+application = _application()

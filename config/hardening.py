@@ -1,0 +1,93 @@
+"""uvicorn protocols with a bounded request head: a size cap (431) and a time limit.
+
+uvicorn 0.54 (httptools, websockets-sansio) has neither: a handshake header line over
+websockets' 8 KiB line limit gets no answer and the connection stays open, and a
+half-sent request head is never timed out (``--timeout-keep-alive`` only runs between
+requests). Both let an unauthenticated client hold connections without bound. So:
+
+- ``HttpToolsProtocol``: counts the bytes of each request head; past
+  ``GATEWAY_MAX_HEADER_BYTES`` it answers 431 and closes at once. A head (the first
+  one from connection time, later ones from their first byte) not complete within
+  ``GATEWAY_HANDSHAKE_TIMEOUT_SECONDS`` gets 408 and the connection closes.
+- ``WebSocketProtocol``: a handshake that websockets refuses to parse gets 400 and a
+  close instead of silence (``config.serve`` also raises websockets' own line limit to
+  the head limit, so a head we admit is not refused there).
+
+``config.serve`` sets both variables (validated) before uvicorn imports these classes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _HttpToolsProtocol
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+MAX_HEAD_BYTES = int(os.environ.get("GATEWAY_MAX_HEADER_BYTES", "32768"))
+HEAD_TIMEOUT = float(os.environ.get("GATEWAY_HANDSHAKE_TIMEOUT_SECONDS", "5"))
+
+
+def _answer(status: bytes) -> bytes:
+    return (b"HTTP/1.1 " + status + b"\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+
+
+TOO_LARGE = _answer(b"431 Request Header Fields Too Large")
+TIMED_OUT = _answer(b"408 Request Timeout")
+BAD_REQUEST = _answer(b"400 Bad Request")
+
+
+class HttpToolsProtocol(_HttpToolsProtocol):
+    head_bytes = 0
+    head_done = False
+    head_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        self._arm_head_timer()
+
+    def data_received(self, data: bytes) -> None:
+        if not self.head_done:
+            self.head_bytes += len(data)
+            if self.head_bytes > MAX_HEAD_BYTES:
+                self._refuse(TOO_LARGE)
+                return
+        super().data_received(data)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self.head_done = False
+        if self.head_timer is None:  # a later request on a kept-alive connection
+            self._arm_head_timer()
+
+    def on_headers_complete(self) -> None:
+        self.head_done, self.head_bytes = True, 0
+        self._cancel_head_timer()
+        super().on_headers_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_head_timer()
+        super().connection_lost(exc)
+
+    def _arm_head_timer(self) -> None:
+        self.head_timer = self.loop.call_later(HEAD_TIMEOUT, self._refuse, TIMED_OUT)
+
+    def _cancel_head_timer(self) -> None:
+        if self.head_timer is not None:
+            self.head_timer.cancel()
+            self.head_timer = None
+
+    def _refuse(self, answer: bytes) -> None:
+        self._cancel_head_timer()
+        if not self.transport.is_closing():
+            self.transport.write(answer)
+            self.transport.close()
+
+
+class WebSocketProtocol(WebSocketsSansIOProtocol):
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if not self.handshake_initiated and self.conn.handshake_exc is not None:
+            self.transport.write(BAD_REQUEST)
+            self.transport.close()

@@ -1,0 +1,256 @@
+"""Issue 10: the production launch (``config.serve``) with two workers and Redis.
+
+Every gateway here starts the way ``scripts/serve`` starts it. Which worker holds a
+socket is read from the kernel: the worker process whose descriptors include the
+server end of the client's TCP connection (``/proc/net/tcp`` and ``/proc/<pid>/fd``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
+
+import devidp
+from devidp.stack import ROOT, GatewayProcess, free_port, gateway_env, migrate, start_gateway
+from tests.e2e.flows import first_message, open_ws, user_tokens
+
+REDIS_URL = "redis://127.0.0.1:6379/11"
+CHANNEL = "serve-test"
+DRAIN_SECONDS = 5
+HANDSHAKE_TIMEOUT = 1.0
+GRANT_SCRIPT = f"""
+import sys
+from gateway.models import Grant
+Grant.objects.get_or_create(issuer=sys.argv[-1], claim="groups", value="engineering",
+                            target="{CHANNEL}", defaults={{"subscribe": True, "publish": True}})
+"""
+
+
+@dataclass
+class Served:
+    idp: devidp.DevIdp
+    tmp: Path
+
+    def start(self, name: str) -> GatewayProcess:
+        port = free_port()
+        env = gateway_env(self.idp.issuer, port, database_file=self.tmp / "db.sqlite3",
+                          redis_url=REDIS_URL,
+                          extra={"GATEWAY_DRAIN_SECONDS": str(DRAIN_SECONDS),
+                                 "GATEWAY_HANDSHAKE_TIMEOUT_SECONDS": str(HANDSHAKE_TIMEOUT),
+                                 "GATEWAY_MAX_SOCKETS_PER_SUBJECT": "0"})
+        migrate(env)
+        grant = subprocess.run([sys.executable, "-c", "import django; django.setup()\n"
+                                + GRANT_SCRIPT, self.idp.issuer], cwd=ROOT, env=env,
+                               capture_output=True, text=True, timeout=60)
+        assert grant.returncode == 0, grant.stderr[-2000:]
+        return start_gateway(port, env, self.tmp / f"{name}.log", workers=2)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    tmp = tmp_path_factory.mktemp("serve")
+    idp = devidp.start(free_port(), "http://127.0.0.1:1", log_file=tmp / "idp.log")
+    try:
+        yield Served(idp, tmp)
+    finally:
+        idp.stop()
+
+
+@pytest.fixture(scope="module")
+def gateway(served: Served) -> Iterator[GatewayProcess]:
+    process = served.start("gateway")
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.fixture(scope="module")
+def bob_token(served: Served) -> str:
+    return str(user_tokens(served.idp.issuer, "http://127.0.0.1:1", "bob",
+                           "bob-password")["access_token"])
+
+
+# --- which worker holds a socket --------------------------------------------------
+
+
+def _children(pid: int) -> set[int]:
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found.update(int(c) for c in (task / "children").read_text().split())
+    return found
+
+
+def _tcp_inode(server_port: int, client_port: int) -> str:
+    local, remote = f"0100007F:{server_port:04X}", f"0100007F:{client_port:04X}"
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[1] == local and fields[2] == remote:
+            return fields[9]
+    raise AssertionError(f"no server end for client port {client_port}")
+
+
+def worker_of(gateway: GatewayProcess, ws: ClientConnection) -> int:
+    inode = f"socket:[{_tcp_inode(gateway.port, ws.local_address[1])}]"
+    for pid in _children(gateway.process.pid):
+        fds = Path(f"/proc/{pid}/fd")
+        for fd in fds.iterdir():
+            try:
+                if os.readlink(fd) == inode:
+                    return pid
+            except OSError:
+                continue
+    raise AssertionError("no worker holds this socket")
+
+
+async def sockets_on_both_workers(gateway: GatewayProcess, token: str, path: str = "/ws/events/",
+                                  ) -> dict[int, list[ClientConnection]]:
+    """Open sockets until each of the two workers holds at least two."""
+    by_worker: dict[int, list[ClientConnection]] = {}
+    for _ in range(60):
+        ws = await open_ws(gateway.url, path=path, headers={"Authorization": f"Bearer {token}"})
+        by_worker.setdefault(worker_of(gateway, ws), []).append(ws)
+        if len(by_worker) == 2 and all(len(s) >= 2 for s in by_worker.values()):
+            return by_worker
+    raise AssertionError(f"sockets landed on {len(by_worker)} worker(s) only")
+
+
+async def request(ws: ClientConnection, type_: str, **fields: object) -> dict:
+    await ws.send(json.dumps({"v": 1, "type": type_, "id": 1, **fields}))
+    while True:
+        reply = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        if reply.get("id") == 1:
+            return reply
+
+
+async def next_message(ws: ClientConnection) -> dict:
+    while True:
+        frame = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        if frame.get("type") == "message":
+            return frame
+
+
+# --- workers and Redis ------------------------------------------------------------
+
+
+async def test_sockets_land_on_both_workers_and_hear_what_the_other_publishes(
+        gateway: GatewayProcess, bob_token: str) -> None:
+    by_worker = await sockets_on_both_workers(gateway, bob_token)
+    everyone = [ws for sockets in by_worker.values() for ws in sockets]
+    for ws in everyone:
+        assert (await request(ws, "subscribe", channel=CHANNEL))["type"] == "ack"
+    for publisher_pid, sockets in by_worker.items():
+        payload = {"from": publisher_pid}
+        assert (await request(sockets[0], "publish", channel=CHANNEL,
+                              payload=payload))["type"] == "ack"
+        for pid, receivers in by_worker.items():
+            for ws in receivers:
+                got = await next_message(ws)
+                assert (got["channel"], got["payload"]) == (CHANNEL, payload), (pid, got)
+    for ws in everyone:
+        await ws.close()
+
+
+async def test_sigterm_drains_every_socket_of_both_workers_with_1001(served: Served,
+                                                                    bob_token: str) -> None:
+    doomed = served.start("doomed")
+    try:
+        by_worker = await sockets_on_both_workers(doomed, bob_token, path="/ws/")
+        sockets = [ws for group in by_worker.values() for ws in group]
+        for ws in sockets:
+            await first_message(ws)
+        doomed.process.terminate()
+        closes = await asyncio.gather(*(_close_of(ws) for ws in sockets))
+        assert set(closes) == {(1001, "shutdown")}, closes
+        assert doomed.process.wait(timeout=DRAIN_SECONDS + 10) == 0
+        assert "Traceback" not in doomed.log(), doomed.log()[-3000:]
+    finally:
+        doomed.stop()
+
+
+async def _close_of(ws: ClientConnection) -> tuple[int, str]:
+    try:
+        frame = await asyncio.wait_for(ws.recv(), DRAIN_SECONDS + 5)
+    except ConnectionClosed as closed:
+        assert closed.rcvd is not None, "closed without a close frame"
+        return closed.rcvd.code, closed.rcvd.reason
+    raise AssertionError(f"socket still open, got {frame!r}")
+
+
+# --- request-head limits ----------------------------------------------------------
+
+
+async def test_a_12_kib_bearer_token_opens_a_socket_through_the_authorization_header(
+        served: Served, gateway: GatewayProcess) -> None:
+    groups = [f"enterprise-group-{i:04d}-with-a-long-descriptive-name" for i in range(170)]
+    served.idp.set_groups("bob", ["engineering", *groups], ["developer"])
+    try:
+        token = user_tokens(served.idp.issuer, "http://127.0.0.1:1", "bob",
+                            "bob-password")["access_token"]
+    finally:
+        served.idp.set_groups("bob", ["engineering"], ["developer"])
+    assert 12 * 1024 <= len(token) < 16 * 1024, len(token)
+    ws = await open_ws(gateway.url, headers={"Authorization": f"Bearer {token}"})
+    welcome = await first_message(ws)
+    assert welcome["type"] == "welcome"
+    assert welcome["principal"]["subject"] == "bob"
+    await ws.close()
+
+
+HANDSHAKE = (b"GET /ws/ HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+             b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+             b"Sec-WebSocket-Version: 13\r\n")
+GENEROUS = 15.0  # fails a server that leaves the connection open; not a timing budget
+
+
+def exchange(port: int, payload: bytes) -> tuple[bytes, bool]:
+    """Send ``payload`` (as much as the server takes), read until the server closes.
+
+    Returns (what the server answered, whether it closed the connection).
+    """
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.settimeout(GENEROUS)
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            sock.sendall(payload)  # the server may stop reading: its answer still waits
+        answer = b""
+        try:
+            while chunk := sock.recv(65536):
+                answer += chunk
+        except TimeoutError:
+            return answer, False
+        except ConnectionResetError:
+            pass
+        return answer, True
+
+
+@pytest.mark.parametrize("size", [100 * 1024, 1024 * 1024])
+def test_an_oversized_header_line_gets_431_and_a_closed_connection(
+        gateway: GatewayProcess, size: int) -> None:
+    answer, closed = exchange(gateway.port, HANDSHAKE + b"X-Big: " + b"a" * size + b"\r\n\r\n")
+    assert closed, "the connection was left open"
+    assert answer.split(b"\r\n", 1)[0] in (b"HTTP/1.1 431 Request Header Fields Too Large",
+                                           b"HTTP/1.1 400 Bad Request"), answer[:200]
+
+
+@pytest.mark.parametrize("sent", [HANDSHAKE, b""], ids=["half a handshake", "nothing"])
+def test_a_handshake_not_completed_in_time_is_closed(gateway: GatewayProcess,
+                                                      sent: bytes) -> None:
+    started = time.monotonic()
+    answer, closed = exchange(gateway.port, sent)  # the blank line never comes
+    assert closed, "the connection was left open"
+    assert time.monotonic() - started >= HANDSHAKE_TIMEOUT * 0.9  # closed by the limit
+    assert answer in (b"", b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\n"
+                           b"connection: close\r\n\r\n")
