@@ -16,6 +16,8 @@ from urllib.parse import unquote, urlsplit
 
 from config.deployment import VARIABLES as DEPLOYMENT_VARIABLES
 from config.deployment import Deployment, load_deployment
+from config.staffing import VARIABLES as STAFFING_VARIABLES
+from config.staffing import AdminMapping, load_admin_mapping
 from config.values import ConfigError, csv, read_bool, read_int, read_seconds
 from oidc.config import check_typless_audiences
 from oidc.profiles import PROFILES, IssuerProfile, customised
@@ -64,6 +66,7 @@ VARIABLES: dict[str, str] = {
     "with 1008 (default 10)",
     "GATEWAY_LEDGER_TTL_SECONDS": "with Redis: how long presence and socket-count entries of a "
     "crashed process survive; live processes refresh theirs every third of this (default 30)",
+    **STAFFING_VARIABLES,
     **DEPLOYMENT_VARIABLES,
 }
 
@@ -119,6 +122,7 @@ class GatewayConfig:
     channel_layer: str
     cookie_secure: bool
     limits: Limits = Limits()
+    admin: AdminMapping = AdminMapping()
     deployment: Deployment = field(default_factory=Deployment)
 
 
@@ -307,5 +311,6 @@ def load_config(env: Mapping[str, str] | None = None) -> GatewayConfig:
         channel_layer=_channel_layer(env),
         cookie_secure=read_bool(env, "GATEWAY_SESSION_COOKIE_SECURE", public_url.startswith("https:")),
         limits=_limits(env),
+        admin=load_admin_mapping(env),
         deployment=load_deployment(env, https=public_url.startswith("https:")),
     )

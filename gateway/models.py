@@ -149,6 +149,11 @@ class Grant(models.Model):
                                     name="unique_grant_claim_target")
         ]
         ordering = ["target", "issuer", "claim", "value"]
+        permissions = [  # the admin pages of gateway/oversight/
+            ("view_live_sockets", "Can see live connections"),
+            ("disconnect_sockets", "Can disconnect a subject's sockets"),
+            ("check_access", "Can check what a user or claims may access"),
+        ]
 
     def save(self, *args: object, **kwargs: object) -> None:
         from oidc.channels import normalise_pattern

@@ -3,13 +3,14 @@
 - ID tokens are verified by ``oidc.verify.verify_id_token`` (OIDC Core 1.0
   §3.1.3.7: exact iss, aud, azp, exp, iat, nonce, algorithm allowlist),
   not by the library's ``verify_token``, which skips aud and iss.
-- Users are bound to (issuer, subject) through ``OidcIdentity``, never by email.
+- Users are bound to (issuer, subject) through ``OidcIdentity``, never by email; the
+  username is only a readable label, and staff and superuser follow the provider's
+  groups and roles at each login (``gateway.login.staff``).
 - Provider endpoints come from discovery (``oidc_setting``).
 """
 
 from __future__ import annotations
 
-import hashlib
 import time
 from typing import Any
 
@@ -22,6 +23,7 @@ from mozilla_django_oidc.utils import import_from_settings
 
 from gateway.issuers.registry import registry
 from gateway.login.sessions import AUTH_KEY, snapshot_of
+from gateway.login.staff import apply_admin_level, opaque_username, username_for
 from gateway.models import OidcIdentity
 from oidc.profiles import extract_groups, extract_roles
 from oidc.verify import verify_id_token, verify_userinfo_sub
@@ -40,11 +42,6 @@ def oidc_setting(attr: str, *args: Any) -> Any:
         metadata = registry.metadata_sync(settings.GATEWAY.issuer)
         return getattr(metadata, DISCOVERED_SETTINGS[attr])
     return import_from_settings(attr, *args)
-
-
-def username_for(issuer: str, subject: str) -> str:
-    digest = hashlib.sha256(f"{issuer}\x00{subject}".encode()).hexdigest()[:24]
-    return f"oidc-{digest}"
 
 
 class GatewayOIDCBackend(OIDCAuthenticationBackend):
@@ -82,16 +79,19 @@ class GatewayOIDCBackend(OIDCAuthenticationBackend):
     @transaction.atomic
     def create_user(self, claims: dict[str, Any]) -> Any:
         user = get_user_model().objects.create_user(
-            username_for(claims["iss"], claims["sub"]), email=claims.get("email") or ""
+            opaque_username(claims["iss"], claims["sub"]), email=claims.get("email") or ""
         )
         OidcIdentity.objects.create(user=user, issuer=claims["iss"], subject=claims["sub"])
         return self.update_user(user, claims)
 
     def update_user(self, user: Any, claims: dict[str, Any]) -> Any:
+        user.username = username_for(claims, user.pk)
         user.first_name = str(claims.get("given_name") or "")[:150]
         user.last_name = str(claims.get("family_name") or "")[:150]
         user.email = str(claims.get("email") or "")[:254]
-        user.save(update_fields=["first_name", "last_name", "email"])
+        user.save(update_fields=["username", "first_name", "last_name", "email"])
+        stored = self.request.session.get(AUTH_KEY, {}).get("claims", {})  # store_tokens ran first
+        apply_admin_level(user, stored.get("groups", ()), stored.get("roles", ()))
         return user
 
     def store_tokens(self, access_token: str, id_token: str) -> None:

@@ -1,0 +1,130 @@
+"""Identity-provider groups make users staff or superuser at each login (#12 point 3).
+
+Logins run the real backend hooks (store_tokens, then get_or_create_user) with verified
+claims; the provider round trip itself is covered by the end-to-end tier.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.conf import settings as django_settings
+from django.contrib.auth import get_user_model
+from django.contrib.sessions.middleware import SessionMiddleware
+from django.test import Client, RequestFactory
+
+from config.staffing import AdminMapping
+from gateway.issuers.registry import registry
+from gateway.login.backend import GatewayOIDCBackend
+from gateway.login.staff import STAFF_GROUP
+from gateway.models import OidcIdentity
+from oidc.discovery import ProviderMetadata
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ISSUER = django_settings.GATEWAY.issuer
+
+
+@pytest.fixture(autouse=True)
+def discovered() -> Iterator[None]:
+    """What startup discovery leaves in the registry (the backend reads its endpoints)."""
+    registry.metadata[ISSUER] = ProviderMetadata(
+        issuer=ISSUER, authorization_endpoint=f"{ISSUER}/auth", token_endpoint=f"{ISSUER}/token",
+        jwks_uri=f"{ISSUER}/jwks")
+    yield
+    registry.metadata.pop(ISSUER, None)
+
+
+@pytest.fixture(autouse=True)
+def mapping(settings: Any) -> None:
+    settings.GATEWAY = dataclasses.replace(settings.GATEWAY, admin=AdminMapping(
+        admin_groups=frozenset({"admins"}), staff_groups=frozenset({"/ops"})))
+
+
+def login(sub: str, groups: list[str], roles: list[str] = (), **claims: Any) -> Any:  # type: ignore[assignment]
+    """One browser login as the callback view runs it, after the ID token was verified."""
+    request = RequestFactory().get("/oidc/callback/")
+    SessionMiddleware(lambda r: None).process_request(request)  # type: ignore[arg-type,return-value]
+    backend = GatewayOIDCBackend()
+    backend.request = request
+    backend.token_response = {"expires_in": 300, "scope": "openid"}
+    id_claims = {"iss": ISSUER, "sub": sub, "aud": "gateway", "exp": time.time() + 300,
+                 "groups": groups, "roles": list(roles), **claims}
+    backend.id_claims = id_claims
+    backend.store_tokens("access-token", "id-token")
+    return backend.get_or_create_user("access-token", "id-token", id_claims)
+
+
+def flags(user: Any) -> tuple[bool, bool, bool]:
+    user.refresh_from_db()
+    return user.is_staff, user.is_superuser, user.groups.filter(name=STAFF_GROUP).exists()
+
+
+def test_groups_grant_and_revoke_staff_and_superuser_across_logins() -> None:
+    user = login("u-1", ["engineering", "admins"])
+    assert flags(user) == (True, True, True)
+    assert login("u-1", ["/ops"]).pk == user.pk  # the same user: bound to (issuer, subject)
+    assert flags(user) == (True, False, True)
+    login("u-1", ["engineering"])
+    assert flags(user) == (False, False, False)
+    login("u-1", [], roles=["admins"])  # roles count like groups
+    assert flags(user) == (True, True, True)
+    assert OidcIdentity.objects.filter(user=user).count() == 1
+
+
+def test_without_configured_groups_logins_leave_the_flags_alone(settings: Any) -> None:
+    settings.GATEWAY = dataclasses.replace(settings.GATEWAY, admin=AdminMapping())
+    user = login("u-2", ["admins"])
+    assert flags(user) == (False, False, False)
+    user.is_staff = True
+    user.save()
+    login("u-2", ["engineering"])
+    assert flags(user)[0] is True
+
+
+def test_usernames_are_readable_and_collisions_get_the_identity_suffix() -> None:
+    local = get_user_model().objects.create_user("alice")  # e.g. from createsuperuser
+    alice = login("sub-alice", ["engineering"], preferred_username="alice")
+    assert alice.username.startswith("alice-") and len(alice.username) == len("alice-") + 6
+    assert login("sub-alice", ["engineering"], preferred_username="alice").username == alice.username
+    local.delete()
+    assert login("sub-alice", ["engineering"], preferred_username="alice").username == "alice"
+    bob = login("sub-bob", [], email="bob@example.com")
+    assert bob.username == "bob@example.com"
+    odd = login("sub-odd", [], preferred_username="has spaces")
+    assert odd.username.startswith("oidc-")
+
+
+def test_admin_refuses_users_outside_the_groups_and_scopes_staff_permissions() -> None:
+    outsider, staff, admin = (login("o", ["engineering"]), login("s", ["/ops"]),
+                              login("a", ["admins"]))
+    client = Client()
+    client.force_login(outsider)
+    refused = client.get("/admin/")
+    assert refused.status_code == 302 and refused["Location"].startswith("/admin/login/")
+    client.force_login(staff)
+    assert client.get("/admin/").status_code == 200
+    assert client.get("/admin/gateway/grant/").status_code == 200
+    assert client.get("/admin/gateway/grant/add/").status_code == 200
+    assert client.get("/admin/auth/user/").status_code == 403  # no say over users
+    client.force_login(admin)
+    assert client.get("/admin/auth/user/").status_code == 200
+
+
+def test_the_migration_creates_gateway_staff_with_the_same_permissions() -> None:
+    import importlib
+
+    from django.apps import apps
+    from django.contrib.auth.models import Group
+
+    from gateway.login.staff import STAFF_PERMISSIONS
+
+    migration = importlib.import_module("gateway.migrations.0006_staff_group")
+    Group.objects.filter(name=STAFF_GROUP).delete()
+    migration.create_staff_group(apps, None)
+    group = Group.objects.get(name=STAFF_GROUP)
+    assert sorted(group.permissions.values_list("codename", flat=True)) == sorted(STAFF_PERMISSIONS)
