@@ -4,6 +4,10 @@ and a gateway under uvicorn, started the way tests/e2e/conftest.py starts them.
 Playwright's own browser download is never used: `scripts/ensure-chromium` installs Debian's
 `chromium`, and a missing browser fails the tier with that fix (it is never skipped).
 Everything runs against real servers, so these tests need no Django database of their own.
+
+The fixtures are package-scoped, not session-scoped: sync Playwright leaves its event loop
+marked as running in the main thread while it is open, so pytest-asyncio's tests cannot run
+until it is closed. Package scope closes it as soon as the tier is done.
 """
 
 from __future__ import annotations
@@ -49,7 +53,7 @@ class BrowserStack(Stack):
         return self.gateways[index]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrowserStack]:
     """The dev IdP and one gateway on Redis, SQLite in tmp (see devidp.stack.gateway_env)."""
     tmp = tmp_path_factory.mktemp("browser-stack")
@@ -69,7 +73,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrowserStack]:
         idp.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def playwright(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Playwright]:
     """Sync Playwright with HOME in a temp folder (Chromium writes its profile bits there)."""
     with pytest.MonkeyPatch.context() as patch:
@@ -78,7 +82,7 @@ def playwright(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Playwright]
             yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     """Debian's Chromium, headless. Missing means failure, naming the fix, never a skip."""
     if not CHROMIUM.is_file():
