@@ -52,7 +52,6 @@ def gateway_env(issuer: str, port: int, *, database_file: Path | None = None,
         "GATEWAY_PUBLIC_URL": url,
         "GATEWAY_ALLOWED_ORIGINS": url,
         "GATEWAY_ADMIN_GROUPS": "admins",  # alice (devidp) reaches the admin as superuser
-        "GATEWAY_ADMIN_GROUPS": "admins",  # alice (devidp) reaches the admin as superuser
     })
     if database_file is not None:
         env["GATEWAY_DATABASE_URL"] = ""
