@@ -15,8 +15,8 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from consumers.ratelimit import TokenBucket
-from gateway.handshake.authn import principal_for_token
-from gateway.handshake.credentials import selected_subprotocol
+from gateway.handshake.authn import authenticate, principal_for_token
+from gateway.handshake.credentials import Credential, selected_subprotocol
 from gateway.login.refresh import refresh_session
 from gateway.observe.audit import audit
 from gateway.observe.metrics import OPEN_CONNECTIONS
@@ -36,6 +36,13 @@ class SubjectChanged(OidcError):
     """An in-band token names another issuer or subject than the connection's."""
 
     error = "subject_changed"
+    status = "unauthenticated"
+
+
+class SessionChanged(OidcError):
+    """An in-band ticket was minted by another session than the one this socket serves."""
+
+    error = "session_changed"
     status = "unauthenticated"
 
 
@@ -151,9 +158,17 @@ class GatewayConsumer(AsyncWebsocketConsumer):
             loop.call_later(remaining, self._on_expired),
         ]
 
-    async def reauthenticate(self, token: str) -> Principal:
-        """In-band re-authentication with a fresh token, validated like a new connection."""
-        fresh = await principal_for_token(token, CredentialKind.MESSAGE, now=time.time())
+    async def reauthenticate(self, credential: Credential) -> Principal:
+        """In-band re-authentication with a fresh token or a one-time ticket, validated
+        like a new connection. A ticket must belong to this socket's session, if any."""
+        if credential.kind is CredentialKind.TICKET:
+            result = await authenticate(credential, now=time.time())
+            if result.session_key != self.scope.get("session_key"):
+                raise SessionChanged()
+            fresh = result.principal
+        else:
+            fresh = await principal_for_token(credential.secret, CredentialKind.MESSAGE,
+                                              now=time.time())
         self.adopt(fresh, "reauth")
         return fresh
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 from consumers.base import PROTOCOL_VERSION, GatewayConsumer
 from gateway.handshake.first_message import parse_auth_frame
 from oidc.errors import OidcError
-from oidc.types import CredentialKind
 
 
 class PrincipalConsumer(GatewayConsumer):
@@ -25,12 +24,13 @@ class PrincipalConsumer(GatewayConsumer):
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         credential = parse_auth_frame({"text": text_data})
-        if credential is None or credential.kind is not CredentialKind.MESSAGE:
+        if credential is None:
             await self.send_json({"v": PROTOCOL_VERSION, "type": "error", "error": "unsupported",
-                                  "detail": "this route only takes {\"type\": \"auth\", \"token\"}"})
+                                  "detail": "this route only takes {\"type\": \"auth\", "
+                                            "\"token\"} or {\"type\": \"auth\", \"ticket\"}"})
             return
         try:
-            await self.reauthenticate(credential.secret)
+            await self.reauthenticate(credential)
         except OidcError as exc:
             await self.refuse_reauth(exc)
             return

@@ -10,15 +10,16 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from gateway.handshake.credentials import Credential
 from oidc.channels import InvalidChannel, normalise_channel
-from oidc.types import ChannelName
+from oidc.types import ChannelName, CredentialKind
 
 VERSION: Final = 1
 MAX_ID_LENGTH: Final = 128
 # Frame size, violations and subscriptions per connection are configurable:
 # config.env.Limits (GATEWAY_MAX_FRAME_BYTES, GATEWAY_MAX_VIOLATIONS, GATEWAY_MAX_SUBSCRIPTIONS).
 REQUEST_TYPES: Final = ("subscribe", "unsubscribe", "publish", "presence", "ping", "auth")
-REQUEST_FIELDS: Final = {"v", "type", "id", "channel", "payload", "token"}
+REQUEST_FIELDS: Final = {"v", "type", "id", "channel", "payload", "token", "ticket"}
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,7 @@ class Request:
     channel: ChannelName | None = None
     payload: Any = None
     token: str | None = field(default=None, repr=False)  # `auth` only; never logged
+    ticket: str | None = field(default=None, repr=False)  # `auth` only; never logged
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,23 @@ def _decode(text_data: str | None, bytes_data: bytes | None) -> dict[str, Any] |
     return frame
 
 
+def _auth_request(frame: dict[str, Any], request_id: str | int) -> Request | FrameError:
+    """``auth`` carries exactly one of a fresh access token or a one-time ticket."""
+    token, ticket = frame.get("token"), frame.get("ticket")
+    if isinstance(token, str) and token and ticket is None:
+        return Request("auth", request_id, token=token)
+    if isinstance(ticket, str) and ticket and token is None:
+        return Request("auth", request_id, ticket=ticket)
+    return FrameError("missing_field", "send exactly one of token or ticket", request_id)
+
+
+def auth_credential(request: Request) -> Credential:
+    """The credential an ``auth`` request carries."""
+    if request.ticket is not None:
+        return Credential(CredentialKind.TICKET, request.ticket)
+    return Credential(CredentialKind.MESSAGE, request.token or "")
+
+
 def parse(text_data: str | None, bytes_data: bytes | None = None) -> Request | FrameError:
     """One client frame -> a Request, or a FrameError naming what is wrong."""
     frame = _decode(text_data, bytes_data)
@@ -96,9 +115,7 @@ def parse(text_data: str | None, bytes_data: bytes | None = None) -> Request | F
     if kind == "ping":
         return Request("ping", request_id)
     if kind == "auth":
-        if not isinstance(frame.get("token"), str) or not frame["token"]:
-            return FrameError("missing_field", "token is required", request_id)
-        return Request("auth", request_id, token=frame["token"])
+        return _auth_request(frame, request_id)
     if "channel" not in frame:
         return FrameError("missing_field", "channel is required", request_id)
     try:

@@ -19,6 +19,7 @@ from consumers.protocol import (
     FrameError,
     Request,
     ack,
+    auth_credential,
     channels_changed,
     error,
     frame_too_big,
@@ -166,7 +167,7 @@ class PubSubConsumer(GatewayConsumer, PresenceMixin):
     async def on_auth(self, request: Request) -> None:
         """In-band re-authentication; then subscriptions are re-checked against the new claims."""
         try:
-            principal = await self.reauthenticate(request.token or "")
+            principal = await self.reauthenticate(auth_credential(request))
         except OidcError as exc:
             await self.refuse_reauth(exc)
             return

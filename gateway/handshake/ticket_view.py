@@ -11,7 +11,7 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_POST
 
 from gateway.handshake.authn import principal_for_token
-from gateway.handshake.tickets import TICKET_TTL, store_ticket
+from gateway.handshake.tickets import TICKET_TTL, principal_snapshot, store_ticket
 from gateway.login.sessions import AUTH_KEY
 from gateway.observe.audit import audit
 from oidc.errors import OidcError
@@ -49,9 +49,8 @@ def _mint_for_bearer(request: HttpRequest, token: str) -> JsonResponse:
                                                        now=time.time())
     except OidcError as exc:
         return _refuse(request, exc.error, 401)
-    snapshot = {**principal.as_dict(), "claims": dict(principal.claims), "kid": principal.kid,
-                "jti_hash": principal.jti_hash}
-    return _issue(request, principal.issuer, principal.subject, principal=snapshot)
+    return _issue(request, principal.issuer, principal.subject,
+                  principal=principal_snapshot(principal))
 
 
 @csrf_exempt  # the bearer path carries no cookie; the session path is CSRF-protected above

@@ -53,6 +53,12 @@ def store_ticket(issuer: str, subject: str, **binding: Any) -> str:
     return ticket
 
 
+def principal_snapshot(principal: Principal) -> dict[str, Any]:
+    """What a bearer-minted ticket remembers of its principal (JSON-safe)."""
+    return {**principal.as_dict(), "claims": dict(principal.claims), "kid": principal.kid,
+            "jti_hash": principal.jti_hash}
+
+
 def _principal_from_snapshot(snapshot: dict[str, Any]) -> Principal:
     return Principal(
         issuer=snapshot["issuer"], subject=snapshot["subject"], client_id=snapshot["client_id"],

@@ -100,3 +100,44 @@ async def test_principal_route_reauth_sends_new_welcome() -> None:
     await comm.send_to(text_data=json.dumps({"type": "auth", "token": token(sub="mallory")}))
     closing = await comm.receive_output()
     assert (closing["code"], closing["reason"]) == (4401, "subject_changed")
+
+
+async def _ticket_for(raw_token: str, **binding: Any) -> str:
+    from asgiref.sync import sync_to_async
+
+    from gateway.handshake.authn import principal_for_token
+    from gateway.handshake.tickets import principal_snapshot, store_ticket
+    from oidc.types import CredentialKind
+
+    if binding:
+        return await sync_to_async(store_ticket)(ISSUER, "alice", **binding)
+    principal = await principal_for_token(raw_token, CredentialKind.BEARER, now=time.time())
+    return await sync_to_async(store_ticket)(principal.issuer, principal.subject,
+                                             principal=principal_snapshot(principal))
+
+
+async def test_a_ticket_re_authenticates_in_band_once() -> None:
+    comm = await _connected(["engineering"])
+    later = time.time() + 900
+    ticket = await _ticket_for(user_token(["engineering"], exp=later))
+    reply = await _request(comm, type="auth", id=1, ticket=ticket)
+    assert reply["type"] == "ack"
+    assert reply["expires_at"] == pytest.approx(later)
+    await comm.send_to(text_data=json.dumps({"v": 1, "type": "auth", "id": 2, "ticket": ticket}))
+    closed = await comm.receive_output()
+    assert (closed["code"], closed["reason"]) == (4401, "invalid_ticket")
+
+
+async def test_a_session_ticket_cannot_renew_a_socket_of_no_session() -> None:
+    comm = await _connected(["engineering"])
+    ticket = await _ticket_for("", session_key="someone-elses-session")
+    await comm.send_to(text_data=json.dumps({"v": 1, "type": "auth", "id": 1, "ticket": ticket}))
+    closed = await comm.receive_output()
+    assert closed["type"] == "websocket.close"
+    assert closed["code"] == 4401
+
+
+async def test_auth_takes_exactly_one_of_token_and_ticket() -> None:
+    comm = await _connected(["engineering"])
+    reply = await _request(comm, type="auth", id=1, token=user_token(["engineering"]), ticket="t")
+    assert (reply["type"], reply["error"]) == ("error", "missing_field")
