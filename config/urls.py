@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import path
 
+from gateway.console import views as console
 from gateway.grants import publish
 from gateway.handshake import ticket_view
 from gateway.login import backchannel, views
@@ -8,6 +9,7 @@ from gateway.ops import health, scrape
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("console/", console.console, name="console"),
     path("oidc/authenticate/", views.LoginView.as_view(), name="oidc_authentication_init"),
     path("oidc/callback/", views.CallbackView.as_view(), name="oidc_authentication_callback"),
     path("oidc/logout/", views.logout_view, name="oidc_logout"),

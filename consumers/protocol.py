@@ -132,12 +132,6 @@ def parse(text_data: str | None, bytes_data: bytes | None = None) -> Request | F
 # --- gateway -> client --------------------------------------------------------------
 
 
-def granted(targets: dict[str, frozenset[Any]]) -> list[dict[str, Any]]:
-    """What the principal's grants allow: one entry per channel or ``prefix.*`` target."""
-    return [{"channel": target, "operations": sorted(str(op) for op in ops)}
-            for target, ops in targets.items()]
-
-
 def welcome(principal: dict[str, Any], channels: list[dict[str, Any]],
             limits: dict[str, Any]) -> dict[str, Any]:
     """The first frame on ``/ws/events/``: who the gateway authenticated, what they may do."""

@@ -23,7 +23,6 @@ from consumers.protocol import (
     channels_changed,
     error,
     frame_too_big,
-    granted,
     message,
     parse,
     unsubscribed,
@@ -31,7 +30,7 @@ from consumers.protocol import (
 )
 from gateway.grants.store import GRANTS_GROUP, cache
 from gateway.sockets.closecodes import CloseCode
-from gateway.sockets.envelope import message_event
+from gateway.sockets.envelope import granted, message_event
 from oidc.channels import group_name
 from oidc.errors import OidcError
 from oidc.grants import GrantSnapshot, Operation, allowed_operations, operations_by_target
@@ -133,6 +132,7 @@ class PubSubConsumer(GatewayConsumer, PresenceMixin):
             await self.channel_layer.group_add(group, self.channel_name)
             self.subscriptions[channel] = group
             await self.send_json(ack(request.id, channel=channel))
+            await self.report_channels(self.subscriptions)
             await self._joined(channel)
             return
         await self.send_json(ack(request.id, channel=channel))
@@ -143,6 +143,7 @@ class PubSubConsumer(GatewayConsumer, PresenceMixin):
         if group is not None:
             await self.channel_layer.group_discard(group, self.channel_name)
             await self._left(request.channel)
+            await self.report_channels(self.subscriptions)
         await self.send_json(ack(request.id, channel=request.channel))
 
     async def on_publish(self, request: Request) -> None:
@@ -190,4 +191,5 @@ class PubSubConsumer(GatewayConsumer, PresenceMixin):
                 await self.channel_layer.group_discard(group, self.channel_name)
                 await self._left(channel)
                 await self.send_json(unsubscribed(channel, "revoked"))
+                await self.report_channels(self.subscriptions)
         await self._tell_channels(snapshot)

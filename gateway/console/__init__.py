@@ -1,0 +1,1 @@
+"""The browser surface for signed-in users: the console page built on the JS client."""
