@@ -122,7 +122,7 @@ class GatewayConfig:
     channel_layer: str
     cookie_secure: bool
     limits: Limits = Limits()
-    admin: AdminMapping = AdminMapping()
+    admin: AdminMapping = field(default_factory=AdminMapping)
     deployment: Deployment = field(default_factory=Deployment)
 
 

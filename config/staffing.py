@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from config.values import ConfigError
+
 VARIABLES: dict[str, str] = {
     "GATEWAY_ADMIN_GROUPS": "comma-separated identity-provider groups or roles whose members "
     "become superuser and staff at each login, and lose it at the next login without them; "
@@ -29,8 +31,6 @@ class AdminMapping:
 
 
 def _entries(env: Mapping[str, str], name: str) -> frozenset[str]:
-    from config.env import ConfigError  # type: ignore[attr-defined]  # env imports this module
-
     entries = [item.strip() for item in env.get(name, "").split(",") if item.strip()]
     for entry in entries:
         if "*" in entry or entry.strip("/") == "":
