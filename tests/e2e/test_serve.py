@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -94,6 +95,16 @@ def _children(pid: int) -> set[int]:
     return found
 
 
+def workers(gateway: GatewayProcess) -> set[int]:
+    """The server's worker processes (not multiprocessing's resource tracker)."""
+    found = set()
+    for pid in _children(gateway.process.pid):
+        with contextlib.suppress(OSError):
+            if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                found.add(pid)
+    return found
+
+
 def _tcp_inode(server_port: int, client_port: int) -> str:
     local, remote = f"0100007F:{server_port:04X}", f"0100007F:{client_port:04X}"
     for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
@@ -105,7 +116,7 @@ def _tcp_inode(server_port: int, client_port: int) -> str:
 
 def worker_of(gateway: GatewayProcess, ws: ClientConnection) -> int:
     inode = f"socket:[{_tcp_inode(gateway.port, ws.local_address[1])}]"
-    for pid in _children(gateway.process.pid):
+    for pid in workers(gateway):
         fds = Path(f"/proc/{pid}/fd")
         for fd in fds.iterdir():
             try:
@@ -254,3 +265,26 @@ def test_a_handshake_not_completed_in_time_is_closed(gateway: GatewayProcess,
     assert time.monotonic() - started >= HANDSHAKE_TIMEOUT * 0.9  # closed by the limit
     assert answer in (b"", b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\n"
                            b"connection: close\r\n\r\n")
+
+
+async def test_sigusr1_restarts_one_worker_closing_its_sockets_with_1012(
+        gateway: GatewayProcess, bob_token: str) -> None:
+    by_worker = await sockets_on_both_workers(gateway, bob_token, path="/ws/")
+    for group in by_worker.values():
+        for ws in group:
+            await first_message(ws)
+    restarted, kept = list(by_worker)
+    os.kill(restarted, signal.SIGUSR1)
+    closes = await asyncio.gather(*(_close_of(ws) for ws in by_worker[restarted]))
+    assert set(closes) == {(1012, "restart")}, closes
+    for ws in by_worker[kept]:  # the other worker's sockets stay open
+        await ws.send("still there?")
+        assert json.loads(await asyncio.wait_for(ws.recv(), 5))["type"] == "error"
+        await ws.close()
+    for _ in range(150):  # the supervisor replaces the worker
+        now = workers(gateway)
+        if len(now) == 2 and restarted not in now and kept in now:
+            break
+        await asyncio.sleep(0.2)
+    else:
+        raise AssertionError("the restarted worker was not replaced")
