@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 from gateway.console import views as console
 from gateway.grants import publish
@@ -19,5 +19,6 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("metrics", scrape.metrics_view, name="metrics"),
     path("readyz", health.readyz, name="readyz"),
+    path("admin/", include("gateway.oversight.urls")),  # live connections, check access
     path("admin/", admin.site.urls),
 ]

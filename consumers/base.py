@@ -15,6 +15,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from consumers.ratelimit import TokenBucket
+from consumers.roster import RosterMixin
 from gateway.handshake.authn import authenticate, principal_for_token
 from gateway.handshake.credentials import Credential, selected_subprotocol
 from gateway.login.refresh import refresh_session
@@ -88,7 +89,7 @@ async def close_all_local(code: CloseCode, reason: str) -> int:
     return len(consumers)
 
 
-class GatewayConsumer(AsyncWebsocketConsumer):
+class GatewayConsumer(RosterMixin, AsyncWebsocketConsumer):
     """Accepts the principal the handshake middleware put in the scope.
 
     Joins groups that let any gateway process address this socket by session,
@@ -121,6 +122,7 @@ class GatewayConsumer(AsyncWebsocketConsumer):
         self.counted = True
         LIVE.add(self)
         self._arm_expiry_timers()
+        await self.enrol()  # the admin's live connections view
         await self.on_connected()
 
     @property
@@ -261,6 +263,7 @@ class GatewayConsumer(AsyncWebsocketConsumer):
         for timer in getattr(self, "_timers", ()):
             timer.cancel()
         LIVE.discard(self)
+        await self.strike_off()
         for group in getattr(self, "groups_joined", ()):
             try:
                 await self.channel_layer.group_discard(group, self.channel_name)

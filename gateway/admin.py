@@ -19,6 +19,9 @@ from gateway.models import Channel, Grant, GrantChange
 from oidc.channels import normalise_channel
 from oidc.grants import grants_for_channel
 
+# The index links the oversight pages (gateway/oversight/: live connections, check access).
+admin.site.index_template = "gateway/oversight/admin_index.html"
+
 
 @admin.register(Grant)
 class GrantAdmin(admin.ModelAdmin[Grant]):

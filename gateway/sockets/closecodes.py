@@ -26,6 +26,7 @@ class CloseCode(IntEnum):
     FORBIDDEN = 4403
     NO_ROUTE = 4404
     AUTH_TIMEOUT = 4408
+    ADMIN_DISCONNECT = 4410
     RATE_LIMITED = 4429
 
 
@@ -45,6 +46,8 @@ CLOSE_CODE_EXPLANATIONS: dict[CloseCode, str] = {
     "(missing scope or claim, or credential kind not allowed). Do not retry unchanged.",
     CloseCode.NO_ROUTE: "No websocket route is declared at this path.",
     CloseCode.AUTH_TIMEOUT: "No auth message arrived before the deadline.",
+    CloseCode.ADMIN_DISCONNECT: "An administrator disconnected this subject's sockets. "
+    "Do not reconnect automatically; a person may reconnect by hand.",
     CloseCode.RATE_LIMITED: "Too many messages or connections. Reconnect after a backoff.",
 }
 

@@ -1,0 +1,69 @@
+"""The consumers' side of the live connections view (``gateway.ops.roster``).
+
+Each accepted socket is listed with its route, credential kind, process and channels, and
+struck off when it closes. An administrator's disconnect reaches it as a
+``gateway.disconnect`` event on its subject's group, from any process: the socket gets a
+``disconnect`` notice with the administrator's reason, then closes with 4410
+``admin_disconnect`` (docs/errors.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from gateway.ops.roster import SocketEntry, roster, this_process
+from gateway.sockets.closecodes import CloseCode
+from oidc.types import Principal
+
+logger = logging.getLogger("consumers.roster")
+
+VERSION = 1
+
+
+class RosterMixin:
+    """Mixed into ``GatewayConsumer``, which provides the attributes declared here."""
+
+    channel_name: str
+    scope: dict[str, Any]
+    principal: Principal
+    enrolled: bool = False
+
+    async def send_json(self, content: dict[str, Any]) -> None: ...  # GatewayConsumer's
+    async def close_with(self, code: CloseCode, reason: str) -> None: ...  # GatewayConsumer's
+
+    async def enrol(self) -> None:
+        """List this accepted socket (a roster failure never refuses the socket)."""
+        p = self.principal
+        entry = SocketEntry(socket=self.channel_name, issuer=p.issuer, subject=p.subject,
+                            route=str(self.scope.get("path", ""))[:200],
+                            credential=p.credential.value, process=this_process(),
+                            connected_at=round(time.time(), 3))
+        try:
+            await roster().opened(entry)
+            self.enrolled = True
+        except Exception:  # Redis down: the bus watchdog closes the sockets
+            logger.warning("could not list the socket in the roster")
+
+    async def report_channels(self, channels: Iterable[str]) -> None:
+        if self.enrolled:
+            try:
+                await roster().subscribed(self.channel_name, channels)
+            except Exception:
+                logger.warning("could not update the socket's channels in the roster")
+
+    async def strike_off(self) -> None:
+        if self.enrolled:
+            self.enrolled = False
+            try:
+                await roster().closed(self.channel_name)
+            except Exception:  # the entry expires with its heartbeat
+                logger.warning("could not remove the socket from the roster")
+
+    async def gateway_disconnect(self, event: dict[str, Any]) -> None:
+        """An administrator disconnected this subject (``gateway.oversight.live``)."""
+        await self.send_json({"v": VERSION, "type": "disconnect", "reason": "admin_disconnect",
+                              "detail": str(event.get("detail", ""))[:200]})
+        await self.close_with(CloseCode.ADMIN_DISCONNECT, "admin_disconnect")

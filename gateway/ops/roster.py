@@ -1,0 +1,208 @@
+"""Every open socket on every gateway process, with what the admin's live view shows.
+
+The consumers enrol each accepted socket (``opened``), report its channels as they change
+(``subscribed``) and strike it off when it closes (``closed``). With Redis the roster is
+shared by every process; like ``gateway.ops.ledger`` each entry carries an expiry that
+its own process refreshes every ``ttl / 3`` seconds, so the sockets of a crashed process
+drop off the list within ``ttl``. Without Redis there is one process and ``MemoryRoster``
+keeps the same interface in a dict.
+
+Redis layout (one key pair for the whole deployment)::
+
+    gw:roster       ZSET  socket -> expiry
+    gw:roster:info  HASH  socket -> JSON of its SocketEntry
+
+Listing drops expired sockets and details without a live socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import os
+import socket as sockets
+import time
+import weakref
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Protocol
+
+import redis.asyncio as redis
+from django.conf import settings
+
+logger = logging.getLogger("gateway.roster")
+
+ROSTER_KEY = "gw:roster"
+INFO_KEY = "gw:roster:info"
+
+
+def this_process() -> str:
+    """``host:pid``: which gateway process holds a socket."""
+    return f"{sockets.gethostname()}:{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class SocketEntry:
+    socket: str  # the channel-layer name: unique, and addressable from any process
+    issuer: str
+    subject: str
+    route: str
+    credential: str
+    process: str
+    connected_at: float
+    channels: tuple[str, ...] = ()
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> SocketEntry:
+        data = json.loads(raw)
+        data["channels"] = tuple(data.get("channels", ()))
+        return cls(**data)
+
+
+class Roster(Protocol):
+    async def opened(self, entry: SocketEntry) -> None: ...
+    async def subscribed(self, socket: str, channels: Iterable[str]) -> None:
+        """The socket's channels are now ``channels``."""
+    async def closed(self, socket: str) -> None: ...
+    async def entries(self) -> list[SocketEntry]:
+        """Every open socket on every process, oldest first."""
+
+
+def _ordered(entries: Iterable[SocketEntry]) -> list[SocketEntry]:
+    return sorted(entries, key=lambda e: (e.connected_at, e.socket))
+
+
+class MemoryRoster:
+    """One process, no Redis."""
+
+    def __init__(self) -> None:
+        self.sockets: dict[str, SocketEntry] = {}
+
+    async def opened(self, entry: SocketEntry) -> None:
+        self.sockets[entry.socket] = entry
+
+    async def subscribed(self, socket: str, channels: Iterable[str]) -> None:
+        entry = self.sockets.get(socket)
+        if entry is not None:
+            self.sockets[socket] = replace(entry, channels=tuple(sorted(channels)))
+
+    async def closed(self, socket: str) -> None:
+        self.sockets.pop(socket, None)
+
+    async def entries(self) -> list[SocketEntry]:
+        return _ordered(self.sockets.values())
+
+
+class RedisRoster:
+    """Shared by every process that uses the same Redis; see the module docstring."""
+
+    def __init__(self, url: str, ttl: float, clock: Callable[[], float] = time.time) -> None:
+        self.url, self.ttl, self.clock = url, ttl, clock
+        self.key_ttl = math.ceil(ttl) + 1
+        self.local: dict[str, SocketEntry] = {}  # this process's sockets, kept alive here
+        self._clients: weakref.WeakKeyDictionary[Any, redis.Redis] = weakref.WeakKeyDictionary()
+        self._beats: weakref.WeakKeyDictionary[Any, asyncio.Task[None]] = weakref.WeakKeyDictionary()
+
+    def client(self) -> redis.Redis:
+        loop = asyncio.get_running_loop()
+        if loop not in self._clients:
+            self._clients[loop] = redis.from_url(self.url, socket_timeout=2.0,
+                                                 socket_connect_timeout=2.0)
+        return self._clients[loop]
+
+    async def _write(self, entry: SocketEntry) -> None:
+        pipe = self.client().pipeline(transaction=True)
+        pipe.hset(INFO_KEY, entry.socket, entry.to_json())
+        pipe.zadd(ROSTER_KEY, {entry.socket: self.clock() + self.ttl})
+        pipe.expire(INFO_KEY, self.key_ttl)
+        pipe.expire(ROSTER_KEY, self.key_ttl)
+        await pipe.execute()
+
+    async def opened(self, entry: SocketEntry) -> None:
+        self.local[entry.socket] = entry
+        await self._write(entry)
+        loop = asyncio.get_running_loop()
+        beat = self._beats.get(loop)
+        if beat is None or beat.done():
+            self._beats[loop] = loop.create_task(self._heartbeat())
+
+    async def subscribed(self, socket: str, channels: Iterable[str]) -> None:
+        entry = self.local.get(socket)
+        if entry is not None:
+            self.local[socket] = replace(entry, channels=tuple(sorted(channels)))
+            await self._write(self.local[socket])
+
+    async def closed(self, socket: str) -> None:
+        self.local.pop(socket, None)
+        pipe = self.client().pipeline(transaction=True)
+        pipe.zrem(ROSTER_KEY, socket)
+        pipe.hdel(INFO_KEY, socket)
+        await pipe.execute()
+
+    async def _heartbeat(self) -> None:
+        while self.local:
+            await asyncio.sleep(self.ttl / 3)
+            try:
+                await self.refresh()
+            except (redis.RedisError, OSError):  # the bus watchdog deals with a lost Redis
+                logger.warning("roster heartbeat failed; entries expire if it keeps failing")
+
+    async def refresh(self) -> None:
+        """Push the expiry of this process's sockets ``ttl`` into the future."""
+        expiry = self.clock() + self.ttl
+        pipe = self.client().pipeline(transaction=False)
+        for socket in list(self.local):
+            pipe.zadd(ROSTER_KEY, {socket: expiry}, xx=True)  # never resurrect a closed one
+        pipe.expire(ROSTER_KEY, self.key_ttl)
+        pipe.expire(INFO_KEY, self.key_ttl)
+        await pipe.execute()
+
+    async def entries(self) -> list[SocketEntry]:
+        client = self.client()
+        await client.zremrangebyscore(ROSTER_KEY, "-inf", self.clock())
+        # details first: a socket opened meanwhile is written with both in one transaction,
+        # so details without a live socket afterwards belong to a closed or expired one
+        details = await client.hgetall(INFO_KEY)
+        live = {s.decode() if isinstance(s, bytes) else str(s)
+                for s in await client.zrange(ROSTER_KEY, 0, -1)}
+        found, stale = [], []
+        for key, raw in details.items():
+            socket = key.decode() if isinstance(key, bytes) else str(key)
+            if socket in live:
+                found.append(SocketEntry.from_json(raw))
+            else:
+                stale.append(socket)
+        if stale:  # details of sockets whose process stopped refreshing them
+            await client.hdel(INFO_KEY, *stale)
+        return _ordered(found)
+
+    async def close(self) -> None:
+        for beat in list(self._beats.values()):
+            beat.cancel()
+        client = self._clients.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.aclose()
+
+
+_roster: Roster | None = None
+
+
+def roster() -> Roster:
+    """This process's roster: Redis when a Redis URL is configured, memory otherwise."""
+    global _roster
+    if _roster is None:
+        config = settings.GATEWAY
+        _roster = (RedisRoster(config.redis_url, config.limits.ledger_ttl)
+                   if config.redis_url else MemoryRoster())
+    return _roster
+
+
+def use_roster(replacement: Roster | None) -> None:
+    """Tests: install a roster (None: choose again from the settings on next use)."""
+    global _roster
+    _roster = replacement

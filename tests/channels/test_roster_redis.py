@@ -1,0 +1,63 @@
+"""The Redis roster: every process sees every socket; a crashed process's sockets expire."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as redis
+
+from gateway.ops.roster import INFO_KEY, ROSTER_KEY, RedisRoster, SocketEntry
+
+REDIS_URL = "redis://127.0.0.1:6379/12"  # a database of our own on the shared server
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+async def clean() -> AsyncIterator[None]:
+    client = redis.from_url(REDIS_URL)
+    try:
+        await client.delete(ROSTER_KEY, INFO_KEY)
+    except redis.ConnectionError:
+        pytest.fail("Redis is not running on 127.0.0.1:6379: run scripts/ensure-redis")
+    yield
+    await client.delete(ROSTER_KEY, INFO_KEY)
+    await client.aclose()
+
+
+def entry(socket: str, subject: str, process: str, at: float) -> SocketEntry:
+    return SocketEntry(socket=socket, issuer="https://idp.example.com", subject=subject,
+                       route="/ws/events/", credential="bearer", process=process, connected_at=at)
+
+
+async def test_two_processes_share_one_roster_and_crashed_entries_expire(clean: None) -> None:
+    clock = Clock()
+    one, two = RedisRoster(REDIS_URL, 30, clock), RedisRoster(REDIS_URL, 30, clock)
+    await one.opened(entry("s1", "bob", "host:1", 1.0))
+    await two.opened(entry("s2", "alice", "host:2", 2.0))
+    await two.subscribed("s2", ["deploys", "alerts.x"])
+    listed = await one.entries()
+    assert [(e.socket, e.process, e.channels) for e in listed] == [
+        ("s1", "host:1", ()), ("s2", "host:2", ("alerts.x", "deploys"))]
+
+    await one.closed("s1")
+    assert [e.socket for e in await two.entries()] == ["s2"]
+
+    clock.now += 20
+    await one.opened(entry("s3", "bob", "host:1", 3.0))
+    clock.now += 15  # process two stopped refreshing (crashed) 35 s ago; s3 is 15 s old
+    assert [e.socket for e in await one.entries()] == ["s3"]
+    assert await redis.from_url(REDIS_URL).hkeys(INFO_KEY) == [b"s3"]  # its details went too
+
+    await one.refresh()  # a live process keeps its sockets listed
+    clock.now += 25
+    assert [e.socket for e in await one.entries()] == ["s3"]
+    for roster in (one, two):
+        await roster.close()
