@@ -41,6 +41,7 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+CloseAll = Callable[[Any, str], Awaitable[int]]  # consumers.base.close_all_local
 
 GOING_AWAY = 1001  # RFC 6455 §7.4.1: the server is going down
 SERVICE_RESTART = 1012  # IANA websocket close code registry: the server is restarting
@@ -79,8 +80,10 @@ class DrainState:
 class Drain:
     """ASGI wrapper: tracks this process's websockets and drains them on a signal."""
 
-    def __init__(self, app: ASGIApp, *, seconds: float | None = None) -> None:
+    def __init__(self, app: ASGIApp, *, close_all: CloseAll,
+                 seconds: float | None = None) -> None:
         self.app = app
+        self.close_all = close_all  # closes the consumers' sockets (they clean up)
         self.seconds = seconds
         self.state = DrainState()
         self.state.idle.set()
@@ -117,13 +120,11 @@ class Drain:
         self._task = asyncio.ensure_future(self.drain(code))
 
     async def drain(self, code: int) -> None:
-        from consumers.base import close_all_local  # after Django is set up (config.asgi)
-
         started = time.monotonic()
         seconds = drain_seconds() if self.seconds is None else self.seconds
         try:
             # CloseCode has no 1001/1012 members yet; close_with sends int(code) anyway
-            await close_all_local(code, REASONS[code])  # type: ignore[arg-type]
+            await self.close_all(code, REASONS[code])
             await self._close_untracked(code)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.state.idle.wait(), seconds)
@@ -185,9 +186,10 @@ async def _not_ready(send: Send) -> None:
 
 def _application() -> Drain:
     from config.asgi import application as gateway
+    from consumers.base import close_all_local  # after config.asgi has set Django up
 
-    app: Any = gateway  # channels' and the lead's middleware are typed loosely
-    return Drain(app)
+    app: Any = gateway  # channels' and the proxy middleware are typed loosely
+    return Drain(app, close_all=close_all_local)
 
 
 application = _application()
