@@ -1,9 +1,10 @@
 """Graceful drain of one worker process: close every websocket, then let the server stop.
 
-Neither ASGI server closes websockets the way clients need on shutdown: granian 2.8
-drops them with no close frame (clients see 1006) the moment its worker gets SIGTERM,
-and only then runs the lifespan shutdown, when no socket is left to close. So the
-worker drains itself before the server is told to stop:
+On its own, uvicorn closes every websocket with 1012 on any stop (a shutdown and a
+restart look the same) and gives no signal to a load balancer first; granian 2.8 drops
+them with no close frame at all (clients see 1006) and runs the lifespan shutdown only
+afterwards, when no socket is left to close. So the worker drains itself before the
+server is told to stop:
 
 1. SIGTERM (shutdown) or SIGUSR1 (restart) reaches the worker. ``Drain`` replaced the
    server's handler for both in the lifespan startup.
