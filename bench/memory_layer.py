@@ -6,14 +6,18 @@ For each layer (Channels' ``InMemoryChannelLayer`` and ``gateway.bus.memory.
 FlatInMemoryChannelLayer``) and each K, K idle sockets are set up as a consumer holds
 them: a receiver waiting on its channel and two group memberships. Then one more
 channel does ``rounds`` rounds of send + receive, and of group_send (a one-member
-group) + receive. Reported: µs per send+receive and per group_send+receive, the best
-of three repetitions, in this one process (no server, no sockets).
+group) + receive. Reported: CPU µs (process time, so other load on the machine
+counts less) per send+receive and per group_send+receive, the best of five
+repetitions, in this one process (no server, no sockets). The collector is off while
+timing: its full collections grow with every live object, whatever the layer (that is
+issue 13's collector-stall item), and would hide what the layer itself costs.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import sys
 import time
 from pathlib import Path
@@ -60,8 +64,13 @@ async def grouped(layer: Any, rounds: int) -> float:
 async def measure(cls: type, count: int, rounds: int) -> tuple[float, float]:
     layer = cls()
     waiting = await open_idle(layer, count)
-    best_direct = min([await direct(layer, rounds) for _ in range(3)])
-    best_grouped = min([await grouped(layer, rounds) for _ in range(3)])
+    gc.collect()
+    gc.disable()
+    try:
+        best_direct = min([await direct(layer, rounds) for _ in range(5)])
+        best_grouped = min([await grouped(layer, rounds) for _ in range(5)])
+    finally:
+        gc.enable()
     for task in waiting:
         task.cancel()
     await asyncio.gather(*waiting, return_exceptions=True)

@@ -9,9 +9,12 @@ semantics with work bounded per call:
   or a ``group_send`` reaching it), and, as in Channels, a channel that let a message
   expire leaves every group (its consumer is gone);
 - a membership older than ``group_expiry`` is dropped when its group is sent to;
-- a sweep looks at ``sweep_per_call`` channels (queues and memberships) per call, in
-  turn, so channels nobody touches again are freed too, without a full scan;
-- a channel knows its groups, so leaving them costs its own memberships, not all groups.
+- a channel knows its groups, so leaving them costs its own memberships, not all groups;
+- whenever a queue or a channel's first membership is created, a sweep looks at the
+  next ``sweep_per_call`` queues or membership sets, in turn, so what nobody touches
+  again is freed too, without a full scan. A queue stays while its channel is read
+  (a consumer always has a receive waiting), so chatting sockets create nothing and
+  pay no sweep.
 
 Capacity (``capacity``, ``channel_capacity`` globs), message expiry (``expiry``),
 membership expiry (``group_expiry``), ``ChannelFull``, ``new_channel``, ``flush`` and
@@ -27,10 +30,10 @@ import secrets
 import string
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from contextlib import suppress
 from copy import deepcopy
-from typing import Any, TypeVar
+from typing import Any
 
 from channels.exceptions import ChannelFull
 from channels.layers import BaseChannelLayer
@@ -38,12 +41,13 @@ from channels.layers import BaseChannelLayer
 __all__ = ["SWEEP_PER_CALL", "FlatInMemoryChannelLayer"]
 
 SWEEP_PER_CALL = 2
-"""Channels (and, separately, channels' memberships) the sweep looks at per call."""
+"""Entries the sweep looks at for each one created. At two, a full round of the sweep
+takes half as many creations as there are entries, so what nobody touches again cannot
+pile up (at one, it could still grow slowly)."""
 
 Message = dict[str, Any]
 _Entry = tuple[float, Message]  # (expires at, message)
-_K = TypeVar("_K")
-_V = TypeVar("_V")
+_NO_MEMBERS: Mapping[str, float] = {}
 
 
 class _Inbox(asyncio.Queue[_Entry]):
@@ -103,24 +107,21 @@ class FlatInMemoryChannelLayer(BaseChannelLayer):  # type: ignore[misc]  # chann
         """Queue ``message`` on ``channel``; :class:`ChannelFull` at capacity."""
         _check_message(message)
         self.require_valid_channel_name(channel)
-        now = self.clock()
-        self._sweep(now)
-        self._deliver(channel, message, now)
+        self._deliver(channel, message, self.clock())
 
     async def receive(self, channel: str) -> Message:
         """The channel's next message, waiting for one. With several receivers on one
-        channel, one of them gets it."""
+        channel, one of them gets it. A cancelled receive forgets an empty channel."""
         self.require_valid_channel_name(channel)
-        now = self.clock()
-        self._sweep(now)
-        inbox = self._inbox(channel, now)
+        inbox = self._inbox(channel, self.clock())
         inbox.receivers += 1
         try:
             _, message = await inbox.get()
-        finally:
+        except BaseException:
             inbox.receivers -= 1
-            if inbox.idle and self.channels.get(channel) is inbox:
-                del self.channels[channel]
+            self._forget_if_idle(channel, inbox)
+            raise
+        inbox.receivers -= 1
         return message
 
     async def new_channel(self, prefix: str = "specific.") -> str:
@@ -143,9 +144,12 @@ class FlatInMemoryChannelLayer(BaseChannelLayer):  # type: ignore[misc]  # chann
         self.require_valid_group_name(group)
         self.require_valid_channel_name(channel)
         now = self.clock()
-        self._sweep(now)
+        groups = self.memberships.get(channel)
+        if groups is None:
+            self._sweep_memberships(now)
+            groups = self.memberships[channel] = set()
+        groups.add(group)
         self.groups.setdefault(group, {})[channel] = now
-        self.memberships.setdefault(channel, set()).add(group)
 
     async def group_discard(self, group: str, channel: str) -> None:
         self.require_valid_channel_name(channel)
@@ -157,20 +161,20 @@ class FlatInMemoryChannelLayer(BaseChannelLayer):  # type: ignore[misc]  # chann
         _check_message(message)
         self.require_valid_group_name(group)
         now = self.clock()
-        self._sweep(now)
         for channel in self._live_members(group, now):
             with suppress(ChannelFull):
                 self._deliver(channel, message, now)
 
-    # Lazy expiry
+    # Queues, with lazy expiry
 
     def _inbox(self, channel: str, now: float) -> _Inbox:
         """The channel's queue with its expired messages dropped, or a new one."""
         inbox = self.channels.get(channel)
+        if inbox is not None and self._expire(channel, inbox, now):
+            inbox = self.channels.get(channel)  # forgotten if nothing is left in it
         if inbox is None:
+            self._sweep_inboxes(now)
             inbox = self.channels[channel] = _Inbox(self.get_capacity(channel))
-        else:
-            self._expire(channel, inbox, now)
         return inbox
 
     def _deliver(self, channel: str, message: Message, now: float) -> None:
@@ -181,11 +185,19 @@ class FlatInMemoryChannelLayer(BaseChannelLayer):  # type: ignore[misc]  # chann
 
     def _expire(self, channel: str, inbox: _Inbox, now: float) -> bool:
         """Drop the channel's expired messages. As in Channels, a channel that let a
-        message expire leaves every group: nobody is reading it. True if it did."""
+        message expire leaves every group (nobody is reading it), and is forgotten
+        when nothing is left in it. True if a message had expired."""
         if not inbox.drop_expired(now):
             return False
         self._leave_all(channel)
+        self._forget_if_idle(channel, inbox)
         return True
+
+    def _forget_if_idle(self, channel: str, inbox: _Inbox) -> None:
+        if inbox.idle and self.channels.get(channel) is inbox:
+            del self.channels[channel]
+
+    # Memberships, with lazy expiry
 
     def _live_members(self, group: str, now: float) -> list[str]:
         """The group's members, less expired memberships and channels whose messages
@@ -207,7 +219,7 @@ class FlatInMemoryChannelLayer(BaseChannelLayer):  # type: ignore[misc]  # chann
         """Drop the channel's memberships older than ``group_expiry``."""
         joined_after = now - self.group_expiry
         for group in list(groups):
-            joined = self.groups.get(group, {}).get(channel)
+            joined = self.groups.get(group, _NO_MEMBERS).get(channel)
             if joined is None or joined < joined_after:
                 self._leave(group, channel)
 
@@ -227,26 +239,25 @@ class FlatInMemoryChannelLayer(BaseChannelLayer):  # type: ignore[misc]  # chann
         for group in list(self.memberships.get(channel, ())):
             self._leave(group, channel)
 
-    # Bounded sweep
+    # Bounded sweeps, in turn (an OrderedDict's first entry is O(1); a seen one moves last)
 
-    def _sweep(self, now: float) -> None:
-        """Look at the next ``sweep_per_call`` queues and membership sets, in turn."""
-        for channel, inbox in _oldest(self.channels, self.sweep_per_call):
+    def _sweep_inboxes(self, now: float) -> None:
+        channels = self.channels
+        for _ in range(min(self.sweep_per_call, len(channels))):
+            channel, inbox = next(iter(channels.items()))
             self._expire(channel, inbox, now)
             if inbox.idle:
-                del self.channels[channel]
+                channels.pop(channel, None)
             else:
-                self.channels.move_to_end(channel)
-        for channel, groups in _oldest(self.memberships, self.sweep_per_call):
+                channels.move_to_end(channel)
+
+    def _sweep_memberships(self, now: float) -> None:
+        memberships = self.memberships
+        for _ in range(min(self.sweep_per_call, len(memberships))):
+            channel, groups = next(iter(memberships.items()))
             self._expire_memberships(channel, groups, now)
-            if channel in self.memberships:
-                self.memberships.move_to_end(channel)
-
-
-def _oldest(entries: OrderedDict[_K, _V], count: int) -> Iterator[tuple[_K, _V]]:
-    """Up to ``count`` first entries, read one at a time (O(1) each in an OrderedDict)."""
-    for _ in range(min(count, len(entries))):
-        yield next(iter(entries.items()))
+            if channel in memberships:
+                memberships.move_to_end(channel)
 
 
 def _check_message(message: object) -> None:
