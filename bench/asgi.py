@@ -23,6 +23,9 @@ class OpenConsumer(AsyncWebsocketConsumer):
         await self.accept()
         await self.send(text_data='{"type":"welcome"}')
 
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        await self.send(text_data=text_data, bytes_data=bytes_data)  # echo (latency probes)
+
 
 class LeanConsumer(OpenConsumer):
     dispatch = GatewayConsumer.dispatch

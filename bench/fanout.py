@@ -42,7 +42,8 @@ from websockets.asyncio.client import connect
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import devidp
-from devidp.stack import ROOT, free_port, gateway_env, migrate, start_gateway
+from bench.stack import bench_env, load_average, raise_file_limit
+from devidp.stack import ROOT, free_port, migrate, start_gateway
 from tests.e2e.flows import service_token
 from tests.e2e.test_pubsub import ADMIN_SCRIPT
 
@@ -176,10 +177,10 @@ def run(args: argparse.Namespace) -> None:
     gateways = []
     workers: list[Any] = []
     try:
-        envs = [gateway_env(idp.issuer, port, database_file=tmp / "db.sqlite3",
-                            redis_url=REDIS_URL,
-                            extra={"GATEWAY_ALLOWED_ORIGINS": ",".join(urls),
-                                   "GATEWAY_CHANNEL_LAYER": args.layer})
+        envs = [bench_env(idp.issuer, port, database_file=tmp / "db.sqlite3", layer="redis",
+                          redis_url=REDIS_URL,
+                          extra={"GATEWAY_ALLOWED_ORIGINS": ",".join(urls),
+                                 "GATEWAY_CHANNEL_LAYER": args.layer})
                 for port in ports]
         migrate(envs[0])
         save_grants(envs[0], [("add", {"issuer": idp.issuer, "claim": "client_id",
@@ -272,7 +273,11 @@ def main() -> None:
     parser.add_argument("--idle", type=float, default=15.0,
                         help="after the last publish, a socket stops after this long without "
                              "a message (its missing messages count as lost)")
-    run(parser.parse_args())
+    args = parser.parse_args()
+    raise_file_limit()
+    print(f"{time.strftime('%Y-%m-%d %H:%M')} load {load_average()} command: {' '.join(sys.argv)}")
+    run(args)
+    print(f"load {load_average()}")
 
 
 if __name__ == "__main__":

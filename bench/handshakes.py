@@ -2,6 +2,9 @@
 
     .venv/bin/python bench/handshakes.py [--connections 2000] [--concurrency 50]
 
+The gateway runs with DEBUG off (``bench/stack.py``), and L, a bare ``websockets``
+server in its own process (``bench/bare.py``), runs in every round beside the modes.
+
 Starts the dev IdP and one gateway process (uvicorn), logs a user in for a session
 cookie, gets a client_credentials token, then opens N websockets per mode against the
 same server and prints rates and ratios. Bearer runs twice: one token reused by every
@@ -16,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import re
 import statistics
 import sys
@@ -31,12 +33,15 @@ from websockets.asyncio.client import connect
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import devidp
-from devidp.stack import GatewayProcess, free_port, gateway_env, migrate
+from bench.stack import BareServer, bench_env, load_average, raise_file_limit
+from devidp.stack import free_port, migrate
 from devidp.stack import start_gateway as _start
 from tests.e2e.flows import login, service_token
 
 
-def auth_histogram(gateway: str) -> tuple[float, float]:
+def auth_histogram(gateway: str | None) -> tuple[float, float]:
+    if gateway is None:  # L has no histogram
+        return 0.0, 0.0
     text = httpx.get(f"{gateway}/metrics").text
     total = float(re.search(r"^gateway_auth_seconds_sum (\S+)", text, re.M).group(1))
     count = float(re.search(r"^gateway_auth_seconds_count (\S+)", text, re.M).group(1))
@@ -75,10 +80,7 @@ async def service_tokens(issuer: str, n: int, concurrency: int = 20) -> list[str
         return await asyncio.gather(*(one() for _ in range(n)))
 
 
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of one process, from /proc (Linux)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+from bench.stack import cpu_seconds  # noqa: E402 - server and its workers, from /proc
 
 
 @dataclass
@@ -88,11 +90,11 @@ class Sample:
     auth_us: float  # mean of the gateway's own auth-step histogram
 
 
-def measure(gateway: GatewayProcess, url: str, headers: list[dict[str, str]], n: int,
+def measure(metrics: str | None, pid: int, url: str, headers: list[dict[str, str]], n: int,
             concurrency: int) -> Sample:
-    hist_before, cpu_before = auth_histogram(gateway.url), cpu_seconds(gateway.process.pid)
+    hist_before, cpu_before = auth_histogram(metrics), cpu_seconds(pid)
     rate = asyncio.run(run_mode(url, headers, n, concurrency))
-    hist_after, cpu_after = auth_histogram(gateway.url), cpu_seconds(gateway.process.pid)
+    hist_after, cpu_after = auth_histogram(metrics), cpu_seconds(pid)
     count = hist_after[1] - hist_before[1]
     auth = (hist_after[0] - hist_before[0]) / count * 1e6 if count else 0.0
     return Sample(rate, (cpu_after - cpu_before) / n * 1e6, auth)
@@ -101,8 +103,9 @@ def measure(gateway: GatewayProcess, url: str, headers: list[dict[str, str]], n:
 def report(samples: dict[str, list[Sample]]) -> None:
     """Medians over rounds; ratios are taken within each round, then the median."""
     base = samples["no auth"]
-    print(f"\n{'mode':22} {'handshakes/s':>12} {'ratio':>6} {'server CPU/handshake':>21} "
-          f"{'CPU ratio':>9} {'auth step':>10}")
+    ceiling = samples.get("L (bare websockets)")
+    print(f"\n{'mode':22} {'handshakes/s':>12} {'vs R':>6} {'server CPU/handshake':>21} "
+          f"{'CPU vs R':>9} {'auth step':>10} {'vs L':>6} {'CPU vs L':>8}")
     for name, runs in samples.items():
         rate = statistics.median(r.rate for r in runs)
         ratio = statistics.median(r.rate / b.rate for r, b in zip(runs, base, strict=True))
@@ -110,8 +113,13 @@ def report(samples: dict[str, list[Sample]]) -> None:
         cpu_ratio = statistics.median(r.server_cpu_us / b.server_cpu_us
                                       for r, b in zip(runs, base, strict=True))
         auth = statistics.median(r.auth_us for r in runs)
+        to_l = cpu_to_l = 0.0
+        if ceiling:
+            to_l = statistics.median(r.rate / c.rate for r, c in zip(runs, ceiling, strict=True))
+            cpu_to_l = statistics.median(r.server_cpu_us / c.server_cpu_us
+                                         for r, c in zip(runs, ceiling, strict=True))
         print(f"{name:22} {rate:12.0f} {ratio:5.2f}x {cpu:18.0f} us {cpu_ratio:8.2f}x "
-              f"{auth:7.0f} us")
+              f"{auth:7.0f} us {to_l:5.2f}x {cpu_to_l:7.2f}x")
 
 
 def main() -> None:
@@ -122,13 +130,16 @@ def main() -> None:
     parser.add_argument("--redis-url", default=None,
                         help="run the gateway on the Redis channel layer (e.g. redis://127.0.0.1:6379/5)")
     args = parser.parse_args()
+    raise_file_limit()
+    print(f"{time.strftime('%Y-%m-%d %H:%M')} load {load_average()} command: {' '.join(sys.argv)}")
     tmp = Path(tempfile.mkdtemp(prefix="bench-"))
     port = free_port()
     idp = devidp.start(free_port(), f"http://127.0.0.1:{port}", log_file=tmp / "idp.log")
-    env = gateway_env(idp.issuer, port, database_file=tmp / "db.sqlite3", redis_url=args.redis_url)
+    env = bench_env(idp.issuer, port, database_file=tmp / "db.sqlite3",
+                    layer="redis" if args.redis_url else "flat", redis_url=args.redis_url)
     migrate(env)
-    env_bench = {**env, "BENCH": "1"}
-    gateway = _start(port, env_bench, tmp / "gateway.log", app="bench.asgi:application")
+    gateway = _start(port, env, tmp / "gateway.log", app="bench.asgi:application")
+    bare = BareServer.start()
     try:
         cookie = f"sessionid={login(gateway.url, 'bob', 'bob-password').cookies['sessionid']}"
         token = service_token(idp.issuer, "svc-reader", "ws", devidp.API_AUDIENCE)
@@ -139,6 +150,7 @@ def main() -> None:
         for round_ in range(args.rounds):
             batch = fresh[round_ * args.connections:(round_ + 1) * args.connections]
             modes = {
+                "L (bare websockets)": (bare.url, [{}]),
                 "no auth": (f"{ws}/bench/open/", [{}]),
                 "no auth, lean": (f"{ws}/bench/lean/", [{}]),
                 "session cookie": (f"{ws}/ws/", [{"Cookie": cookie, "Origin": gateway.url}]),
@@ -149,12 +161,17 @@ def main() -> None:
             first = round_ % len(names)  # rotate, so no mode always runs after another
             for name in names[first:] + names[:first]:
                 url, headers = modes[name]
-                sample = measure(gateway, url, headers, args.connections, args.concurrency)
+                is_l = url == bare.url
+                sample = measure(None if is_l else gateway.url,
+                                 bare.process.pid if is_l else gateway.process.pid,
+                                 url, headers, args.connections, args.concurrency)
                 samples.setdefault(name, []).append(sample)
                 print(f"round {round_ + 1} {name:20} {sample.rate:6.0f}/s "
                       f"server {sample.server_cpu_us:5.0f} us/handshake", flush=True)
         report(samples)
+        print(f"load {load_average()}")
     finally:
+        bare.stop()
         gateway.stop()
         idp.stop()
 

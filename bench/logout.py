@@ -25,7 +25,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import devidp
-from devidp.stack import free_port, gateway_env, migrate, start_gateway
+from bench.stack import bench_env, load_average, raise_file_limit
+from devidp.stack import free_port, migrate, start_gateway
 from tests.e2e.flows import login, logout_at_provider, open_ws, session_cookie
 
 REDIS_URL = "redis://127.0.0.1:6379/8"
@@ -75,6 +76,8 @@ def main() -> None:
     parser.add_argument("--sockets", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=20)
     args = parser.parse_args()
+    raise_file_limit()
+    print(f"{time.strftime('%Y-%m-%d %H:%M')} load {load_average()} command: {' '.join(sys.argv)}")
     tmp = Path(tempfile.mkdtemp(prefix="bench-logout-"))
     ports = [free_port(), free_port()]
     urls = [f"http://127.0.0.1:{p}" for p in ports]
@@ -82,9 +85,9 @@ def main() -> None:
     gateways = []
     try:
         for index, port in enumerate(ports):
-            env = gateway_env(idp.issuer, port, database_file=tmp / "db.sqlite3",
-                              redis_url=REDIS_URL,
-                              extra={"GATEWAY_ALLOWED_ORIGINS": ",".join(urls)})
+            env = bench_env(idp.issuer, port, database_file=tmp / "db.sqlite3", layer="redis",
+                            redis_url=REDIS_URL,
+                            extra={"GATEWAY_ALLOWED_ORIGINS": ",".join(urls)})
             if index == 0:
                 migrate(env)
             gateways.append(start_gateway(port, env, tmp / f"gateway{index}.log"))

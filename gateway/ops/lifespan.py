@@ -14,6 +14,7 @@ from django.conf import settings
 
 from gateway.issuers.registry import registry
 from gateway.ops.buswatch import watch_bus
+from gateway.ops.loopwatch import probe, probe_path
 from gateway.sockets.live import LocalSockets
 
 logger = logging.getLogger("gateway.lifespan")
@@ -66,6 +67,9 @@ class Lifespan:
                 if settings.GATEWAY.redis_url:
                     tasks.append(asyncio.create_task(
                         watch_bus(settings.GATEWAY.redis_url, self.sockets.close_all)))
+                lag_probe = probe_path()  # opt-in, for benchmarks (GATEWAY_LOOP_LAG_PROBE)
+                if lag_probe is not None:
+                    tasks.append(asyncio.create_task(probe(lag_probe)))
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 for task in tasks:

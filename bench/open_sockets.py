@@ -1,0 +1,282 @@
+"""K open sockets: handshake cost, message latency, loop lag and memory with K idle sockets held.
+
+    .venv/bin/python bench/open_sockets.py --counts 1000,10000,19000 --layers flat,channels,redis
+
+For each channel layer (``--layers``: ``flat`` = ``FlatInMemoryChannelLayer``,
+``channels`` = Channels' ``InMemoryChannelLayer``, ``redis`` = the pub/sub layer on
+``--redis-url``), each K (``--counts``) and each target, in one run:
+
+- L: a bare ``websockets`` server (``bench/bare.py``);
+- R: the stock Channels consumer (``/bench/open/``, no gateway middleware);
+- G: the gateway's ``/ws/`` with one bearer token (authenticated, addressing groups,
+  expiry timers, the welcome with the principal).
+
+a fresh server is started (so memory is measured from a clean process), then
+``--holders`` client processes, each from its own 127.0.0.x source address, open K
+sockets between them and hold them idle. With those open, the script measures:
+
+- a burst of ``--burst`` handshakes (open, first frame, close) at ``--concurrency``:
+  the client's rate and the server's CPU per handshake (``/proc``, server and workers);
+- round-trip latency of ``--pings`` frames over 20 extra sockets (L and R echo, G
+  answers with an error frame), p50 and p99;
+- the longest loop stall and the longest collector pause in the server, from connect
+  to the end (``GATEWAY_LOOP_LAG_PROBE``; L runs the same probe);
+- server memory per held socket: resident memory with K held less before, over K.
+
+The gateway runs with DEBUG off (``bench/stack.py: bench_env``). The launcher raises
+its file limit to the hard limit; without ``CAP_SYS_RESOURCE`` that caps one server
+process at about 20,000 sockets here, so K stays below it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from websockets.asyncio.client import connect
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import devidp
+from bench.stack import ROOT, BareServer, bench_env, cpu_seconds, load_average, raise_file_limit, rss_kib
+from devidp.stack import free_port, migrate, start_gateway
+from tests.e2e.flows import service_token
+
+PING_SOCKETS = 20
+
+
+@dataclass
+class Row:
+    layer: str
+    count: int
+    target: str
+    opened: int = 0
+    open_seconds: float = 0.0
+    rate: float = 0.0
+    cpu_us: float = 0.0
+    rtt_p50_ms: float = 0.0
+    rtt_p99_ms: float = 0.0
+    lag_ms: float = 0.0
+    gc_ms: float = 0.0
+    gc_gen: int = -1
+    kib_per_socket: float = 0.0
+    load: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def spawn_holders(url: str, count: int, headers: dict[str, str], holders: int) -> list[Any]:
+    share = [count // holders + (1 if i < count % holders else 0) for i in range(holders)]
+    return [subprocess.Popen([sys.executable, str(ROOT / "bench" / "holder.py"), url, str(n),
+                              f"127.0.0.{11 + i}", json.dumps(headers)],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=ROOT)
+            for i, n in enumerate(share) if n]
+
+
+def wait_ready(procs: list[Any]) -> tuple[int, float]:
+    opened, slowest = 0, 0.0
+    for proc in procs:
+        line = proc.stdout.readline().decode().split()
+        if not line or line[0] != "ready":
+            raise RuntimeError(f"holder failed: {line}")
+        opened += int(line[1])
+        slowest = max(slowest, float(line[3]))
+    return opened, slowest
+
+
+def release(procs: list[Any]) -> None:
+    for proc in procs:
+        proc.stdin.close()
+    for proc in procs:
+        proc.wait(timeout=60)
+
+
+async def burst(url: str, headers: dict[str, str], n: int, concurrency: int) -> float:
+    semaphore = asyncio.Semaphore(concurrency)
+
+    async def one() -> None:
+        async with semaphore, connect(url, additional_headers=headers, compression=None,
+                                      ping_interval=None, open_timeout=60) as ws:
+            await ws.recv()
+
+    start = time.perf_counter()
+    await asyncio.gather(*(one() for _ in range(n)))
+    return n / (time.perf_counter() - start)
+
+
+async def pings(url: str, headers: dict[str, str], total: int) -> list[float]:
+    """Round trips over PING_SOCKETS sockets, each sending in turn and awaiting its answer."""
+    sockets = [await connect(url, additional_headers=headers, compression=None,
+                             ping_interval=None) for _ in range(PING_SOCKETS)]
+    for ws in sockets:
+        await ws.recv()
+    times: list[float] = []
+
+    async def run(ws: Any, n: int) -> None:
+        for i in range(n):
+            start = time.perf_counter()
+            await ws.send(json.dumps({"type": "ping", "id": i}))
+            await ws.recv()
+            times.append(time.perf_counter() - start)
+            await asyncio.sleep(0.01)
+
+    await asyncio.gather(*(run(ws, total // PING_SOCKETS) for ws in sockets))
+    for ws in sockets:
+        await ws.close()
+    return times
+
+
+def probe_window(path: Path, start: float, end: float) -> tuple[float, float, int]:
+    """Longest loop lag, longest collector pause and its generation within [start, end]."""
+    lag = pause = 0.0
+    generation = -1
+    if not path.exists():
+        return lag, pause, generation
+    for line in path.read_text().splitlines():
+        record = json.loads(line)
+        if not start <= record["t"] <= end + 1.0:
+            continue
+        lag = max(lag, record["lag_ms"])
+        if record["gc_ms"] > pause:
+            pause, generation = record["gc_ms"], record["gc_gen"]
+    return lag, pause, generation
+
+
+def settle(pid: int, quiet: float = 0.03, period: float = 0.5, limit: float = 30.0) -> None:
+    """Wait until the server uses less than ``quiet`` CPU seconds per ``period``."""
+    deadline = time.monotonic() + limit
+    before = cpu_seconds(pid)
+    while time.monotonic() < deadline:
+        time.sleep(period)
+        now = cpu_seconds(pid)
+        if now - before < quiet:
+            return
+        before = now
+
+
+def measure(row: Row, pid: int, url: str, headers: dict[str, str], probe: Path,
+            args: argparse.Namespace) -> Row:
+    settle(pid)
+    rss_before, started = rss_kib(pid), time.time()
+    holders = spawn_holders(url, row.count, headers, args.holders)
+    try:
+        row.opened, row.open_seconds = wait_ready(holders)
+        settle(pid)
+        row.kib_per_socket = (rss_kib(pid) - rss_before) / max(row.opened, 1)
+        cpu_before = cpu_seconds(pid)
+        row.rate = asyncio.run(burst(url, headers, args.burst, args.concurrency))
+        row.cpu_us = (cpu_seconds(pid) - cpu_before) / args.burst * 1e6
+        times = sorted(asyncio.run(pings(url, headers, args.pings)))
+        row.rtt_p50_ms = statistics.median(times) * 1e3
+        row.rtt_p99_ms = times[int(len(times) * 0.99) - 1] * 1e3
+        time.sleep(1.2)  # the probe writes once a second
+        row.lag_ms, row.gc_ms, row.gc_gen = probe_window(probe, started, time.time())
+        row.load = load_average()
+    finally:
+        release(holders)
+    return row
+
+
+def run_layer(layer: str, args: argparse.Namespace, issuer: str, token: str,
+              tmp: Path, port: int) -> list[Row]:
+    rows: list[Row] = []
+    bearer = {"Authorization": f"Bearer {token}"}
+    for count in args.counts:
+        for target in args.targets:
+            probe = tmp / f"probe-{layer}-{count}-{target}.jsonl"
+            row = Row(layer, count, target)
+            if target == "L":
+                server = BareServer.start(probe)
+                try:
+                    asyncio.run(burst(server.url, {}, 200, args.concurrency))
+                    rows.append(measure(row, server.process.pid, server.url, {}, probe, args))
+                finally:
+                    server.stop()
+            else:
+                env = bench_env(issuer, port, database_file=tmp / "db.sqlite3", layer=layer,
+                                redis_url=args.redis_url, probe_file=probe)
+                gateway = start_gateway(port, env, tmp / f"gateway-{layer}.log",
+                                        app="bench.asgi:application")
+                try:
+                    ws = gateway.url.replace("http", "ws")
+                    url, headers = ((f"{ws}/bench/open/", {}) if target == "R"
+                                    else (f"{ws}/ws/", bearer))
+                    asyncio.run(burst(url, headers, 200, args.concurrency))  # warm-up
+                    rows.append(measure(row, gateway.process.pid, url, headers, probe, args))
+                finally:
+                    gateway.stop()
+            print(format_row(rows[-1]), flush=True)
+    return rows
+
+
+def format_row(r: Row) -> str:
+    return (f"{r.layer:8} K={r.count:6} {r.target}: opened {r.opened} in {r.open_seconds:.1f}s, "
+            f"{r.rate:6.0f} hs/s, {r.cpu_us:6.0f} us/hs, rtt p50 {r.rtt_p50_ms:.1f} "
+            f"p99 {r.rtt_p99_ms:.1f} ms, lag {r.lag_ms:.0f} ms, gc {r.gc_ms:.0f} ms "
+            f"(gen {r.gc_gen}), {r.kib_per_socket:.1f} KiB/socket, load {r.load}")
+
+
+def table(rows: list[Row]) -> None:
+    """Markdown, each gateway row as a ratio to L and R of the same layer run and K."""
+    print("\n| layer | K | target | hs/s | vs L | vs R | CPU/hs | vs L | vs R | rtt p50/p99 ms "
+          "| max lag ms | max GC ms (gen) | KiB/socket | vs L | load |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    index = {(r.layer, r.count, r.target): r for r in rows}
+    for r in rows:
+        base_l, base_r = index.get((r.layer, r.count, "L")), index.get((r.layer, r.count, "R"))
+
+        def ratio(value: float, base: Row | None, attr: str) -> str:
+            other = getattr(base, attr) if base else 0
+            return f"{value / other:.2f}x" if other else "-"
+
+        print(f"| {r.layer} | {r.count:,} | {r.target} | {r.rate:,.0f} | "
+              f"{ratio(r.rate, base_l, 'rate')} | {ratio(r.rate, base_r, 'rate')} | "
+              f"{r.cpu_us:,.0f} µs | {ratio(r.cpu_us, base_l, 'cpu_us')} | "
+              f"{ratio(r.cpu_us, base_r, 'cpu_us')} | {r.rtt_p50_ms:.1f} / {r.rtt_p99_ms:.1f} | "
+              f"{r.lag_ms:.0f} | {r.gc_ms:.0f} ({r.gc_gen}) | {r.kib_per_socket:.1f} | "
+              f"{ratio(r.kib_per_socket, base_l, 'kib_per_socket')} | {r.load} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--counts", default="1000,10000",
+                        type=lambda s: [int(x) for x in s.split(",")])
+    parser.add_argument("--layers", default="flat,channels", type=lambda s: s.split(","))
+    parser.add_argument("--targets", default="L,R,G", type=lambda s: s.split(","))
+    parser.add_argument("--burst", type=int, default=1000)
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--pings", type=int, default=400)
+    parser.add_argument("--holders", type=int, default=4)
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/11")
+    args = parser.parse_args()
+    limit = raise_file_limit()
+    if max(args.counts) + args.burst > limit - 200:
+        print(f"note: the file limit is {limit}; one server process cannot hold more "
+              f"than about {limit - 200} sockets", file=sys.stderr)
+    tmp = Path(tempfile.mkdtemp(prefix="bench-open-"))
+    port = free_port()
+    idp = devidp.start(free_port(), f"http://127.0.0.1:{port}", log_file=tmp / "idp.log")
+    print(f"{time.strftime('%Y-%m-%d %H:%M')} load {load_average()} "
+          f"command: {' '.join(sys.argv)}", flush=True)
+    try:
+        migrate(bench_env(idp.issuer, port, database_file=tmp / "db.sqlite3"))
+        token = service_token(idp.issuer, "svc-reader", "ws", devidp.API_AUDIENCE)
+        rows: list[Row] = []
+        for layer in args.layers:
+            rows += run_layer(layer, args, idp.issuer, token, tmp, port)
+        table(rows)
+    finally:
+        idp.stop()
+
+
+if __name__ == "__main__":
+    main()
