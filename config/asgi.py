@@ -16,6 +16,7 @@ from config.deployment import IpNetwork  # noqa: E402
 from consumers.base import close_all_local, renew_memberships  # noqa: E402
 from gateway.handshake.middleware import Handshake, OriginGuard  # noqa: E402
 from gateway.handshake.routes import load_route_policies  # noqa: E402
+from gateway.ops.drain import Drain  # noqa: E402
 from gateway.ops.lifespan import Lifespan  # noqa: E402
 from gateway.sockets.live import LocalSockets  # noqa: E402
 
@@ -42,4 +43,6 @@ def behind_proxies(app: Any, proxies: tuple[IpNetwork, ...]) -> Any:
     return ProxyHeadersMiddleware(app, trusted_hosts=[str(network) for network in proxies])
 
 
-application = behind_proxies(router, settings.GATEWAY.deployment.trusted_proxies)
+# Outermost: on SIGTERM (1001) or SIGUSR1 (1012) close every socket, then let the server stop.
+application = Drain(behind_proxies(router, settings.GATEWAY.deployment.trusted_proxies),
+                    close_all=close_all_local, seconds=settings.GATEWAY.deployment.drain_seconds)

@@ -10,7 +10,7 @@ import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from config.values import ConfigError, read_bool
+from config.values import ConfigError, read_bool, read_seconds
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -30,6 +30,16 @@ VARIABLES: dict[str, str] = {
     "(e.g. 10.0.0.0/8 for the Prometheus scraper; default: none)",
     "GATEWAY_METRICS_SCOPE": "scope a bearer access token needs to read /metrics (default "
     "gateway.metrics)",
+    "GATEWAY_DRAIN_SECONDS": "on SIGTERM, how long a worker waits for its sockets to close "
+    "(1001) before it stops anyway, 0 to 1800 (default 10)",
+    "GATEWAY_SERVER": "ASGI server for scripts/serve: uvicorn (default) or granian (comparison only)",
+    "GATEWAY_WORKERS": "worker processes for scripts/serve, 1 to 512 (default: the number of cores; "
+    "more than one needs GATEWAY_REDIS_URL)",
+    "GATEWAY_BIND": "host:port scripts/serve listens on (default 127.0.0.1:8000)",
+    "GATEWAY_HANDSHAKE_TIMEOUT_SECONDS": "a request head not complete within this gets 408 and a "
+    "close, 0.1 to 60 (default 5)",
+    "GATEWAY_MAX_HEADER_BYTES": "largest request line plus headers; more gets 431 and a close, "
+    "8192 to 1048576 (default 32768: a 16 KiB token and room)",
 }
 
 
@@ -42,6 +52,7 @@ class Deployment:
     ssl_redirect: bool = False
     metrics_networks: tuple[IpNetwork, ...] = ()
     metrics_scope: str = "gateway.metrics"
+    drain_seconds: float = 10.0
 
 
 def networks(env: Mapping[str, str], name: str) -> tuple[IpNetwork, ...]:
@@ -87,4 +98,5 @@ def load_deployment(env: Mapping[str, str], *, https: bool) -> Deployment:
         ssl_redirect=read_bool(env, "GATEWAY_SSL_REDIRECT", https),
         metrics_networks=networks(env, "GATEWAY_METRICS_NETWORKS"),
         metrics_scope=_scope(env),
+        drain_seconds=read_seconds(env, "GATEWAY_DRAIN_SECONDS", Deployment.drain_seconds, 0, 1800),
     )

@@ -9,7 +9,7 @@ One command for production, the dev stack, the benchmarks and the end-to-end tes
    migrate`` (``--migrate`` applies them instead), then ``collectstatic --noinput``
    when ``STATIC_ROOT`` is set;
 3. run the ASGI server with N worker processes sharing the listening socket, the
-   request-head limits, and a graceful drain (``config.drain``).
+   request-head limits, and a graceful drain (``gateway.ops.drain``).
 
 The server is uvicorn (httptools, websockets-sansio) with the protocols of
 ``config.hardening``: a request head over ``GATEWAY_MAX_HEADER_BYTES`` gets 431 and a
@@ -32,7 +32,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-DEFAULT_APP = "config.drain:application"
+from config.values import ConfigError, read_int, read_seconds
+
+DEFAULT_APP = "config.asgi:application"
 SERVERS = ("uvicorn", "granian")
 DEFAULT_PORT = 8000
 DEFAULT_HANDSHAKE_TIMEOUT = 5.0
@@ -40,10 +42,6 @@ DEFAULT_MAX_HEADER_BYTES = 32 * 1024  # a 16 KiB token in one header, and 16 KiB
 MIN_MAX_HEADER_BYTES = 8 * 1024  # granian's floor
 DEFAULT_DRAIN_SECONDS = 10.0
 KILL_MARGIN_SECONDS = 2  # beyond the drain, before a stuck worker is killed
-
-
-class ServeConfigError(ValueError):
-    """A launch setting is invalid; the message names the variable and the fix."""
 
 
 @dataclass(frozen=True)
@@ -64,37 +62,8 @@ class ServeConfig:
         return math.ceil(self.drain_seconds) + KILL_MARGIN_SECONDS
 
 
-def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ServeConfigError(f"{name}={raw!r} is not a whole number; "
-                               f"set it to a number from {low} to {high}") from None
-    if not low <= value <= high:
-        raise ServeConfigError(f"{name}={value} is out of range; set it from {low} to {high}")
-    return value
-
-
-def _seconds(env: Mapping[str, str], name: str, default: float, low: float,
-             high: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ServeConfigError(f"{name}={raw!r} is not a number of seconds; "
-                               f"set it from {low:g} to {high:g}") from None
-    if not (low <= value <= high) or math.isnan(value):
-        raise ServeConfigError(f"{name}={raw} is out of range; set it from {low:g} to {high:g}")
-    return value
-
-
 def parse_bind(raw: str) -> tuple[str, int]:
-    """``host:port``, ``[v6]:port``, ``host`` or ``:port``; raises ServeConfigError."""
+    """``host:port``, ``[v6]:port``, ``host`` or ``:port``; raises ConfigError."""
     fix = "set GATEWAY_BIND to host:port, e.g. 0.0.0.0:8000 or [::]:8000"
     raw = raw.strip()
     if not raw:
@@ -103,19 +72,19 @@ def parse_bind(raw: str) -> tuple[str, int]:
         host, sep, rest = raw[1:].partition("]")
         port_text = rest[1:] if rest.startswith(":") else ""
         if not sep or (rest and not rest.startswith(":")):
-            raise ServeConfigError(f"GATEWAY_BIND={raw!r} is not valid; {fix}")
+            raise ConfigError(f"GATEWAY_BIND={raw!r} is not valid; {fix}")
     elif raw.count(":") == 1:
         host, _, port_text = raw.partition(":")
     elif ":" in raw:
-        raise ServeConfigError(f"GATEWAY_BIND={raw!r}: put an IPv6 address in brackets; {fix}")
+        raise ConfigError(f"GATEWAY_BIND={raw!r}: put an IPv6 address in brackets; {fix}")
     else:
         host, port_text = raw, ""
     try:
         port = int(port_text) if port_text else DEFAULT_PORT
     except ValueError:
-        raise ServeConfigError(f"GATEWAY_BIND={raw!r} has no valid port; {fix}") from None
+        raise ConfigError(f"GATEWAY_BIND={raw!r} has no valid port; {fix}") from None
     if not 0 <= port <= 65535:
-        raise ServeConfigError(f"GATEWAY_BIND={raw!r}: port out of range; {fix}")
+        raise ConfigError(f"GATEWAY_BIND={raw!r}: port out of range; {fix}")
     return host or "0.0.0.0", port  # noqa: S104 - ':8000' means every interface, as written
 
 
@@ -135,19 +104,19 @@ def read_serve_config(env: Mapping[str, str], *, app: str = DEFAULT_APP,
                       log_level: str = "warning") -> ServeConfig:
     server = env.get("GATEWAY_SERVER", "").strip() or "uvicorn"
     if server not in SERVERS:
-        raise ServeConfigError(f"GATEWAY_SERVER={server!r} is unknown; "
+        raise ConfigError(f"GATEWAY_SERVER={server!r} is unknown; "
                                f"set it to one of {', '.join(SERVERS)} (default uvicorn)")
     host, port = parse_bind(env.get("GATEWAY_BIND", ""))
     return ServeConfig(
         server=server,
-        workers=_int(env, "GATEWAY_WORKERS", os.cpu_count() or 1, 1, 512),
+        workers=read_int(env, "GATEWAY_WORKERS", os.cpu_count() or 1, 1, 512),
         host=host,
         port=port,
-        handshake_timeout=_seconds(env, "GATEWAY_HANDSHAKE_TIMEOUT_SECONDS",
+        handshake_timeout=read_seconds(env, "GATEWAY_HANDSHAKE_TIMEOUT_SECONDS",
                                    DEFAULT_HANDSHAKE_TIMEOUT, 0.1, 60.0),
-        max_header_bytes=_int(env, "GATEWAY_MAX_HEADER_BYTES", DEFAULT_MAX_HEADER_BYTES,
+        max_header_bytes=read_int(env, "GATEWAY_MAX_HEADER_BYTES", DEFAULT_MAX_HEADER_BYTES,
                               MIN_MAX_HEADER_BYTES, 1 << 20),
-        drain_seconds=_seconds(env, "GATEWAY_DRAIN_SECONDS", DEFAULT_DRAIN_SECONDS, 0.0, 1800.0),
+        drain_seconds=read_seconds(env, "GATEWAY_DRAIN_SECONDS", DEFAULT_DRAIN_SECONDS, 0.0, 1800.0),
         ws_max_size=ws_max_size(env),
         app=app,
         log_level=log_level,
@@ -301,7 +270,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit(prepare(migrate=args.migrate))
     try:
         cfg = read_serve_config(os.environ, app=args.app, log_level=args.log_level)
-    except Exception as exc:  # ServeConfigError, or config.env's error for another variable
+    except Exception as exc:  # ConfigError, or config.env's error for another variable
         raise SystemExit(f"gateway: {exc}") from None
     run_prepare(migrate=args.migrate)
     serve(cfg)

@@ -17,9 +17,11 @@ MAX_REASON_BYTES = 123  # RFC 6455 §5.5: control frame payload minus the 2-byte
 
 class CloseCode(IntEnum):
     NORMAL = 1000
+    GOING_AWAY = 1001
     POLICY_VIOLATION = 1008
     MESSAGE_TOO_BIG = 1009
     INTERNAL_ERROR = 1011
+    SERVICE_RESTART = 1012
     TRY_AGAIN_LATER = 1013
     BAD_REQUEST = 4400
     UNAUTHENTICATED = 4401
@@ -32,6 +34,10 @@ class CloseCode(IntEnum):
 
 CLOSE_CODE_EXPLANATIONS: dict[CloseCode, str] = {
     CloseCode.NORMAL: "Closed normally.",
+    CloseCode.GOING_AWAY: "The gateway process is shutting down (reason shutdown). Reconnect "
+    "with backoff: another instance takes the socket.",
+    CloseCode.SERVICE_RESTART: "The gateway process is restarting (reason restart). Reconnect "
+    "with backoff.",
     CloseCode.POLICY_VIOLATION: "The client broke the protocol (for example a token in the URL, "
     "or repeated bad frames). Fix the client; do not retry unchanged.",
     CloseCode.MESSAGE_TOO_BIG: "A frame exceeded the configured maximum size.",

@@ -19,8 +19,8 @@ server is told to stop:
    SIGINT, the server's own stop signal, which it still handles: the server stops,
    the ASGI lifespan shutdown runs, the process exits.
 
-The launcher (``config.serve``) gives the server a kill timeout a little longer than
-the drain, so a stuck worker is killed rather than kept.
+Composed in ``config/asgi.py``, outermost. The launcher (``config.serve``) gives the
+server a kill timeout a little longer than the drain, so a stuck worker is killed.
 """
 
 from __future__ import annotations
@@ -35,6 +35,10 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.observe.audit import audit
+from gateway.sockets.closecodes import CloseCode
+from gateway.sockets.live import CloseAll
+
 logger = logging.getLogger("gateway.drain")
 
 Scope = MutableMapping[str, Any]
@@ -42,20 +46,10 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-CloseAll = Callable[[Any, str], Awaitable[int]]  # consumers.base.close_all_local
 
-GOING_AWAY = 1001  # RFC 6455 §7.4.1: the server is going down
-SERVICE_RESTART = 1012  # IANA websocket close code registry: the server is restarting
-REASONS = {GOING_AWAY: "shutdown", SERVICE_RESTART: "restart"}
-SIGNALS = {signal.SIGTERM: GOING_AWAY, signal.SIGUSR1: SERVICE_RESTART}
+REASONS = {CloseCode.GOING_AWAY: "shutdown", CloseCode.SERVICE_RESTART: "restart"}
+SIGNALS = {signal.SIGTERM: CloseCode.GOING_AWAY, signal.SIGUSR1: CloseCode.SERVICE_RESTART}
 READY_PATH = "/readyz"
-DEFAULT_SECONDS = 10.0
-
-
-def drain_seconds(env: MutableMapping[str, str] | None = None) -> float:
-    """``GATEWAY_DRAIN_SECONDS`` (validated by ``config.serve`` before the server starts)."""
-    raw = (os.environ if env is None else env).get("GATEWAY_DRAIN_SECONDS", "")
-    return float(raw) if raw.strip() else DEFAULT_SECONDS
 
 
 @dataclass
@@ -68,7 +62,7 @@ class Socket:
 
 @dataclass
 class DrainState:
-    code: int | None = None  # set once draining
+    code: CloseCode | None = None  # set once draining
     sockets: dict[int, Socket] = field(default_factory=dict)
     idle: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -81,8 +75,7 @@ class DrainState:
 class Drain:
     """ASGI wrapper: tracks this process's websockets and drains them on a signal."""
 
-    def __init__(self, app: ASGIApp, *, close_all: CloseAll,
-                 seconds: float | None = None) -> None:
+    def __init__(self, app: ASGIApp, *, close_all: CloseAll, seconds: float) -> None:
         self.app = app
         self.close_all = close_all  # closes the consumers' sockets (they clean up)
         self.seconds = seconds
@@ -112,7 +105,7 @@ class Drain:
         for signum, code in SIGNALS.items():
             loop.add_signal_handler(signum, self.start, code)
 
-    def start(self, code: int) -> None:
+    def start(self, code: CloseCode) -> None:
         """Begin draining with ``code`` (idempotent: the first signal decides)."""
         if self.state.code is not None:
             return
@@ -120,11 +113,10 @@ class Drain:
         logger.warning("draining %d sockets with %d", len(self.state.sockets), code)
         self._task = asyncio.ensure_future(self.drain(code))
 
-    async def drain(self, code: int) -> None:
+    async def drain(self, code: CloseCode) -> None:
         started = time.monotonic()
-        seconds = drain_seconds() if self.seconds is None else self.seconds
+        seconds = self.seconds
         try:
-            # CloseCode has no 1001/1012 members yet; close_with sends int(code) anyway
             await self.close_all(code, REASONS[code])
             await self._close_untracked(code)
             with contextlib.suppress(TimeoutError):
@@ -136,7 +128,7 @@ class Drain:
                            time.monotonic() - started, len(self.state.sockets))
             os.kill(os.getpid(), signal.SIGINT)  # the server's own stop signal
 
-    async def _close_untracked(self, code: int) -> None:
+    async def _close_untracked(self, code: CloseCode) -> None:
         """Sockets no consumer owns yet (waiting for a first-message credential)."""
         for socket in list(self.state.sockets.values()):
             if not socket.closed:
@@ -167,10 +159,8 @@ class Drain:
             self.state.forget(key)
 
     @staticmethod
-    async def _refuse(scope: Scope, receive: Receive, send: Send, code: int) -> None:
+    async def _refuse(scope: Scope, receive: Receive, send: Send, code: CloseCode) -> None:
         """Accept-then-close, like the gateway's other refusals, so browsers read the code."""
-        from gateway.observe.audit import audit
-
         await receive()  # websocket.connect
         audit("connect", "deny", "draining", route=scope.get("path"))
         await send({"type": "websocket.accept"})
@@ -183,14 +173,3 @@ async def _not_ready(send: Send) -> None:
                 "headers": [(b"content-type", b"application/json"),
                             (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})
-
-
-def _application() -> Drain:
-    from config.asgi import application as gateway
-    from consumers.base import close_all_local  # after config.asgi has set Django up
-
-    app: Any = gateway  # channels' and the proxy middleware are typed loosely
-    return Drain(app, close_all=close_all_local)
-
-
-application = _application()
