@@ -3,8 +3,9 @@
 ``scripts/ensure-keycloak`` fetches and pre-builds the pinned distribution once (into
 ``.cache/keycloak/``); here each run gets its own throwaway Keycloak home: ``bin/`` and
 ``conf/`` copied, ``lib/``, ``providers/`` and ``themes/`` linked, and a fresh ``data/``
-holding ``data/import/gateway-realm.json`` (a copy of ``deploy/keycloak/realm.json``, the
-realm file compose mounts). The server runs ``kc.sh start --optimized`` (no augmentation
+holding a copy of the primed H2 database (schema and master realm only, made once by the
+script) and ``data/import/gateway-realm.json`` (a copy of ``deploy/keycloak/realm.json``,
+the realm file compose mounts). The server runs ``kc.sh start --optimized`` (no augmentation
 at start) on 127.0.0.1 with a pinned ``--hostname``, so every token's ``iss`` is the same.
 """
 
@@ -27,7 +28,7 @@ from devidp.stack import ROOT
 REALM = "gateway"
 REALM_FILE = ROOT / "deploy" / "keycloak" / "realm.json"
 ENSURE_SCRIPT = ROOT / "scripts" / "ensure-keycloak"
-ADMIN_USER, ADMIN_PASSWORD = "admin", "admin-password-for-tests"
+ADMIN_USER, ADMIN_PASSWORD = "admin", "admin-password-for-tests"  # as in ensure-keycloak
 HOST = "127.0.0.1"
 
 
@@ -35,24 +36,33 @@ class KeycloakUnavailable(RuntimeError):
     """Keycloak could not be fetched, built or started; the message names the reason."""
 
 
-def ensure_distribution() -> tuple[Path, Path]:
-    """Run scripts/ensure-keycloak; return (KC_HOME, JAVA_HOME)."""
+@dataclass(frozen=True)
+class Distribution:
+    home: Path
+    java_home: Path
+    h2_template: Path
+
+
+def ensure_distribution() -> Distribution:
+    """Run scripts/ensure-keycloak; return where it put the server, the JDK and the template."""
     done = subprocess.run([str(ENSURE_SCRIPT)], cwd=ROOT, capture_output=True, text=True,
                           timeout=1800)
     if done.returncode != 0:
         raise KeycloakUnavailable(
             f"scripts/ensure-keycloak failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
     values = dict(line.split("=", 1) for line in done.stdout.splitlines() if "=" in line)
-    return Path(values["KC_HOME"]), Path(values["JAVA_HOME"])
+    return Distribution(Path(values["KC_HOME"]), Path(values["JAVA_HOME"]),
+                        Path(values["H2_TEMPLATE"]))
 
 
-def make_home(dist: Path, home: Path, realm_file: Path = REALM_FILE) -> Path:
+def make_home(dist: Distribution, home: Path, realm_file: Path = REALM_FILE) -> Path:
     """A private Keycloak home sharing the pre-built lib/ with the cached distribution."""
     home.mkdir(parents=True)
     for name in ("bin", "conf"):
-        shutil.copytree(dist / name, home / name)
+        shutil.copytree(dist.home / name, home / name)
     for name in ("lib", "providers", "themes"):
-        (home / name).symlink_to(dist / name, target_is_directory=True)
+        (home / name).symlink_to(dist.home / name, target_is_directory=True)
+    shutil.copytree(dist.h2_template, home / "data" / "h2")
     (home / "data" / "import").mkdir(parents=True)
     shutil.copyfile(realm_file, home / "data" / "import" / f"{REALM}-realm.json")
     return home
@@ -149,11 +159,11 @@ class Keycloak:
 def launch(tmp: Path, port: int, management_port: int, realm_env: Mapping[str, str],
            secrets: Mapping[str, str]) -> Keycloak:
     """Start Keycloak (does not wait): ``start --optimized`` with the realm imported."""
-    dist, java_home = ensure_distribution()
+    dist = ensure_distribution()
     home = make_home(dist, tmp / "keycloak-home")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KC_", "KEYCLOAK_"))}
     env.update(realm_env)
-    env.update({"JAVA_HOME": str(java_home),
+    env.update({"JAVA_HOME": str(dist.java_home),
                 "KC_BOOTSTRAP_ADMIN_USERNAME": ADMIN_USER,
                 "KC_BOOTSTRAP_ADMIN_PASSWORD": ADMIN_PASSWORD})
     log_file = tmp / "keycloak.log"
