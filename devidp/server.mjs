@@ -49,9 +49,11 @@
 //        Answers {"login": ..., "groups": [...], "roles": [...]}.
 //   GET  /__dev/health                 {"ok": true, "issuer": ...}
 //
-// RP-initiated logout: GET end_session_endpoint renders a confirm form; complete it by
-// POSTing to <issuer>/session/end/confirm the fields `xsrf` (hidden input value from the
-// form) and `logout=yes`. Back-channel logout tokens are then POSTed to the gateway.
+// RP-initiated logout: GET or POST (form) end_session_endpoint renders a confirm form that
+// submits itself (hidden `xsrf` and `logout=yes`, POSTed to <issuer>/session/end/confirm);
+// the provider session ends, back-channel logout tokens are POSTed to the gateway, and the
+// browser is sent to the post_logout_redirect_uri. A POST is served by oidc-provider's GET
+// handler in-process (see endSessionByPost).
 //
 // Logs go to stdout, one line per request (path without query string) and per notable
 // event; tokens, codes and passwords are never logged. Prints `devidp ready <issuer>` once
@@ -370,12 +372,16 @@ function buildProvider() {
       rpInitiatedLogout: {
         enabled: true,
         // `form` is oidc-provider's <form id="op.logoutForm" ...> with the hidden `xsrf` input
+        // The relying party asked for the sign-out, so this page confirms itself: `form` is
+        // oidc-provider's <form id="op.logoutForm" ...> with the hidden `xsrf` input; we add
+        // logout=yes and submit it on load (a button remains for browsers without scripts).
         logoutSource: async (ctx, form) => {
           ctx.type = 'html';
-          ctx.body = page('Sign out', `<p>Do you want to sign out of ${esc(ISSUER)}?</p>
-${form}
-<button type="submit" form="op.logoutForm" name="logout" value="yes" autofocus>Yes, sign me out</button>
-<button type="submit" form="op.logoutForm">No, stay signed in</button>`);
+          const confirmed = form.replace('</form>', '<input type="hidden" name="logout" value="yes"></form>');
+          ctx.body = page('Sign out', `<p>Signing you out of ${esc(ISSUER)}&hellip;</p>
+${confirmed}
+<noscript><button type="submit" form="op.logoutForm" autofocus>Sign me out</button></noscript>
+<script>document.getElementById('op.logoutForm').submit();</script>`);
         },
         postLogoutSuccessSource: async (ctx) => {
           ctx.type = 'html';
@@ -686,6 +692,28 @@ async function handleDev(req, res, pathname) {
 }
 
 // ---------------------------------------------------------------------------
+// RP-initiated logout by POST
+//
+// RP-Initiated Logout 1.0 §2 lets the relying party send the end-session request by POST,
+// which keeps id_token_hint out of URLs (the gateway does). oidc-provider serves POST there
+// only with enableHttpPostMethods, which it allows only with SameSite=None session cookies:
+// those need Secure, i.e. https, which this loopback provider does not have. So a POST to
+// /session/end is handed to oidc-provider's GET handler in-process: the form fields become
+// the query of the internal request only; nothing is redirected, logged or shown in a URL.
+
+async function endSessionByPost(req) {
+  const type = String(req.headers['content-type'] || '').split(';')[0].trim().toLowerCase();
+  const body = await readBody(req);
+  if (type !== 'application/x-www-form-urlencoded') {
+    throw Object.assign(new Error('end_session POST must be a form'), { status: 400 });
+  }
+  req.method = 'GET';
+  req.url = `/session/end?${new URLSearchParams(body).toString()}`;
+  delete req.headers['content-type'];
+  delete req.headers['content-length'];
+}
+
+// ---------------------------------------------------------------------------
 // server
 
 const server = http.createServer(async (req, res) => {
@@ -703,6 +731,9 @@ const server = http.createServer(async (req, res) => {
     if (m) {
       await handleInteraction(req, res, m[1], m[2]);
       return;
+    }
+    if (req.method === 'POST' && pathname === '/session/end') {
+      await endSessionByPost(req);
     }
     providerHandler(req, res);
   } catch (err) {
