@@ -19,7 +19,7 @@ from config.deployment import Deployment, load_deployment
 from config.staffing import VARIABLES as STAFFING_VARIABLES
 from config.staffing import AdminMapping, load_admin_mapping
 from config.values import ConfigError, csv, read_bool, read_int, read_seconds
-from oidc.config import check_typless_audiences
+from oidc.config import GROUP_OVERAGE_CHOICES, GroupOverage, check_typless_audiences
 from oidc.profiles import PROFILES, IssuerProfile, customised
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -37,6 +37,8 @@ VARIABLES: dict[str, str] = {
     "GATEWAY_OIDC_SCOPE_CLAIMS": "comma-separated claim paths holding scopes, instead of the profile's",
     "GATEWAY_OIDC_ALGORITHMS": "comma-separated signing algorithms accepted (default RS256,PS256,ES256)",
     "GATEWAY_OIDC_AUDIENCES": "comma-separated access-token audiences accepted (default: client id)",
+    "GATEWAY_OIDC_GROUP_OVERAGE": "a token whose groups did not fit (Entra's _claim_names or "
+    "hasgroups): refuse (default, 4403 groups_overage) or admit with no group grants",
     "GATEWAY_OIDC_CALL_USERINFO": "true to call the userinfo endpoint at login (default false)",
     "GATEWAY_OIDC_INTROSPECTION": "true to accept opaque tokens through RFC 7662 introspection",
     "GATEWAY_ISSUERS_FILE": "TOML file with further issuers for bearer tokens (optional)",
@@ -107,6 +109,7 @@ class GatewayConfig:
     algorithms: tuple[str, ...]
     audiences: frozenset[str]
     call_userinfo: bool
+    group_overage: GroupOverage
     introspection: bool
     issuers_file: Path | None
     routes_file: Path
@@ -270,6 +273,14 @@ def _profile(env: Mapping[str, str]) -> IssuerProfile:
                       scopes=csv(env.get("GATEWAY_OIDC_SCOPE_CLAIMS", "")))
 
 
+def _group_overage(env: Mapping[str, str]) -> GroupOverage:
+    raw = env.get("GATEWAY_OIDC_GROUP_OVERAGE", "").strip().lower() or "refuse"
+    for choice in GROUP_OVERAGE_CHOICES:
+        if raw == choice:
+            return choice
+    raise ConfigError(f"GATEWAY_OIDC_GROUP_OVERAGE={raw!r}: use refuse (the default) or admit.")
+
+
 def load_config(env: Mapping[str, str] | None = None) -> GatewayConfig:
     """Read and validate every GATEWAY_* variable once."""
     env = os.environ if env is None else env
@@ -296,6 +307,7 @@ def load_config(env: Mapping[str, str] | None = None) -> GatewayConfig:
         algorithms=_algorithms(env),
         audiences=audiences,
         call_userinfo=read_bool(env, "GATEWAY_OIDC_CALL_USERINFO", False),
+        group_overage=_group_overage(env),
         introspection=read_bool(env, "GATEWAY_OIDC_INTROSPECTION", False),
         issuers_file=_path(env, "GATEWAY_ISSUERS_FILE", None),
         routes_file=routes_file,

@@ -88,7 +88,8 @@ if GATEWAY.redis_url:
         }
     }
 else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    # Channels' own in-memory layer scans every channel on each receive (bench/README.md).
+    CHANNEL_LAYERS = {"default": {"BACKEND": "gateway.bus.memory.FlatInMemoryChannelLayer"}}
 
 AUTH_USER_MODEL = "auth.User"
 AUTHENTICATION_BACKENDS = [

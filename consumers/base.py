@@ -188,7 +188,8 @@ class GatewayConsumer(RosterMixin, AsyncWebsocketConsumer):
         for timer in self._timers:
             timer.cancel()
         self._arm_expiry_timers()
-        audit(event, "allow", "refreshed", issuer=fresh.issuer, subject=fresh.subject,
+        audit(event, "allow", "groups_overage_admitted" if fresh.groups_overage else "refreshed",
+              issuer=fresh.issuer, subject=fresh.subject,
               route=self.scope.get("path"), kid=fresh.kid, jti_hash=fresh.jti_hash)
 
     async def on_principal_changed(self) -> None:

@@ -161,7 +161,8 @@ class Handshake:
             code = CloseCode.UNAUTHENTICATED if decision.reason == "expired" else CloseCode.FORBIDDEN
             await close(scope, receive, send, code, decision.reason)
             return
-        audit("connect", "allow", "allowed", **identity, **fields)
+        audit("connect", "allow", "groups_overage_admitted" if principal.groups_overage
+              else "allowed", **identity, **fields)
         scope = {**scope, "principal": principal, "route": policy,
                  "session_key": result.session_key}
         if accepted:

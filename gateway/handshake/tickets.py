@@ -66,7 +66,7 @@ def _principal_from_snapshot(snapshot: dict[str, Any]) -> Principal:
         scopes=frozenset(snapshot["scopes"]), claims=MappingProxyType(snapshot["claims"]),
         expires_at=float(snapshot["expires_at"]), sid=snapshot["sid"],
         credential=CredentialKind.TICKET, kid=snapshot.get("kid"),
-        jti_hash=snapshot.get("jti_hash"),
+        jti_hash=snapshot.get("jti_hash"), groups_overage=snapshot.get("groups_overage") is True,
     )
 
 

@@ -13,7 +13,8 @@ from oidc.config import IssuerConfig
 from oidc.profiles import PROFILES, customised
 
 ISSUER_KEYS = {"issuer", "audiences", "algorithms", "profile", "client_id",
-               "allowed_client_ids", "leeway", "groups_claims", "roles_claims", "scope_claims"}
+               "allowed_client_ids", "leeway", "group_overage", "groups_claims", "roles_claims",
+               "scope_claims"}
 
 
 def _issuer_from_toml(entry: dict[str, Any], source: Path) -> IssuerConfig:
@@ -35,6 +36,7 @@ def _issuer_from_toml(entry: dict[str, Any], source: Path) -> IssuerConfig:
             client_id=entry.get("client_id"),
             allowed_client_ids=frozenset(allowed) if allowed is not None else None,
             leeway=float(entry.get("leeway", settings.GATEWAY.leeway)),
+            group_overage=entry.get("group_overage", settings.GATEWAY.group_overage),
         )
     except KeyError as exc:
         raise ImproperlyConfigured(f"{source}: [[issuer]] needs {exc.args[0]!r} "
@@ -53,6 +55,7 @@ def login_issuer_config() -> IssuerConfig:
         client_id=cfg.client_id,
         allowed_client_ids=None,
         leeway=cfg.leeway,
+        group_overage=cfg.group_overage,
     )
 
 

@@ -25,8 +25,8 @@ from gateway.issuers.registry import registry
 from gateway.login.sessions import AUTH_KEY, snapshot_of
 from gateway.login.staff import apply_admin_level, opaque_username, username_for
 from gateway.models import OidcIdentity
-from oidc.profiles import extract_groups, extract_roles
-from oidc.verify import verify_id_token, verify_userinfo_sub
+from oidc.profiles import extract_roles
+from oidc.verify import groups_of, verify_id_token, verify_userinfo_sub
 
 DISCOVERED_SETTINGS = {
     "OIDC_OP_AUTHORIZATION_ENDPOINT": "authorization_endpoint",
@@ -102,7 +102,7 @@ class GatewayOIDCBackend(OIDCAuthenticationBackend):
         expires_at = now + float(response.get("expires_in") or 0) if response.get("expires_in") \
             else float(self.id_claims["exp"])
         scopes = frozenset(str(response.get("scope") or "").split())
-        groups = extract_groups(self.id_claims, issuer.profile, issuer.client_id)
+        groups, overage = groups_of(self.id_claims, issuer)
         roles = extract_roles(self.id_claims, issuer.profile, issuer.client_id)
         self.request.session[AUTH_KEY] = {
             "expires_at": expires_at,
@@ -111,5 +111,6 @@ class GatewayOIDCBackend(OIDCAuthenticationBackend):
             "refresh_token": response.get("refresh_token"),
             "id_token": id_token,
             "claims": snapshot_of(self.id_claims, groups=groups, roles=roles, scopes=scopes,
-                                  expires_at=expires_at, client_id=issuer.client_id or ""),
+                                  expires_at=expires_at, client_id=issuer.client_id or "",
+                                  groups_overage=overage),
         }

@@ -26,9 +26,9 @@ from django.conf import settings
 from gateway.issuers.registry import FETCH_TIMEOUT, registry
 from gateway.login.sessions import AUTH_KEY, NoSession, aload_auth, principal_from_session, snapshot_of
 from oidc.errors import InvalidSubject, OidcError
-from oidc.profiles import extract_groups, extract_roles
+from oidc.profiles import extract_roles
 from oidc.types import Principal
-from oidc.verify import verify_id_token
+from oidc.verify import groups_of, verify_id_token
 
 LOCK_SECONDS = 15
 _local_locks: dict[str, asyncio.Lock] = {}
@@ -91,6 +91,7 @@ async def _updated_auth(auth: dict[str, Any], body: dict[str, Any], now: float) 
     claims: dict[str, Any] = {"iss": old["issuer"], "sub": old["subject"], "sid": old.get("sid"),
                               "email": old.get("email"), "email_verified": old.get("email_verified")}
     groups, roles = frozenset(old.get("groups", ())), frozenset(old.get("roles", ()))
+    overage = old.get("groups_overage") is True
     id_token = body.get("id_token")
     if isinstance(id_token, str):
         verified = await verify_id_token(id_token, issuer, registry.keys_for(issuer.issuer),
@@ -98,7 +99,7 @@ async def _updated_auth(auth: dict[str, Any], body: dict[str, Any], now: float) 
         if (verified.claims.get("iss"), verified.claims.get("sub")) != (old["issuer"], old["subject"]):
             raise InvalidSubject("refreshed ID token names another subject")
         claims = {**claims, **verified.claims}
-        groups = extract_groups(verified.claims, issuer.profile, issuer.client_id)
+        groups, overage = groups_of(verified.claims, issuer)
         roles = extract_roles(verified.claims, issuer.profile, issuer.client_id)
     expires_at = now + float(body.get("expires_in") or 300)
     scope = body.get("scope")
@@ -110,7 +111,8 @@ async def _updated_auth(auth: dict[str, Any], body: dict[str, Any], now: float) 
         "refresh_token": body.get("refresh_token") or auth.get("refresh_token"),
         "id_token": id_token if isinstance(id_token, str) else auth.get("id_token"),
         "claims": snapshot_of(claims, groups=groups, roles=roles, scopes=scopes,
-                              expires_at=expires_at, client_id=issuer.client_id or ""),
+                              expires_at=expires_at, client_id=issuer.client_id or "",
+                              groups_overage=overage),
     }
 
 

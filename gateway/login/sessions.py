@@ -39,7 +39,8 @@ def session_store_class() -> Any:
 
 
 def snapshot_of(claims: Mapping[str, Any], *, groups: frozenset[str], roles: frozenset[str],
-                scopes: frozenset[str], expires_at: float, client_id: str) -> ClaimsSnapshot:
+                scopes: frozenset[str], expires_at: float, client_id: str,
+                groups_overage: bool = False) -> ClaimsSnapshot:
     """The claims later work needs, as plain JSON-safe values."""
     return ClaimsSnapshot(
         issuer=str(claims["iss"]),
@@ -52,6 +53,7 @@ def snapshot_of(claims: Mapping[str, Any], *, groups: frozenset[str], roles: fro
         client_id=client_id,
         email=claims.get("email") if isinstance(claims.get("email"), str) else None,
         email_verified=claims.get("email_verified") is True,
+        groups_overage=groups_overage,
     )
 
 
@@ -72,6 +74,7 @@ def principal_from_session(auth: Mapping[str, Any]) -> Principal | None:
             expires_at=float(auth["expires_at"]),
             sid=snap.get("sid"),
             credential=CredentialKind.SESSION,
+            groups_overage=snap.get("groups_overage") is True,
         )
     except (KeyError, TypeError, ValueError):
         return None

@@ -86,7 +86,8 @@ class CallbackView(OIDCAuthenticationCallbackView):
         # Always log in anew: this rotates the session key and the CSRF token.
         auth.login(self.request, self.user, backend="gateway.login.backend.GatewayOIDCBackend")
         claims = self.request.session[AUTH_KEY]["claims"]
-        audit("login", "allow", "authenticated", issuer=claims["issuer"],
+        reason = "groups_overage_admitted" if claims.get("groups_overage") else "authenticated"
+        audit("login", "allow", reason, issuer=claims["issuer"],
               subject=claims["subject"], remote=_remote(self.request))
         return HttpResponseRedirect(self.success_url)
 

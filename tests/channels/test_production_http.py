@@ -158,3 +158,33 @@ def test_token_pages_are_never_cached(path: str) -> None:
 
     response = Client(enforce_csrf_checks=False).post(path)
     assert "no-store" in response["Cache-Control"]
+
+
+@pytest.mark.parametrize(("setting", "outcome", "reason", "close"), [
+    ("refuse", "deny", "groups_overage", (4403, "groups_overage")),
+    ("admit", "allow", "groups_overage_admitted", None),
+])
+async def test_a_groups_overage_token_is_audited_and_follows_the_setting(
+        audit_log, setting: str, outcome: str, reason: str, close: tuple | None) -> None:
+    from gateway.issuers.registry import registry
+
+    issuer = settings.GATEWAY.issuer
+    config = registry.issuers[issuer]
+    registry.issuers[issuer] = dataclasses.replace(config, group_overage=setting)
+    overage = token(groups=["partial"], _claim_names={"groups": "src1"},
+                    _claim_sources={"src1": {"endpoint": "https://graph.example/groups"}})
+    try:
+        comm = WebsocketCommunicator(application, "/ws/",
+                                     headers=[(b"authorization", f"Bearer {overage}".encode())])
+        assert (await comm.connect())[0]
+        first = await comm.receive_output()
+    finally:
+        registry.issuers[issuer] = config
+    event = [e for e in audit_events(audit_log) if e["event"] == "connect"][-1]
+    assert (event["outcome"], event["reason"]) == (outcome, reason)
+    if close is not None:
+        assert (first["code"], first["reason"]) == close
+    else:
+        principal = json.loads(first["text"])["principal"]
+        assert principal["groups"] == [] and principal["groups_overage"] is True
+        await comm.disconnect()

@@ -11,6 +11,7 @@ from oidc.types import CredentialKind, Principal
 
 CODES = {
     errors.TokenError: "invalid_token", errors.MalformedToken: "malformed_token",
+    errors.DuplicateMember: "duplicate_member", errors.GroupsOverage: "groups_overage",
     errors.TokenTooLarge: "token_too_large", errors.UnsupportedAlgorithm: "unsupported_algorithm",
     errors.ForbiddenHeader: "forbidden_header", errors.UnknownCritical: "unknown_crit",
     errors.UnknownKey: "unknown_kid", errors.BadSignature: "bad_signature",
