@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from channels_redis.pubsub import RedisPubSubChannelLayer
 from websockets.exceptions import ConnectionClosed
@@ -17,7 +18,7 @@ import devidp
 from devidp.stack import GatewayProcess, free_port, gateway_env, migrate, start_gateway
 from gateway.sockets.addressing import subject_group
 from tests.e2e.conftest import Stack
-from tests.e2e.flows import first_message, open_ws, service_token
+from tests.e2e.flows import closed_with, first_message, open_ws, service_token
 
 
 class PrivateRedis:
@@ -86,3 +87,41 @@ async def test_sockets_close_1011_when_redis_goes_and_work_again_when_it_returns
     with pytest.raises(ConnectionClosed) as revoked:
         await asyncio.wait_for(again.recv(), 5)
     assert revoked.value.rcvd.code == 4401
+
+
+async def _readyz(gateway: GatewayProcess) -> httpx.Response:
+    async with httpx.AsyncClient(timeout=5) as client:
+        return await client.get(f"{gateway.url}/readyz")
+
+
+async def _wait_for_readyz(gateway: GatewayProcess, status: int) -> httpx.Response:
+    deadline = time.monotonic() + 10
+    while True:
+        response = await _readyz(gateway)
+        if response.status_code == status or time.monotonic() > deadline:
+            return response
+        await asyncio.sleep(0.2)
+
+
+async def test_readyz_and_handshakes_tell_the_truth_while_redis_is_down(
+        stack: Stack, bus_gateway: tuple[GatewayProcess, PrivateRedis]) -> None:
+    gateway, redis = bus_gateway
+    assert (await _wait_for_readyz(gateway, 200)).status_code == 200
+    token = service_token(stack.idp.issuer, "svc-reader", "ws", devidp.API_AUDIENCE)
+    headers = {"Authorization": f"Bearer {token}"}
+
+    redis.stop()
+    down = await _wait_for_readyz(gateway, 503)
+    assert down.status_code == 503
+    assert any(item.startswith("redis:") for item in down.json()["failing"])
+    assert await closed_with(gateway.url, headers=headers) == (1013, "bus_unavailable")
+    denials = [line for line in gateway.log().splitlines()
+               if '"bus_unavailable"' in line and '"outcome": "deny"' in line]
+    assert denials, "the refused handshake is audited as a denial"
+
+    redis.start()
+    assert (await _wait_for_readyz(gateway, 200)).status_code == 200
+    await asyncio.sleep(1.0)  # the watchdog's next ping sees the bus again
+    ws = await open_ws(gateway.url, headers=headers)
+    assert (await first_message(ws))["principal"]["subject"] == "svc-reader"
+    await ws.close()

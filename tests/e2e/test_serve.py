@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
@@ -288,3 +289,23 @@ async def test_sigusr1_restarts_one_worker_closing_its_sockets_with_1012(
         await asyncio.sleep(0.2)
     else:
         raise AssertionError("the restarted worker was not replaced")
+
+
+def test_static_files_are_served_in_production_mode(served: Served, tmp_path: Path) -> None:
+    """DEBUG off: the launcher collects static files and WhiteNoise serves them (styled admin)."""
+    port = free_port()
+    env = gateway_env(served.idp.issuer, port, database_file=tmp_path / "db.sqlite3",
+                      extra={"GATEWAY_DEV": "false",
+                             "GATEWAY_SECRET_KEY": "e2e-production-mode-secret-key-0123456789-abcdefghij"})
+    migrate(env)
+    process = start_gateway(port, env, tmp_path / "prod.log", workers=1)
+    try:
+        css = httpx.get(f"{process.url}/static/admin/css/base.css", timeout=10)
+        admin = httpx.get(f"{process.url}/admin/login/", timeout=10)
+    finally:
+        process.stop()
+    assert css.status_code == 200
+    assert css.headers["content-type"].startswith("text/css")
+    assert b"body" in css.content
+    assert admin.status_code == 200
+    assert "/static/admin/css/base." in admin.text  # the page links the collected stylesheet
