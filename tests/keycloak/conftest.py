@@ -23,6 +23,7 @@ from tests.keycloak.launcher import Keycloak, KeycloakUnavailable, launch
 REDIS_URL = "redis://127.0.0.1:6379/9"
 API_AUDIENCE = "gateway-api"
 READY_TIMEOUT = 300.0
+GATEWAY_READY_TIMEOUT = 90.0  # the machines are shared: be patient, not flaky
 EXPIRY_NOTICE = 4  # seconds; the refresh scenario shortens Keycloak's access tokens to 10 s
 SECRETS = {"gateway": "gateway-secret-for-tests",
            "publisher": "publisher-secret-for-tests",
@@ -133,7 +134,8 @@ def kc_stack(tmp_path_factory: pytest.TempPathFactory, keycloak: Keycloak,
             if index == 0:
                 migrate(env)
             stack.envs.append(env)
-            stack.gateways.append(start_gateway(port, env, tmp / f"gateway{index}.log"))
+            stack.gateways.append(start_gateway(port, env, tmp / f"gateway{index}.log",
+                                                ready_timeout=GATEWAY_READY_TIMEOUT))
         yield stack
     finally:
         for gateway in stack.gateways:

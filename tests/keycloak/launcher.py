@@ -172,6 +172,7 @@ def launch(tmp: Path, port: int, management_port: int, realm_env: Mapping[str, s
             [str(home / "bin" / "kc.sh"), "start", "--optimized",
              "--http-enabled=true", f"--http-host={HOST}", f"--http-port={port}",
              f"--http-management-port={management_port}",
-             f"--hostname=http://{HOST}:{port}", "--cache=local", "--import-realm"],
+             f"--hostname=http://{HOST}:{port}", "--hostname-backchannel-dynamic=true",
+             "--cache=local", "--import-realm"],
             cwd=home, env=env, stdout=handle, stderr=subprocess.STDOUT)
     return Keycloak(port, management_port, process, log_file, secrets)
