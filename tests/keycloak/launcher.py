@@ -23,8 +23,8 @@ from typing import Any
 import httpx
 
 from devidp.launcher import stop_process
-from devidp.stack import ROOT
 
+ROOT = Path(__file__).resolve().parents[2]
 REALM = "gateway"
 REALM_FILE = ROOT / "deploy" / "keycloak" / "realm.json"
 ENSURE_SCRIPT = ROOT / "scripts" / "ensure-keycloak"
