@@ -45,7 +45,30 @@ def oidc_setting(attr: str, *args: Any) -> Any:
 
 
 class GatewayOIDCBackend(OIDCAuthenticationBackend):
+    """mozilla-django-oidc's backend with our hooks. Django builds every backend for each
+    permission check, so construction reads no discovery: the admin keeps working while
+    the provider is unreachable, and the endpoints are looked up when a login uses them."""
+
     get_settings = staticmethod(oidc_setting)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.OIDC_RP_CLIENT_ID = oidc_setting("OIDC_RP_CLIENT_ID")
+        self.OIDC_RP_CLIENT_SECRET = oidc_setting("OIDC_RP_CLIENT_SECRET")
+        self.OIDC_RP_SIGN_ALGO = oidc_setting("OIDC_RP_SIGN_ALGO")
+        self.OIDC_RP_IDP_SIGN_KEY = None  # keys come from the issuer's JWKS (verify_token)
+        self.UserModel = get_user_model()
+
+    @property
+    def OIDC_OP_TOKEN_ENDPOINT(self) -> str:
+        return str(oidc_setting("OIDC_OP_TOKEN_ENDPOINT"))
+
+    @property
+    def OIDC_OP_USER_ENDPOINT(self) -> str:
+        return str(oidc_setting("OIDC_OP_USER_ENDPOINT"))
+
+    @property
+    def OIDC_OP_JWKS_ENDPOINT(self) -> str:
+        return str(oidc_setting("OIDC_OP_JWKS_ENDPOINT"))
 
     def get_token(self, payload: dict[str, Any]) -> dict[str, Any]:
         self.token_response: dict[str, Any] = dict(super().get_token(payload))

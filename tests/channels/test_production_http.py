@@ -188,3 +188,25 @@ async def test_a_groups_overage_token_is_audited_and_follows_the_setting(
         principal = json.loads(first["text"])["principal"]
         assert principal["groups"] == [] and principal["groups_overage"] is True
         await comm.disconnect()
+
+
+def test_the_admin_works_while_the_provider_is_unreachable() -> None:
+    """Django builds every auth backend for each permission check: ours reads no discovery
+    until a login needs an endpoint (the test issuer at 127.0.0.1:9 never answers)."""
+    from django.contrib.auth.models import User
+    from django.test import Client
+
+    from gateway.issuers.registry import registry
+    from gateway.login.backend import GatewayOIDCBackend
+    from oidc.errors import DiscoveryError
+
+    assert settings.GATEWAY.issuer not in registry.metadata
+    backend = GatewayOIDCBackend()
+    staffer = User.objects.create_user("staffer", is_staff=True)
+    assert backend.has_perm(staffer, "gateway.view_grant") is False
+    with pytest.raises(DiscoveryError):
+        _ = backend.OIDC_OP_TOKEN_ENDPOINT
+    client = Client()
+    client.force_login(User.objects.create_superuser("root", "root@example.test", "pw"),
+                       backend="django.contrib.auth.backends.ModelBackend")
+    assert client.get("/admin/gateway/grant/").status_code == 200
