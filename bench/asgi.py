@@ -13,8 +13,7 @@ process as the gateway:
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.routing import ProtocolTypeRouter
 
-from config.asgi import application as gateway_application
-from config.asgi import django_http, websocket
+from config.asgi import django_http, router, websocket
 from consumers.base import GatewayConsumer
 
 
@@ -44,4 +43,4 @@ async def _websocket(scope, receive, send):
 
 
 application = ProtocolTypeRouter({"http": django_http, "websocket": _websocket,
-                                  "lifespan": gateway_application.application_mapping["lifespan"]})
+                                  "lifespan": router.application_mapping["lifespan"]})

@@ -66,7 +66,9 @@ class Row:
     rtt_p50_ms: float = 0.0
     rtt_p99_ms: float = 0.0
     lag_ms: float = 0.0
+    busy_ms: float = 0.0
     gc_ms: float = 0.0
+    gc_cpu_ms: float = 0.0
     gc_gen: int = -1
     kib_per_socket: float = 0.0
     load: str = ""
@@ -134,20 +136,21 @@ async def pings(url: str, headers: dict[str, str], total: int) -> list[float]:
     return times
 
 
-def probe_window(path: Path, start: float, end: float) -> tuple[float, float, int]:
-    """Longest loop lag, longest collector pause and its generation within [start, end]."""
-    lag = pause = 0.0
-    generation = -1
+PROBED = ("lag_ms", "busy_ms", "gc_ms", "gc_cpu_ms")
+
+
+def probe_window(path: Path, start: float, end: float, row: Row) -> None:
+    """The worst loop lag (wall, busy), collector pause (wall, CPU) in [start, end]."""
     if not path.exists():
-        return lag, pause, generation
+        return
     for line in path.read_text().splitlines():
         record = json.loads(line)
         if not start <= record["t"] <= end + 1.0:
             continue
-        lag = max(lag, record["lag_ms"])
-        if record["gc_ms"] > pause:
-            pause, generation = record["gc_ms"], record["gc_gen"]
-    return lag, pause, generation
+        if record["gc_ms"] > row.gc_ms:
+            row.gc_gen = record["gc_gen"]
+        for key in PROBED:
+            setattr(row, key, max(getattr(row, key), record[key]))
 
 
 def settle(pid: int, quiet: float = 0.03, period: float = 0.5, limit: float = 30.0) -> None:
@@ -178,7 +181,7 @@ def measure(row: Row, pid: int, url: str, headers: dict[str, str], probe: Path,
         row.rtt_p50_ms = statistics.median(times) * 1e3
         row.rtt_p99_ms = times[int(len(times) * 0.99) - 1] * 1e3
         time.sleep(1.2)  # the probe writes once a second
-        row.lag_ms, row.gc_ms, row.gc_gen = probe_window(probe, started, time.time())
+        probe_window(probe, started, time.time(), row)
         row.load = load_average()
     finally:
         release(holders)
@@ -220,14 +223,15 @@ def run_layer(layer: str, args: argparse.Namespace, issuer: str, token: str,
 def format_row(r: Row) -> str:
     return (f"{r.layer:8} K={r.count:6} {r.target}: opened {r.opened} in {r.open_seconds:.1f}s, "
             f"{r.rate:6.0f} hs/s, {r.cpu_us:6.0f} us/hs, rtt p50 {r.rtt_p50_ms:.1f} "
-            f"p99 {r.rtt_p99_ms:.1f} ms, lag {r.lag_ms:.0f} ms, gc {r.gc_ms:.0f} ms "
-            f"(gen {r.gc_gen}), {r.kib_per_socket:.1f} KiB/socket, load {r.load}")
+            f"p99 {r.rtt_p99_ms:.1f} ms, lag {r.lag_ms:.0f} (busy {r.busy_ms:.0f}) ms, "
+            f"gc {r.gc_ms:.0f} (cpu {r.gc_cpu_ms:.0f}) ms (gen {r.gc_gen}), "
+            f"{r.kib_per_socket:.1f} KiB/socket, load {r.load}")
 
 
 def table(rows: list[Row]) -> None:
     """Markdown, each gateway row as a ratio to L and R of the same layer run and K."""
     print("\n| layer | K | target | hs/s | vs L | vs R | CPU/hs | vs L | vs R | rtt p50/p99 ms "
-          "| max lag ms | max GC ms (gen) | KiB/socket | vs L | load |")
+          "| max lag ms wall / busy | max GC ms wall / CPU (gen) | KiB/socket | vs L | load |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     index = {(r.layer, r.count, r.target): r for r in rows}
     for r in rows:
@@ -241,7 +245,8 @@ def table(rows: list[Row]) -> None:
               f"{ratio(r.rate, base_l, 'rate')} | {ratio(r.rate, base_r, 'rate')} | "
               f"{r.cpu_us:,.0f} µs | {ratio(r.cpu_us, base_l, 'cpu_us')} | "
               f"{ratio(r.cpu_us, base_r, 'cpu_us')} | {r.rtt_p50_ms:.1f} / {r.rtt_p99_ms:.1f} | "
-              f"{r.lag_ms:.0f} | {r.gc_ms:.0f} ({r.gc_gen}) | {r.kib_per_socket:.1f} | "
+              f"{r.lag_ms:.0f} / {r.busy_ms:.0f} | {r.gc_ms:.0f} / {r.gc_cpu_ms:.0f} ({r.gc_gen}) | "
+              f"{r.kib_per_socket:.1f} | "
               f"{ratio(r.kib_per_socket, base_l, 'kib_per_socket')} | {r.load} |")
 
 

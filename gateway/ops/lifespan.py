@@ -14,6 +14,7 @@ from django.conf import settings
 
 from gateway.issuers.registry import registry
 from gateway.ops.buswatch import watch_bus
+from gateway.ops.gcpolicy import keep_collections_young
 from gateway.ops.loopwatch import probe, probe_path
 from gateway.sockets.live import LocalSockets
 
@@ -63,7 +64,9 @@ class Lifespan:
                          # Channels' per-message close_old_connections, once a minute:
                          asyncio.create_task(every(60.0, aclose_old_connections)),
                          # younger than the layers' one-day group expiry:
-                         asyncio.create_task(every(3600.0, self.sockets.renew_memberships))]
+                         asyncio.create_task(every(3600.0, self.sockets.renew_memberships)),
+                         # no full collection over the live sockets (gateway/ops/gcpolicy.py):
+                         asyncio.create_task(keep_collections_young())]
                 if settings.GATEWAY.redis_url:
                     tasks.append(asyncio.create_task(
                         watch_bus(settings.GATEWAY.redis_url, self.sockets.close_all)))
