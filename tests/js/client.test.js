@@ -19,7 +19,7 @@ function makeClient(options = {}) {
   });
   const events = [];
   for (const name of ["message", "subscribed", "unsubscribed", "presence", "welcome", "state",
-    "close", "reconnecting", "auth", "error"]) {
+    "close", "reconnecting", "auth", "error", "disconnect"]) {
     client.on(name, (detail) => events.push([name, detail]));
   }
   return { client, timers, events, of: (name) => events.filter(([n]) => n === name).map(([, d]) => d) };
@@ -89,8 +89,10 @@ describe("closes", () => {
   test("close codes map to typed reasons", () => {
     assert.deepEqual({ ...closeReason(4401, "logged_out") }, {
       code: 4401, reason: "logged_out", kind: "unauthenticated", action: "reauthenticate",
-      explanation: closeReason(4401).explanation, byClient: false,
+      explanation: closeReason(4401).explanation, byClient: false, detail: "",
     });
+    assert.equal(closeReason(4410, "admin_disconnect").kind, "admin_disconnect");
+    assert.equal(closeReason(4410, "admin_disconnect").action, "none");
     assert.equal(closeReason(4403, "missing_scope").kind, "forbidden");
     assert.equal(closeReason(1011, "bus_lost").action, "reconnect");
     assert.equal(closeReason(4429, "rate_limited").action, "reconnect");
@@ -116,6 +118,39 @@ describe("closes", () => {
       await assert.rejects(client.ping(), NotConnectedError);
     });
   }
+
+  test("4410 after a disconnect notice: no reconnect, the administrator's reason kept", async () => {
+    const { client, timers, of } = makeClient({ getTicket: async () => "t1" });
+    client.connect();
+    const ws = await openSocket();
+    ws.receive({ type: "disconnect", reason: "admin_disconnect", detail: "maintenance window" });
+    ws.serverClose(4410, "admin_disconnect");
+    await settle();
+    assert.deepEqual(of("disconnect"), [{ reason: "admin_disconnect", detail: "maintenance window" }]);
+    assert.equal(client.state, "closed");
+    assert.deepEqual(timers.delays, []);
+    assert.equal(FakeSocket.instances.length, 1);
+    assert.equal(client.lastClose.kind, "admin_disconnect");
+    assert.equal(client.lastClose.detail, "maintenance window");
+    assert.deepEqual(of("close").map((c) => [c.code, c.detail]), [[4410, "maintenance window"]]);
+    client.connect(); // the person reconnects by hand
+    await openSocket();
+    assert.equal(FakeSocket.instances.length, 2);
+    assert.equal(client.state, "open");
+  });
+
+  test("a disconnect notice's reason belongs to its own socket only", async () => {
+    const { client, timers, of } = makeClient();
+    client.connect();
+    const first = await openSocket();
+    first.receive({ type: "disconnect", reason: "admin_disconnect", detail: "old" });
+    first.serverClose(1006);
+    timers.fire(500);
+    const second = await openSocket();
+    second.serverClose(1006);
+    assert.deepEqual(of("close").map((c) => c.detail), ["old", ""]);
+    assert.equal(client.state, "waiting");
+  });
 
   test("4401 with getTicket refused (signed out): no reconnect", async () => {
     let minted = 0;

@@ -11,7 +11,7 @@ export type CloseAction = "none" | "reconnect" | "reauthenticate" | "fix_client"
 export type CloseKind =
   | "normal" | "going_away" | "no_status" | "abnormal" | "policy_violation" | "message_too_big"
   | "internal_error" | "service_restart" | "try_again_later" | "bad_request" | "unauthenticated"
-  | "forbidden" | "no_route" | "auth_timeout" | "rate_limited" | "unknown";
+  | "forbidden" | "no_route" | "auth_timeout" | "admin_disconnect" | "rate_limited" | "unknown";
 
 /** A close code and reason code, classified. */
 export interface CloseReason {
@@ -23,9 +23,12 @@ export interface CloseReason {
   readonly explanation: string;
   /** True when this client closed the socket itself. */
   readonly byClient: boolean;
+  /** The `detail` of the `disconnect` frame that came just before (4410: the administrator's reason), else "". */
+  readonly detail: string;
 }
 
-export declare function closeReason(code: number, reason?: string, byClient?: boolean): CloseReason;
+export declare function closeReason(
+  code: number, reason?: string, byClient?: boolean, detail?: string): CloseReason;
 
 export declare class GatewayError extends Error {}
 export declare class RequestError extends GatewayError {
@@ -132,6 +135,8 @@ export interface ClientEvents {
   channels: { channels: ChannelGrant[] };
   state: { state: ClientState; previous: ClientState; reconnects: number };
   close: CloseReason;
+  /** An administrator is disconnecting this subject: the close (4410 `admin_disconnect`) follows. */
+  disconnect: { reason: string; detail: string };
   reconnecting: { attempt: number; delayMs: number };
   auth: { type: "expiring" | "refreshed" | "reauthenticated" | "failed"; expiresAt?: number; error?: unknown };
   /** An `error` frame that answers no pending request (e.g. id null). */

@@ -45,6 +45,7 @@ const CLOSE_CODES = {
   4403: ["forbidden", "reauthenticate", "Authenticated but not allowed; do not retry unchanged."],
   4404: ["no_route", "fix_client", "No websocket route at this path."],
   4408: ["auth_timeout", "fix_client", "No auth message arrived in time."],
+  4410: ["admin_disconnect", "none", "Disconnected by an administrator; reconnect by hand."],
   4429: ["rate_limited", "reconnect", "Too many messages or connections; back off."],
 };
 
@@ -53,12 +54,13 @@ const CLOSE_CODES = {
  * @param {number} code
  * @param {string} [reason]
  * @param {boolean} [byClient]
+ * @param {string} [detail] the text of a `disconnect` frame received just before (4410)
  * @returns {CloseReason}
  */
-export function closeReason(code, reason = "", byClient = false) {
+export function closeReason(code, reason = "", byClient = false, detail = "") {
   const known = CLOSE_CODES[code];
   const [kind, action, explanation] = known ?? ["unknown", "reconnect", `Close code ${code}.`];
-  return Object.freeze({ code, reason, kind, action, explanation, byClient });
+  return Object.freeze({ code, reason, kind, action, explanation, byClient, detail });
 }
 
 // --- errors -------------------------------------------------------------------------
@@ -237,6 +239,8 @@ export class GatewayClient {
     this._nextTicket = null;
     this._replacing = false;
     this._refreshedSince = false;
+    /** The `detail` of a `disconnect` frame on the current socket, for its close reason. */
+    this._disconnectDetail = "";
   }
 
   /** The channels this client is subscribed to (and resubscribes to after a reconnect). */
@@ -310,6 +314,7 @@ export class GatewayClient {
     if (this._stopped) return;
     const ws = new this._WebSocket(this.url, protocols);
     this._ws = ws;
+    this._disconnectDetail = "";
     ws.onopen = () => this._onOpen(ws);
     ws.onmessage = (/** @type {{data: unknown}} */ e) => this._onFrame(ws, e.data);
     ws.onclose = (/** @type {{code: number, reason: string}} */ e) => this._onClose(ws, e);
@@ -362,7 +367,8 @@ export class GatewayClient {
   _onClose(ws, event) {
     if (ws !== this._ws) return;
     this._ws = null;
-    const close = closeReason(event.code, event.reason ?? "", this._replacing);
+    const close = closeReason(event.code, event.reason ?? "", this._replacing, this._disconnectDetail);
+    this._disconnectDetail = "";
     this.lastClose = close;
     this._failPending(new ConnectionClosedError(close));
     this._emit("close", close);
@@ -648,6 +654,11 @@ const FRAME_HANDLERS = {
     if (!Array.isArray(frame.channels)) return;
     client.grants = frame.channels;
     client._emit("channels", { channels: frame.channels });
+  },
+  disconnect: (client, frame) => {
+    const detail = typeof frame.detail === "string" ? frame.detail : "";
+    client._disconnectDetail = detail;
+    client._emit("disconnect", { reason: frame.reason, detail });
   },
   "auth.expiring": (client, frame) => void client._onExpiring(frame),
   "auth.refreshed": (client, frame) => {

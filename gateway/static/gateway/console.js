@@ -221,12 +221,16 @@ client.on("reconnecting", ({ attempt, delayMs }) => logEvent(`reconnecting in ${
 
 client.on("close", (close) => {
   const node = $("close-reason");
-  node.textContent = `Socket closed: ${close.code} ${close.reason || close.kind}. ${close.explanation}`;
+  const why = close.detail ? ` Reason given: ${close.detail}` : "";
+  node.textContent = `Socket closed: ${close.code} ${close.reason || close.kind}. ${close.explanation}${why}`;
   node.dataset.code = String(close.code);
   node.dataset.reason = close.reason;
+  node.dataset.detail = close.detail;
   node.hidden = false;
   logEvent(`closed ${close.code} ${close.reason}`, "warn");
 });
+
+client.on("disconnect", ({ detail }) => logEvent(`disconnected by an administrator: ${detail}`, "warn"));
 
 client.on("error", (frame) => showError(`${frame.error}: ${frame.detail ?? ""}`));
 
