@@ -39,6 +39,10 @@ VARIABLES: dict[str, str] = {
     "GATEWAY_OIDC_AUDIENCES": "comma-separated access-token audiences accepted (default: client id)",
     "GATEWAY_OIDC_GROUP_OVERAGE": "a token whose groups did not fit (Entra's _claim_names or "
     "hasgroups): refuse (default, 4403 groups_overage) or admit with no group grants",
+    "GATEWAY_OIDC_INTERNAL_URL": "base URL where the gateway itself reaches the provider, when it "
+    "differs from the issuer's public one (e.g. http://keycloak:8080 in a compose network); "
+    "discovery, keys, token, userinfo and introspection calls go there, the browser keeps the "
+    "public URLs, and iss is still checked against GATEWAY_OIDC_ISSUER",
     "GATEWAY_OIDC_CALL_USERINFO": "true to call the userinfo endpoint at login (default false)",
     "GATEWAY_OIDC_INTROSPECTION": "true to accept opaque tokens through RFC 7662 introspection",
     "GATEWAY_ISSUERS_FILE": "TOML file with further issuers for bearer tokens (optional)",
@@ -109,6 +113,7 @@ class GatewayConfig:
     algorithms: tuple[str, ...]
     audiences: frozenset[str]
     call_userinfo: bool
+    internal_url: str | None
     group_overage: GroupOverage
     introspection: bool
     issuers_file: Path | None
@@ -149,11 +154,11 @@ def _origin(name: str, url: str) -> str:
 def _issuer(env: Mapping[str, str]) -> str:
     issuer = _required(env, "GATEWAY_OIDC_ISSUER")
     parts = urlsplit(issuer)
-    loopback = parts.hostname in {"127.0.0.1", "::1"}
+    loopback = parts.hostname in {"127.0.0.1", "::1", "localhost"}
     if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
         raise ConfigError(
             f"GATEWAY_OIDC_ISSUER={issuer!r}: the issuer must be an https URL "
-            "(plain http is accepted only for 127.0.0.1)."
+            "(plain http is accepted only for 127.0.0.1 and localhost)."
         )
     if parts.query or parts.fragment:
         raise ConfigError("GATEWAY_OIDC_ISSUER must not contain a query or fragment.")
@@ -273,6 +278,17 @@ def _profile(env: Mapping[str, str]) -> IssuerProfile:
                       scopes=csv(env.get("GATEWAY_OIDC_SCOPE_CLAIMS", "")))
 
 
+def _internal_url(env: Mapping[str, str]) -> str | None:
+    raw = env.get("GATEWAY_OIDC_INTERNAL_URL", "").strip().rstrip("/")
+    if not raw:
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme not in {"http", "https"} or not parts.hostname or parts.path or parts.query:
+        raise ConfigError(f"GATEWAY_OIDC_INTERNAL_URL={raw!r}: use a scheme, host and port only, "
+                          "like http://keycloak:8080.")
+    return raw
+
+
 def _group_overage(env: Mapping[str, str]) -> GroupOverage:
     raw = env.get("GATEWAY_OIDC_GROUP_OVERAGE", "").strip().lower() or "refuse"
     for choice in GROUP_OVERAGE_CHOICES:
@@ -308,6 +324,7 @@ def load_config(env: Mapping[str, str] | None = None) -> GatewayConfig:
         audiences=audiences,
         call_userinfo=read_bool(env, "GATEWAY_OIDC_CALL_USERINFO", False),
         group_overage=_group_overage(env),
+        internal_url=_internal_url(env),
         introspection=read_bool(env, "GATEWAY_OIDC_INTROSPECTION", False),
         issuers_file=_path(env, "GATEWAY_ISSUERS_FILE", None),
         routes_file=routes_file,

@@ -49,6 +49,7 @@ class IssuerConfig:
     jwks_uri: str | None = None
     introspection_endpoint: str | None = None
     group_overage: GroupOverage = "refuse"
+    internal_url: str | None = None  # where the gateway calls the provider (issuer split)
 
     def __post_init__(self) -> None:
         if not isinstance(self.issuer, str) or not self.issuer:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from oidc.errors import DiscoveryError
 
-__all__ = ["WELL_KNOWN", "ProviderMetadata", "discovery_url", "is_secure_url", "parse_metadata"]
+__all__ = ["WELL_KNOWN", "ProviderMetadata", "discovery_url", "for_server_calls", "internal_url",
+           "is_secure_url", "parse_metadata"]
 
 WELL_KNOWN = "/.well-known/openid-configuration"
 REQUIRED_URLS = ("authorization_endpoint", "token_endpoint", "jwks_uri")
@@ -112,3 +114,34 @@ def parse_metadata(document: Mapping[str, Any], expected_issuer: str) -> Provide
         backchannel_logout_supported=_flag(document, "backchannel_logout_supported"),
         id_token_signing_alg_values_supported=tuple(algs),
     )
+
+
+def internal_url(url: str, issuer: str, internal_base: str | None) -> str:
+    """Where the gateway itself calls ``url``: on the issuer's public origin, the same path
+    at ``internal_base`` (e.g. ``http://keycloak:8080`` inside a compose network).
+
+    The browser keeps the public URLs, and ``iss`` is still checked against the issuer.
+    """
+    if internal_base is None:
+        return url
+    public, parts = urlsplit(issuer), urlsplit(url)
+    if (parts.scheme, parts.netloc) != (public.scheme, public.netloc):
+        return url
+    base = urlsplit(internal_base)
+    return urlunsplit((base.scheme, base.netloc, parts.path, parts.query, ""))
+
+
+def for_server_calls(metadata: ProviderMetadata, internal_base: str | None) -> ProviderMetadata:
+    """The metadata with server-to-server endpoints moved to ``internal_base``."""
+    if internal_base is None:
+        return metadata
+    def move(url: str | None) -> str | None:
+        return None if url is None else internal_url(url, metadata.issuer, internal_base)
+
+    return dataclasses.replace(
+        metadata, token_endpoint=internal_url(metadata.token_endpoint, metadata.issuer, internal_base),
+        jwks_uri=internal_url(metadata.jwks_uri, metadata.issuer, internal_base),
+        userinfo_endpoint=move(metadata.userinfo_endpoint),
+        introspection_endpoint=move(metadata.introspection_endpoint),
+        revocation_endpoint=move(metadata.revocation_endpoint))
+

@@ -14,7 +14,7 @@ from oidc.profiles import PROFILES, customised
 
 ISSUER_KEYS = {"issuer", "audiences", "algorithms", "profile", "client_id",
                "allowed_client_ids", "leeway", "group_overage", "groups_claims", "roles_claims",
-               "scope_claims"}
+               "scope_claims", "internal_url"}
 
 
 def _issuer_from_toml(entry: dict[str, Any], source: Path) -> IssuerConfig:
@@ -37,6 +37,7 @@ def _issuer_from_toml(entry: dict[str, Any], source: Path) -> IssuerConfig:
             allowed_client_ids=frozenset(allowed) if allowed is not None else None,
             leeway=float(entry.get("leeway", settings.GATEWAY.leeway)),
             group_overage=entry.get("group_overage", settings.GATEWAY.group_overage),
+            internal_url=entry.get("internal_url"),
         )
     except KeyError as exc:
         raise ImproperlyConfigured(f"{source}: [[issuer]] needs {exc.args[0]!r} "
@@ -56,6 +57,7 @@ def login_issuer_config() -> IssuerConfig:
         allowed_client_ids=None,
         leeway=cfg.leeway,
         group_overage=cfg.group_overage,
+        internal_url=cfg.internal_url,
     )
 
 

@@ -19,7 +19,13 @@ from django.conf import settings
 from gateway.issuers.config import configured_issuers
 from gateway.observe.metrics import JWKS_FETCHES
 from oidc.config import IssuerConfig
-from oidc.discovery import ProviderMetadata, discovery_url, parse_metadata
+from oidc.discovery import (
+    ProviderMetadata,
+    discovery_url,
+    for_server_calls,
+    internal_url,
+    parse_metadata,
+)
 from oidc.errors import DiscoveryError, KeysUnavailable
 from oidc.jwks import JwksCache
 
@@ -70,6 +76,14 @@ class Registry:
         self.metadata: dict[str, ProviderMetadata] = {}
         self.keys: dict[str, JwksCache] = {}
 
+    def _discovery_url(self, issuer: str) -> str:
+        return internal_url(discovery_url(issuer), issuer, self.issuers[issuer].internal_url)
+
+    def _parse(self, document: Mapping[str, Any], issuer: str) -> ProviderMetadata:
+        """Validate the document as published (``iss`` included), then move the endpoints the
+        gateway calls itself to the issuer's internal URL, if one is configured."""
+        return for_server_calls(parse_metadata(document, issuer), self.issuers[issuer].internal_url)
+
     def _install(self, issuer: str, metadata: ProviderMetadata) -> JwksCache:
         self.metadata[issuer] = metadata
         cache = self.keys.get(issuer)
@@ -82,10 +96,10 @@ class Registry:
     async def load(self, issuer: str) -> None:
         """Discovery, then keys. Raises DiscoveryError or KeysUnavailable."""
         try:
-            document = await fetch_json(discovery_url(issuer))
+            document = await fetch_json(self._discovery_url(issuer))
         except Exception as exc:
             raise DiscoveryError(f"cannot fetch discovery for {issuer}: {type(exc).__name__}") from exc
-        cache = self._install(issuer, parse_metadata(document, issuer))
+        cache = self._install(issuer, self._parse(document, issuer))
         await cache.refresh(force=True)
 
     def metadata_sync(self, issuer: str) -> ProviderMetadata:
@@ -93,10 +107,10 @@ class Registry:
         metadata = self.metadata.get(issuer)
         if metadata is None:
             try:
-                document = fetch_json_sync(discovery_url(issuer))
+                document = fetch_json_sync(self._discovery_url(issuer))
             except Exception as exc:
                 raise DiscoveryError(f"cannot fetch discovery for {issuer}") from exc
-            metadata = parse_metadata(document, issuer)
+            metadata = self._parse(document, issuer)
             self._install(issuer, metadata)
         return metadata
 

@@ -114,3 +114,30 @@ def test_introspection_is_not_a_per_issuer_key(tmp_path: Path) -> None:
     text = '[[issuer]]\nissuer = "https://a.example"\naudiences = ["x"]\nintrospection = true\n'
     with _with_file(tmp_path, text), pytest.raises(ImproperlyConfigured, match="unknown keys"):
         configured_issuers()
+
+
+async def test_the_registry_calls_the_provider_at_its_internal_url(monkeypatch) -> None:
+    import dataclasses as dc
+
+    from gateway.issuers import registry as registry_module
+    from oidc.config import IssuerConfig
+
+    public = "https://login.example.com/realms/gateway"
+    fetched: list[str] = []
+
+    async def fetch(url: str) -> dict:
+        fetched.append(url)
+        if url.endswith("/.well-known/openid-configuration"):
+            return {"issuer": public, "authorization_endpoint": f"{public}/auth",
+                    "token_endpoint": f"{public}/token", "jwks_uri": f"{public}/certs"}
+        return {"keys": []}
+
+    monkeypatch.setattr(registry_module, "fetch_json", fetch)
+    monkeypatch.setattr(registry_module, "fetch_jwks", fetch)
+    config = IssuerConfig(issuer=public, audiences=frozenset({"api"}), internal_url="http://keycloak:8080")
+    reg = registry_module.Registry({public: dc.replace(config)})
+    with pytest.raises(Exception):  # noqa: B017, PT011 - an empty key set: no usable keys
+        await reg.load(public)
+    assert fetched[0] == "http://keycloak:8080/realms/gateway/.well-known/openid-configuration"
+    assert fetched[1] == "http://keycloak:8080/realms/gateway/certs"
+    assert reg.metadata[public].authorization_endpoint == f"{public}/auth"

@@ -71,3 +71,16 @@ def test_okta_profile_with_an_api_audience() -> None:
     config = load_config({**BASE, "GATEWAY_OIDC_PROFILE": "okta",
                           "GATEWAY_OIDC_AUDIENCES": "api://default"})
     assert config.profile.typ_required is False and config.audiences == {"api://default"}
+
+
+def test_internal_url_is_an_origin_and_localhost_issuers_are_allowed() -> None:
+    from config.env import ConfigError, load_config
+
+    base = {"GATEWAY_OIDC_ISSUER": "http://localhost:8080/realms/gateway",
+            "GATEWAY_OIDC_CLIENT_ID": "gateway", "GATEWAY_OIDC_CLIENT_SECRET": "s",
+            "GATEWAY_DEV": "true"}
+    cfg = load_config({**base, "GATEWAY_OIDC_INTERNAL_URL": "http://keycloak:8080/"})
+    assert (cfg.issuer, cfg.internal_url) == ("http://localhost:8080/realms/gateway",
+                                              "http://keycloak:8080")
+    with pytest.raises(ConfigError, match="GATEWAY_OIDC_INTERNAL_URL"):
+        load_config({**base, "GATEWAY_OIDC_INTERNAL_URL": "http://keycloak:8080/realms/x"})

@@ -84,3 +84,29 @@ def test_bad_flag_and_algs():
 )
 def test_discovery_url(issuer, url):
     assert discovery_url(issuer) == url
+
+
+INTERNAL = "http://keycloak:8080"
+
+
+def test_server_calls_move_to_the_internal_url_and_the_browser_keeps_the_public_ones():
+    from oidc.discovery import for_server_calls
+
+    m = for_server_calls(parse_metadata(document(), ISSUER), INTERNAL)
+    assert m.token_endpoint == "http://keycloak:8080/realms/main/token"
+    assert m.jwks_uri == "http://keycloak:8080/realms/main/certs"
+    assert m.userinfo_endpoint == "http://keycloak:8080/realms/main/userinfo"
+    assert m.authorization_endpoint == f"{ISSUER}/auth"  # the browser goes there
+    assert m.end_session_endpoint == f"{ISSUER}/logout"
+    assert m.issuer == ISSUER  # iss is still checked against the public issuer
+
+
+def test_endpoints_on_another_origin_and_no_internal_url_are_left_alone():
+    from oidc.discovery import for_server_calls, internal_url
+
+    other = "https://keys.example.net/certs"
+    assert internal_url(other, ISSUER, INTERNAL) == other
+    m = parse_metadata(document(), ISSUER)
+    assert for_server_calls(m, None) is m
+    assert internal_url(discovery_url(ISSUER), ISSUER, INTERNAL) == \
+        "http://keycloak:8080/realms/main/.well-known/openid-configuration"
