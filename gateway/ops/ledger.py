@@ -18,19 +18,17 @@ Each change is one Lua script, so two processes cannot both take the last free s
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import logging
-import math
 import time
-import weakref
 from collections import defaultdict
 from collections.abc import Callable
 from typing import Any, Protocol
 
-import redis.asyncio as redis
 from django.conf import settings
+
+from gateway.ops.heartbeat import KeptAlive
 
 logger = logging.getLogger("gateway.ledger")
 
@@ -135,23 +133,13 @@ def _member(who: Member) -> str:
     return json.dumps(list(who), separators=(",", ":"))
 
 
-class RedisLedger:
+class RedisLedger(KeptAlive):
     """Shared by every process that uses the same Redis; see the module docstring."""
 
     def __init__(self, url: str, ttl: float, clock: Callable[[], float] = time.time) -> None:
-        self.url, self.ttl, self.clock = url, ttl, clock
-        self.key_ttl = math.ceil(ttl) + 1
+        super().__init__(url, ttl, clock)
         # entries this process keeps alive: (zset, socket) -> (member zset, member) or None
         self.local: dict[tuple[str, str], tuple[str, str] | None] = {}
-        self._clients: weakref.WeakKeyDictionary[Any, redis.Redis] = weakref.WeakKeyDictionary()
-        self._beats: weakref.WeakKeyDictionary[Any, asyncio.Task[None]] = weakref.WeakKeyDictionary()
-
-    def client(self) -> redis.Redis:
-        loop = asyncio.get_running_loop()
-        if loop not in self._clients:
-            self._clients[loop] = redis.from_url(self.url, socket_timeout=2.0,
-                                                 socket_connect_timeout=2.0)
-        return self._clients[loop]
 
     async def _run(self, script: str, keys: list[str], *args: Any) -> int:
         now = self.clock()
@@ -160,18 +148,7 @@ class RedisLedger:
 
     def _keep(self, key: str, socket: str, parent: tuple[str, str] | None = None) -> None:
         self.local[(key, socket)] = parent
-        loop = asyncio.get_running_loop()
-        beat = self._beats.get(loop)
-        if beat is None or beat.done():
-            self._beats[loop] = loop.create_task(self._heartbeat())
-
-    async def _heartbeat(self) -> None:
-        while self.local:
-            await asyncio.sleep(self.ttl / 3)
-            try:
-                await self.refresh()
-            except (redis.RedisError, OSError):  # the bus watchdog deals with a lost Redis
-                logger.warning("ledger heartbeat failed; entries expire if it keeps failing")
+        self.keep_beating()
 
     async def refresh(self) -> None:
         """Push the expiry of every entry of this process ``ttl`` into the future."""
@@ -219,14 +196,6 @@ class RedisLedger:
         pipe.zrange(key, 0, -1)
         _, raw = await pipe.execute()
         return sorted((str(i), str(s)) for i, s in (json.loads(m) for m in raw))
-
-    async def close(self) -> None:
-        for beat in list(self._beats.values()):
-            beat.cancel()
-        client = self._clients.pop(asyncio.get_running_loop(), None)
-        if client is not None:
-            await client.aclose()
-
 
 _ledger: Ledger | None = None
 

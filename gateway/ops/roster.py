@@ -17,20 +17,18 @@ Listing drops expired sockets and details without a live socket.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import math
 import os
 import socket as sockets
 import time
-import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Protocol
+from typing import Protocol
 
-import redis.asyncio as redis
 from django.conf import settings
+
+from gateway.ops.heartbeat import KeptAlive
 
 logger = logging.getLogger("gateway.roster")
 
@@ -98,22 +96,12 @@ class MemoryRoster:
         return _ordered(self.sockets.values())
 
 
-class RedisRoster:
+class RedisRoster(KeptAlive):
     """Shared by every process that uses the same Redis; see the module docstring."""
 
     def __init__(self, url: str, ttl: float, clock: Callable[[], float] = time.time) -> None:
-        self.url, self.ttl, self.clock = url, ttl, clock
-        self.key_ttl = math.ceil(ttl) + 1
+        super().__init__(url, ttl, clock)
         self.local: dict[str, SocketEntry] = {}  # this process's sockets, kept alive here
-        self._clients: weakref.WeakKeyDictionary[Any, redis.Redis] = weakref.WeakKeyDictionary()
-        self._beats: weakref.WeakKeyDictionary[Any, asyncio.Task[None]] = weakref.WeakKeyDictionary()
-
-    def client(self) -> redis.Redis:
-        loop = asyncio.get_running_loop()
-        if loop not in self._clients:
-            self._clients[loop] = redis.from_url(self.url, socket_timeout=2.0,
-                                                 socket_connect_timeout=2.0)
-        return self._clients[loop]
 
     async def _write(self, entry: SocketEntry) -> None:
         pipe = self.client().pipeline(transaction=True)
@@ -126,10 +114,7 @@ class RedisRoster:
     async def opened(self, entry: SocketEntry) -> None:
         self.local[entry.socket] = entry
         await self._write(entry)
-        loop = asyncio.get_running_loop()
-        beat = self._beats.get(loop)
-        if beat is None or beat.done():
-            self._beats[loop] = loop.create_task(self._heartbeat())
+        self.keep_beating()
 
     async def subscribed(self, socket: str, channels: Iterable[str]) -> None:
         entry = self.local.get(socket)
@@ -143,14 +128,6 @@ class RedisRoster:
         pipe.zrem(ROSTER_KEY, socket)
         pipe.hdel(INFO_KEY, socket)
         await pipe.execute()
-
-    async def _heartbeat(self) -> None:
-        while self.local:
-            await asyncio.sleep(self.ttl / 3)
-            try:
-                await self.refresh()
-            except (redis.RedisError, OSError):  # the bus watchdog deals with a lost Redis
-                logger.warning("roster heartbeat failed; entries expire if it keeps failing")
 
     async def refresh(self) -> None:
         """Push the expiry of this process's sockets ``ttl`` into the future."""
@@ -180,14 +157,6 @@ class RedisRoster:
         if stale:  # details of sockets whose process stopped refreshing them
             await client.hdel(INFO_KEY, *stale)
         return _ordered(found)
-
-    async def close(self) -> None:
-        for beat in list(self._beats.values()):
-            beat.cancel()
-        client = self._clients.pop(asyncio.get_running_loop(), None)
-        if client is not None:
-            await client.aclose()
-
 
 _roster: Roster | None = None
 

@@ -1,0 +1,66 @@
+"""Per-process state in Redis that expires unless its process keeps it alive.
+
+The socket ledger and the live-connections roster both write entries that must vanish
+within ``ttl`` of their process dying: each keeps its own entries in ``local`` and a
+heartbeat pushes their expiry forward every third of ``ttl``. One Redis client and one
+heartbeat per event loop (tests run several loops).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+import weakref
+from collections.abc import Callable, Sized
+from typing import Any
+
+import redis.asyncio as redis
+
+logger = logging.getLogger("gateway.heartbeat")
+
+
+class KeptAlive:
+    """Base for Redis state refreshed by a heartbeat; subclasses define ``refresh``."""
+
+    local: Sized  # this process's entries; the heartbeat runs while there are any
+
+    def __init__(self, url: str, ttl: float, clock: Callable[[], float] = time.time) -> None:
+        self.url, self.ttl, self.clock = url, ttl, clock
+        self.key_ttl = math.ceil(ttl) + 1
+        self._clients: weakref.WeakKeyDictionary[Any, redis.Redis] = weakref.WeakKeyDictionary()
+        self._beats: weakref.WeakKeyDictionary[Any, asyncio.Task[None]] = weakref.WeakKeyDictionary()
+
+    def client(self) -> redis.Redis:
+        loop = asyncio.get_running_loop()
+        if loop not in self._clients:
+            self._clients[loop] = redis.from_url(self.url, socket_timeout=2.0,
+                                                 socket_connect_timeout=2.0)
+        return self._clients[loop]
+
+    def keep_beating(self) -> None:
+        """Start this loop's heartbeat unless it runs already."""
+        loop = asyncio.get_running_loop()
+        beat = self._beats.get(loop)
+        if beat is None or beat.done():
+            self._beats[loop] = loop.create_task(self._heartbeat())
+
+    async def _heartbeat(self) -> None:
+        while self.local:
+            await asyncio.sleep(self.ttl / 3)
+            try:
+                await self.refresh()
+            except (redis.RedisError, OSError):  # the bus watchdog deals with a lost Redis
+                logger.warning("%s heartbeat failed; entries expire if it keeps failing",
+                               type(self).__name__)
+
+    async def refresh(self) -> None:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        for beat in list(self._beats.values()):
+            beat.cancel()
+        client = self._clients.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.aclose()
