@@ -8,6 +8,7 @@ worker process unless told otherwise, so the tests cover the production command.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import signal
 import socket
@@ -18,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -54,12 +56,35 @@ def gateway_env(issuer: str, port: int, *, database_file: Path | None = None,
         "GATEWAY_ADMIN_GROUPS": "admins",  # alice (devidp) reaches the admin as superuser
     })
     if database_file is not None:
-        env["GATEWAY_DATABASE_URL"] = ""
+        env["GATEWAY_DATABASE_URL"] = postgres_for(database_file)
         env["GATEWAY_SQLITE_PATH"] = str(database_file)
     if redis_url:
         env["GATEWAY_REDIS_URL"] = redis_url
     env.update(extra or {})
     return env
+
+
+def postgres_for(database_file: Path) -> str:
+    """The PostgreSQL stand-in for a gateway's SQLite file, or "" to use the file.
+
+    scripts/test runs the end-to-end tier a second time with GATEWAY_DATABASE_URL set. Each
+    file then gets its own database on that server, <db>_<hash of the path>, created on first
+    use, so gateways that share a file share a database and the others start empty, as with
+    SQLite. ``scripts/ensure-postgres --fresh <db>`` drops them all.
+    """
+    url = os.environ.get("GATEWAY_DATABASE_URL", "").strip()
+    if not url:
+        return ""
+    import psycopg  # only the PostgreSQL pass needs it
+    from psycopg import sql
+
+    parts = urlsplit(url)
+    digest = hashlib.sha256(str(database_file.resolve()).encode()).hexdigest()[:12]
+    name = f"{parts.path.strip('/')}_{digest}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return urlunsplit(parts._replace(path=f"/{name}"))
 
 
 def migrate(env: Mapping[str, str]) -> None:
