@@ -48,12 +48,15 @@ class HttpToolsProtocol(_HttpToolsProtocol):
         self._arm_head_timer()
 
     def data_received(self, data: bytes) -> None:
-        if not self.head_done:
-            self.head_bytes += len(data)
-            if self.head_bytes > MAX_HEAD_BYTES:
-                self._refuse(TOO_LARGE)
-                return
+        """Parse first, then judge: a read that completes the head may carry body bytes
+        (a large POST), and only a head still incomplete past the cap is refused."""
+        if self.head_done:
+            super().data_received(data)
+            return
+        self.head_bytes += len(data)
         super().data_received(data)
+        if not self.head_done and self.head_bytes > MAX_HEAD_BYTES:
+            self._refuse(TOO_LARGE)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()

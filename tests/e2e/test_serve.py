@@ -309,3 +309,15 @@ def test_static_files_are_served_in_production_mode(served: Served, tmp_path: Pa
     assert b"body" in css.content
     assert admin.status_code == 200
     assert "/static/admin/css/base." in admin.text  # the page links the collected stylesheet
+
+
+def test_a_large_body_sent_with_its_head_is_not_mistaken_for_a_large_head(
+        gateway: GatewayProcess) -> None:
+    """A 70 KB POST in one write reaches the view (413 from the publish API), not 431."""
+    body = b'{"channel": "deploys", "payload": "' + b"x" * 70_000 + b'"}'
+    request = (b"POST /api/publish HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+               b"Authorization: Bearer x\r\nContent-Length: " + str(len(body)).encode()
+               + b"\r\nConnection: close\r\n\r\n" + body)
+    answer, _ = exchange(gateway.port, request)
+    assert not answer.startswith(b"HTTP/1.1 431"), answer[:100]
+    assert answer.startswith(b"HTTP/1.1 4")
