@@ -9,7 +9,7 @@ Policy, measured in ``bench/inprocess.py`` and ``bench/open_sockets.py``:
 
 1. at startup, ``tune_garbage_collector`` (``gateway.ops.lifespan``) freezes the
    framework and raises the first threshold;
-2. every ``PERIOD`` seconds (0.2), :func:`freeze_survivors` collects what is not frozen (the
+2. every ``PERIOD`` seconds (0.1), :func:`freeze_survivors` collects what is not frozen (the
    objects created since the last round: its cost follows the connection rate, not the
    number of open sockets) and then freezes the survivors (``gc.freeze`` moves them to
    the permanent generation in O(1)). Sockets that stay open are thus scanned once or
@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import gc
 
-PERIOD = 0.2  # seconds between rounds: a round scans what the last 0.2 s left alive
+PERIOD = 0.1  # seconds between rounds: a round scans what the last 0.1 s left alive
 
 
 def freeze_survivors() -> int:
