@@ -6,12 +6,9 @@ every token's ``iss`` is that URL. The gateway reaches Keycloak at another, in-n
 service name), and Keycloak runs with ``--hostname-backchannel-dynamic=true`` so answers to
 requests on that base name back-channel endpoints on it.
 
-NEEDS A GATEWAY CHANGE (issue 11 point 1, owned by the lead): the setting
-``GATEWAY_OIDC_INTERNAL_URL``. Server-to-server calls (discovery, JWKS, token,
-introspection) go to the internal base; ``iss`` is still compared exactly with
-``GATEWAY_OIDC_ISSUER``. Until it exists the gateway ignores the variable, talks to the
-public URL, the forwarder sees nothing, and this test fails as expected (strict xfail:
-once the setting works, the XPASS fails the run so the marker gets removed).
+The gateway's ``GATEWAY_OIDC_INTERNAL_URL`` moves server-to-server calls (discovery, JWKS,
+token, introspection) to the internal base; browsers are still sent to the public URLs, and
+``iss`` is still compared exactly with ``GATEWAY_OIDC_ISSUER``.
 """
 
 from __future__ import annotations
@@ -21,6 +18,7 @@ import socket
 import threading
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from devidp.stack import GatewayProcess, free_port, start_gateway
@@ -82,8 +80,6 @@ def split_gateway(kc_stack: KeycloakStack) -> Iterator[tuple[GatewayProcess, For
         forwarder.stop()
 
 
-@pytest.mark.xfail(strict=True, reason="needs GATEWAY_OIDC_INTERNAL_URL in the gateway "
-                                       "(issue 11 point 1); see the module docstring")
 async def test_server_to_server_calls_use_the_internal_base_and_iss_stays_public(
         kc_stack: KeycloakStack, split_gateway: tuple[GatewayProcess, Forwarder]) -> None:
     gateway, forwarder = split_gateway
@@ -91,3 +87,7 @@ async def test_server_to_server_calls_use_the_internal_base_and_iss_stays_public
     principal = await welcome(gateway.url, token=token)
     assert principal["issuer"] == kc_stack.issuer  # the public iss, checked exactly
     assert forwarder.connections > 0  # discovery and JWKS went through the internal base
+    # the browser is still sent to Keycloak's public authorization endpoint
+    start = httpx.get(f"{gateway.url}/oidc/authenticate/", timeout=10)
+    assert start.is_redirect
+    assert start.headers["location"].startswith(f"{kc_stack.issuer}/protocol/openid-connect/auth")
