@@ -12,20 +12,41 @@ until it is closed. Package scope closes it as soon as the tier is done.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    Locator,
+    Page,
+    Playwright,
+    ViewportSize,
+    expect,
+    sync_playwright,
+)
 
 import devidp
-from devidp.stack import GatewayProcess, free_port, gateway_env, migrate, start_gateway
+from devidp.stack import ROOT, GatewayProcess, free_port, gateway_env, migrate, start_gateway
 from tests.e2e.conftest import Stack
+from tests.e2e.flows import service_token
 
 CHROMIUM = Path("/usr/bin/chromium")
 REDIS_URL = "redis://127.0.0.1:6379/8"  # the e2e tier uses /7
 TIMEOUT_MS = 10_000
+VIEWPORT: ViewportSize = {"width": 1440, "height": 900}
+# Set BROWSER_SCREENSHOTS=docs/screenshots to (re)write the README's screenshots; by default
+# the tests save theirs in a temporary folder, so a test run leaves the tree alone.
+SCREENSHOTS_ENV = "BROWSER_SCREENSHOTS"
+
+expect.set_options(timeout=TIMEOUT_MS)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -51,6 +72,29 @@ class BrowserStack(Stack):
         log = self.tmp / f"gateway{index}-restart.log"
         self.gateways[index] = start_gateway(old.port, self.envs[index], log)
         return self.gateways[index]
+
+    def django(self, code: str, *args: str) -> str:
+        """Run Python with Django set up as gateway 0 is (same database, same Redis): grant
+        changes made there reach the running gateway through its signals, as the admin's do."""
+        done = subprocess.run([sys.executable, "-c", "import django; django.setup()\n" + code, *args],
+                              cwd=ROOT, env=self.envs[0], capture_output=True, text=True,
+                              timeout=60)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done.stdout
+
+    def add_grants(self, *grants: dict[str, object]) -> None:
+        """Create grants of this stack's issuer (claim defaults to groups)."""
+        rows = [{"issuer": self.idp.issuer, "claim": "groups", **g} for g in grants]
+        self.django("import json, sys\nfrom gateway.models import Grant\n"
+                    "for row in json.loads(sys.argv[-1]):\n"
+                    "    Grant.objects.get_or_create(**row)\n", json.dumps(rows))
+
+    def publish(self, token: str, channel: str, payload: object) -> dict[str, object]:
+        """POST /api/publish as a backend does; returns the 202 answer."""
+        answer = httpx.post(f"{self.gateway}/api/publish", json={"channel": channel, "payload": payload},
+                            headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        assert answer.status_code == 202, answer.text
+        return dict(answer.json())
 
 
 @pytest.fixture(scope="package")
@@ -94,11 +138,16 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
     chromium.close()
 
 
+def new_context(browser: Browser) -> BrowserContext:
+    ctx = browser.new_context(viewport=VIEWPORT)
+    ctx.set_default_timeout(TIMEOUT_MS)
+    return ctx
+
+
 @pytest.fixture
 def context(browser: Browser) -> Iterator[BrowserContext]:
     """A fresh browser profile (no cookies) per test; open several tabs with new_page()."""
-    ctx = browser.new_context()
-    ctx.set_default_timeout(TIMEOUT_MS)
+    ctx = new_context(browser)
     yield ctx
     ctx.close()
 
@@ -124,4 +173,66 @@ def screenshot(page: Page, path: Path) -> Path:
     """Save a full-page screenshot (for a failing test's evidence or the docs)."""
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+# --- signed-in people, grants and a publisher, shared by the tier ----------------------------
+
+USERS_GRANTS = (
+    {"value": "admins", "target": "ops", "subscribe": True, "publish": True, "presence": True},
+    {"value": "engineering", "target": "deploys", "subscribe": True},
+)
+"""alice (engineering, admins) gets ops and deploys; bob (engineering) gets deploys only."""
+
+
+@pytest.fixture(scope="package")
+def grants(stack: BrowserStack) -> None:
+    stack.add_grants(*USERS_GRANTS)
+
+
+@pytest.fixture(scope="package")
+def publisher(stack: BrowserStack) -> str:
+    """A client_credentials access token with the `publish` scope (svc-publisher)."""
+    return service_token(stack.idp.issuer, "svc-publisher", "ws publish", devidp.API_AUDIENCE)
+
+
+def _signed_in(browser: Browser, stack: BrowserStack, user: str) -> Iterator[BrowserContext]:
+    ctx = new_context(browser)
+    sign_in(ctx.new_page(), stack, user)
+    for page in ctx.pages:
+        page.close()
+    yield ctx
+    ctx.close()
+
+
+@pytest.fixture(scope="package")
+def alice(browser: Browser, stack: BrowserStack) -> Iterator[BrowserContext]:
+    """alice's browser, signed in once for the tier; tests open their own tabs in it."""
+    yield from _signed_in(browser, stack, "alice")
+
+
+@pytest.fixture(scope="package")
+def bob(browser: Browser, stack: BrowserStack) -> Iterator[BrowserContext]:
+    yield from _signed_in(browser, stack, "bob")
+
+
+def open_console(context: BrowserContext, stack: Stack) -> Page:
+    """A new tab on /console/, once its socket is open and the welcome has arrived."""
+    page = context.new_page()
+    page.goto(f"{stack.gateway}/console/")
+    expect(page.get_by_test_id("connection-state")).to_have_attribute("data-state", "open")
+    expect(page.get_by_test_id("event-log")).to_contain_text("welcome:")
+    return page
+
+
+def channel_item(page: Page, channel: str) -> Locator:
+    return page.locator(f'[data-testid="channel-item"][data-channel="{channel}"]')
+
+
+@pytest.fixture(scope="package")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where screenshots go: docs/screenshots when BROWSER_SCREENSHOTS names it, else tmp."""
+    chosen = os.environ.get(SCREENSHOTS_ENV)
+    folder = (ROOT / chosen) if chosen else tmp_path_factory.mktemp("screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 

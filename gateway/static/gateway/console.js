@@ -193,7 +193,10 @@ client.on("presence", ({ type, channel, member }) => {
 });
 
 // The welcome's principal has no display name: keep the page's.
-client.on("welcome", (frame) => showPrincipal({ ...frame.principal, username: config.principal?.username }));
+client.on("welcome", (frame) => {
+  showPrincipal({ ...frame.principal, username: config.principal?.username });
+  logEvent(`welcome: ${frame.principal?.credential ?? "signed"} socket of ${frame.principal?.subject}`);
+});
 
 client.on("channels", ({ channels }) => {
   const changed = JSON.stringify(channels) !== JSON.stringify(grants);
