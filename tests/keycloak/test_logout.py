@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 
 from tests.keycloak.conftest import KeycloakStack
 from tests.keycloak.flows import login, logout_at_keycloak
@@ -78,3 +79,33 @@ async def test_admin_user_logout_closes_every_socket(kc_stack: KeycloakStack) ->
     assert keycloak.admin("POST", f"/users/{keycloak.user_id('bob')}/logout").status_code == 204
     await _logged_out_everywhere(kc_stack, sockets, bystander)
     await bystander.close()
+
+
+async def test_signing_out_at_the_gateway_ends_the_keycloak_session_and_returns_home(
+        kc_stack: KeycloakStack) -> None:
+    """Issue 12 §5: the gateway's sign-out posts RP-initiated logout to Keycloak (the ID
+    token hint in a form, never a URL); Keycloak ends its session and sends the browser back
+    to the gateway's home page; the next sign-in asks for the password again."""
+    from tests.e2e.flows import follow
+    from tests.keycloak.flows import _form
+
+    alice = login(kc_stack.gateway, "alice", "alice-password")
+    ws = await session_socket(kc_stack.gateway, alice)
+    await recv_json(ws)
+    home = alice.get(f"{kc_stack.gateway}/")
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', home.text)
+    assert token, home.text[:500]
+    page = alice.post(f"{kc_stack.gateway}/oidc/logout/",
+                      data={"csrfmiddlewaretoken": token.group(1)},
+                      headers={"Referer": f"{kc_stack.gateway}/"})
+    assert page.status_code == 200 and "no-store" in page.headers["cache-control"]
+    assert await close_of(ws, 10) == (4401, "logged_out")
+    action, fields = _form(page, 'method="post"')
+    assert action.startswith(kc_stack.issuer) and "id_token_hint" in fields
+    assert "id_token_hint" not in action  # the token travels in the body only
+    back = follow(alice, alice.post(action, data=fields), stop_at=f"{kc_stack.gateway}/?")
+    landed = back.headers.get("location", str(back.url))
+    assert landed.startswith(f"{kc_stack.gateway}/"), landed
+    again = follow(alice, alice.get(f"{kc_stack.gateway}/oidc/authenticate/"),
+                   stop_at=f"{kc_stack.gateway}/oidc/callback/")
+    assert again.status_code == 200 and 'id="kc-form-login"' in again.text  # no SSO session left
