@@ -111,6 +111,11 @@ async def test_a_ticket_seen_in_a_url_is_used_up_before_the_refusal() -> None:
     await comm.connect()
     closed = await comm.receive_output()
     assert (closed["code"], closed["reason"]) == (1008, "token_in_url")
+    later = WebsocketCommunicator(application, "/ws/", headers=[(b"origin", ORIGIN.encode())],
+                                  subprotocols=["gateway.v1", f"gateway.ticket.{ticket}"])
+    await later.connect()
+    refused = await later.receive_output()
+    assert (refused["code"], refused["reason"]) == (4401, "invalid_ticket")
     with pytest.raises(InvalidTicket):
         await redeem_ticket(ticket, now=0)
 
