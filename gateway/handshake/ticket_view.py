@@ -6,9 +6,10 @@ import time
 from typing import Any
 
 from asgiref.sync import async_to_sync
-from django.http import HttpRequest, JsonResponse
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods
 
 from gateway.handshake.authn import principal_for_token
 from gateway.handshake.tickets import TICKET_TTL, principal_snapshot, store_ticket
@@ -53,10 +54,36 @@ def _mint_for_bearer(request: HttpRequest, token: str) -> JsonResponse:
                   principal=principal_snapshot(principal))
 
 
+def _allowed_origin(request: HttpRequest) -> str | None:
+    origin = request.headers.get("Origin")
+    return origin if origin in settings.GATEWAY.allowed_origins else None
+
+
+def _cors(request: HttpRequest, response: HttpResponse) -> HttpResponse:
+    """Pages on the allowed websocket origins may mint with a bearer token (no cookies:
+    ``Access-Control-Allow-Credentials`` is never sent, so sessions stay same-origin)."""
+    response["Vary"] = "Origin"
+    origin = _allowed_origin(request)
+    if origin is not None:
+        response["Access-Control-Allow-Origin"] = origin
+    return response
+
+
+def _preflight(request: HttpRequest) -> HttpResponse:
+    response = HttpResponse(status=204)
+    if _allowed_origin(request) is not None:
+        response["Access-Control-Allow-Methods"] = "POST"
+        response["Access-Control-Allow-Headers"] = "Authorization"
+        response["Access-Control-Max-Age"] = "600"
+    return _cors(request, response)
+
+
 @csrf_exempt  # the bearer path carries no cookie; the session path is CSRF-protected above
-@require_POST
-def mint_ticket(request: HttpRequest) -> JsonResponse:
+@require_http_methods(["POST", "OPTIONS"])
+def mint_ticket(request: HttpRequest) -> HttpResponse:
+    if request.method == "OPTIONS":
+        return _preflight(request)
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() == "bearer" and token.strip():
-        return _mint_for_bearer(request, token.strip())
+        return _cors(request, _mint_for_bearer(request, token.strip()))
     return _mint_for_session(request)

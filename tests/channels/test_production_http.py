@@ -215,3 +215,31 @@ def test_the_admin_works_while_the_provider_is_unreachable() -> None:
     client.force_login(User.objects.create_superuser("root", "root@example.test", "pw"),
                        backend="django.contrib.auth.backends.ModelBackend")
     assert client.get("/admin/gateway/grant/").status_code == 200
+
+
+def test_pages_on_allowed_origins_may_mint_tickets_with_a_bearer_token() -> None:
+    from django.test import Client
+
+    client = Client()
+    preflight = client.options("/ws/ticket", headers={"origin": ORIGIN,
+                                                      "access-control-request-method": "POST"})
+    assert preflight.status_code == 204
+    assert preflight["Access-Control-Allow-Origin"] == ORIGIN
+    assert "Authorization" in preflight["Access-Control-Allow-Headers"]
+    minted = client.post("/ws/ticket", headers={"origin": ORIGIN,
+                                                "authorization": f"Bearer {token()}"})
+    assert minted.status_code == 200 and minted.json()["ticket"]
+    assert minted["Access-Control-Allow-Origin"] == ORIGIN
+    assert not minted.has_header("Access-Control-Allow-Credentials")  # never with cookies
+
+
+def test_other_origins_get_no_cors_permission() -> None:
+    from django.test import Client
+
+    foreign = "https://evil.example"
+    preflight = Client().options("/ws/ticket", headers={"origin": foreign})
+    assert not preflight.has_header("Access-Control-Allow-Origin")
+    assert not preflight.has_header("Access-Control-Allow-Methods")
+    minted = Client().post("/ws/ticket", headers={"origin": foreign,
+                                                  "authorization": f"Bearer {token()}"})
+    assert not minted.has_header("Access-Control-Allow-Origin")
