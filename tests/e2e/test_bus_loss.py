@@ -115,9 +115,8 @@ async def test_readyz_and_handshakes_tell_the_truth_while_redis_is_down(
     assert down.status_code == 503
     assert any(item.startswith("redis:") for item in down.json()["failing"])
     assert await closed_with(gateway.url, headers=headers) == (1013, "bus_unavailable")
-    denials = [line for line in gateway.log().splitlines()
-               if '"bus_unavailable"' in line and '"outcome": "deny"' in line]
-    assert denials, "the refused handshake is audited as a denial"
+    assert await _logged(gateway, '"bus_unavailable"', '"outcome": "deny"'), \
+        "the refused handshake is audited as a denial"
 
     redis.start()
     assert (await _wait_for_readyz(gateway, 200)).status_code == 200
@@ -125,3 +124,14 @@ async def test_readyz_and_handshakes_tell_the_truth_while_redis_is_down(
     ws = await open_ws(gateway.url, headers=headers)
     assert (await first_message(ws))["principal"]["subject"] == "svc-reader"
     await ws.close()
+
+
+async def _logged(gateway: GatewayProcess, *needles: str, within: float = 5.0) -> bool:
+    """Whether an audit line holding every needle appears (the writer flushes in batches)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if any(all(n in line for n in needles) for line in gateway.log().splitlines()):
+            return True
+        await asyncio.sleep(0.1)
+    return False
+
