@@ -10,6 +10,7 @@ from gateway.handshake.credentials import Credential
 from gateway.handshake.introspect import introspect
 from gateway.handshake.tickets import redeem_ticket
 from gateway.issuers.registry import registry
+from gateway.login.session_cache import sessions
 from gateway.login.sessions import NoSession, SessionExpired, aload_auth, principal_from_session
 from oidc.errors import OidcError, TokenError
 from oidc.introspection import PrincipalCache
@@ -41,8 +42,15 @@ class Authenticated:
 
 
 async def principal_for_session(session_key: str, *, now: float) -> Principal:
-    loaded = await aload_auth(session_key)
-    principal = principal_from_session(loaded[1]) if loaded else None
+    """The session's principal: from this process's cache while it hears the logout
+    broadcast (``gateway.login.session_cache``), else from the database."""
+    principal = sessions.get(session_key, now)
+    if principal is None:
+        generation = sessions.generation
+        loaded = await aload_auth(session_key)
+        principal = principal_from_session(loaded[1]) if loaded else None
+        if principal is not None and principal.expires_at > now:
+            sessions.put(session_key, principal, now, generation)
     if principal is None:
         raise NoSession()
     if principal.expires_at <= now:

@@ -16,6 +16,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from gateway.issuers.registry import registry
+from gateway.login.session_cache import announce
 from gateway.login.sessions import session_store_class
 from gateway.models import SeenLogoutToken, SessionBinding
 from gateway.observe.audit import audit
@@ -64,6 +65,7 @@ async def end_sessions(token: LogoutToken) -> int:
     for key in keys:
         await store(key).adelete()
     await bindings.adelete()
+    await announce(keys, "logged_out")  # every process's session cache, before the sockets
     layer = get_channel_layer()
     groups = [session_group(key) for key in keys]
     groups.append(sid_group(token.issuer, token.sid) if token.sid

@@ -24,6 +24,7 @@ import redis.asyncio as redis
 from django.conf import settings
 
 from gateway.issuers.registry import FETCH_TIMEOUT, registry
+from gateway.login.session_cache import announce
 from gateway.login.sessions import AUTH_KEY, NoSession, aload_auth, principal_from_session, snapshot_of
 from oidc.errors import InvalidSubject, OidcError
 from oidc.profiles import extract_roles
@@ -132,6 +133,7 @@ async def refresh_session(session_key: str, *, not_before: float) -> Principal:
         updated = await _updated_auth(dict(auth), await _exchange(auth["refresh_token"]), now)
         await store.aset(AUTH_KEY, updated)
         await store.asave()
+        await announce([session_key], "refreshed")  # no process keeps the old claims
         principal = principal_from_session(updated)
         assert principal is not None
         return principal

@@ -9,6 +9,7 @@ from channels.layers import get_channel_layer
 from django.contrib.auth.signals import user_logged_in, user_logged_out
 from django.dispatch import receiver
 
+from gateway.login.session_cache import announce_sync
 from gateway.login.sessions import AUTH_KEY
 from gateway.models import SessionBinding
 from gateway.sockets.addressing import session_group
@@ -39,4 +40,8 @@ def close_sockets_on_logout(sender: Any, request: Any, user: Any, **kwargs: Any)
     key = request.session.session_key if request is not None else None
     if key:
         SessionBinding.objects.filter(session_key=key).delete()
+        # Django flushes the session after this signal; delete it first, so no process
+        # can read it back into its session cache once the broadcast is out.
+        request.session.delete(key)
+        announce_sync([key], "logged_out")
         close_session_sockets(key, "logged_out")

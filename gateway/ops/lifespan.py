@@ -13,6 +13,7 @@ from channels.db import aclose_old_connections
 from django.conf import settings
 
 from gateway.issuers.registry import registry
+from gateway.login.session_cache import listen as listen_for_session_revocations
 from gateway.ops.buswatch import watch_bus
 from gateway.ops.gcpolicy import keep_collections_young
 from gateway.ops.loopwatch import probe, probe_path
@@ -66,7 +67,9 @@ class Lifespan:
                          # younger than the layers' one-day group expiry:
                          asyncio.create_task(every(3600.0, self.sockets.renew_memberships)),
                          # no full collection over the live sockets (gateway/ops/gcpolicy.py):
-                         asyncio.create_task(keep_collections_young())]
+                         asyncio.create_task(keep_collections_young()),
+                         # the session cache is on only while this hears the logouts:
+                         asyncio.create_task(listen_for_session_revocations())]
                 if settings.GATEWAY.redis_url:
                     tasks.append(asyncio.create_task(
                         watch_bus(settings.GATEWAY.redis_url, self.sockets.close_all)))

@@ -1,0 +1,162 @@
+"""Per-process cache of logged-in sessions for websocket handshakes, emptied by the logout broadcast.
+
+Every cookie (or ticket) handshake needs the session's principal. Reading it costs a hop
+to Django's database thread, a query and the session's signature check. This cache keeps
+the principal per session key for ``TTL`` seconds, and is consulted only while this
+process is listening to the revocation broadcast:
+
+- every logout path (gateway logout, back-channel logout, a refused refresh) and every
+  refresh deletes or rewrites the session in the database *first*, then calls
+  :func:`announce` / :func:`announce_sync`: the entry is dropped in this process at once,
+  and a ``session.revoked`` message goes to the ``REVOKED_GROUP`` group on the channel
+  layer, which every gateway process joins (:func:`listen`, started by the lifespan);
+- a listener that is not joined (startup, an error) turns the cache off and empties
+  it, and so does a lost bus (``gateway.sockets.bus``, set by the bus watchdog: messages
+  sent meanwhile may be lost): handshakes then read the database, as without a cache;
+- a database read that overlaps an invalidation is not cached (``generation``), so a read
+  that raced a logout cannot bring the session back;
+- an entry is never used past the principal's own expiry (the database then says whether
+  a refresh happened).
+
+What remains is the broadcast's delivery time: a handshake on another process within
+that time (about a millisecond on Redis pub/sub) can still be served from the cache. So
+for ``logged_out``, a listener that held the session sends ``gateway.revoke`` to the
+session's sockets again, and a socket accepted in that window is closed with 4401 like
+the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+
+from gateway.sockets.addressing import session_group
+from gateway.sockets.bus import bus
+from oidc.types import Principal
+
+logger = logging.getLogger("gateway.session_cache")
+
+REVOKED_GROUP = "gateway.sessions.revoked"
+TTL = 60.0  # seconds an entry may serve handshakes
+MAX_ENTRIES = 100_000
+REJOIN_SECONDS = 3600.0  # younger than the layers' one-day group expiry
+RETRY_SECONDS = 1.0
+
+
+class SessionCache:
+    """Principals by session key, for at most ``ttl`` seconds each, oldest dropped first."""
+
+    def __init__(self, ttl: float = TTL, max_entries: int = MAX_ENTRIES) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self.enabled = False  # True only while this process hears the broadcast
+        self.generation = 0  # bumped by every invalidation
+        self._entries: OrderedDict[str, tuple[float, Principal]] = OrderedDict()
+
+    def get(self, key: str, now: float) -> Principal | None:
+        if not self.enabled:
+            return None
+        if not bus.up:  # the broadcast may be lost while the bus is down: forget everything
+            self.generation += 1
+            self._entries.clear()
+            return None
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        until, principal = entry
+        if now >= until or now >= principal.expires_at:
+            self._entries.pop(key, None)
+            return None
+        return principal
+
+    def put(self, key: str, principal: Principal, now: float, generation: int) -> None:
+        """Remember a principal read at ``generation``; ignored if anything was
+        invalidated since (the read may predate a logout)."""
+        if not self.enabled or not bus.up or generation != self.generation:
+            return
+        self._entries[key] = (now + self.ttl, principal)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+    def forget(self, key: str) -> bool:
+        """Drop the key; True if this process had it (it may have served sockets)."""
+        self.generation += 1
+        return self._entries.pop(key, None) is not None
+
+    def turn_off(self) -> None:
+        self.enabled = False
+        self.generation += 1
+        self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+sessions = SessionCache()
+
+
+def _message(key: str, reason: str) -> dict[str, str]:
+    return {"type": "session.revoked", "session": key, "reason": reason}
+
+
+async def announce(keys: list[str], reason: str) -> None:
+    """After the database changed: drop the keys here, and tell every process."""
+    for key in keys:
+        sessions.forget(key)
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    for key in keys:
+        await layer.group_send(REVOKED_GROUP, _message(key, reason))
+
+
+def announce_sync(keys: list[str], reason: str) -> None:
+    """:func:`announce` from synchronous code (Django signal receivers)."""
+    async_to_sync(announce)(keys, reason)
+
+
+async def _handle(layer: Any, message: dict[str, Any]) -> None:
+    key = message.get("session")
+    if not isinstance(key, str):
+        return
+    served = sessions.forget(key)
+    if served and message.get("reason") == "logged_out":  # a socket accepted meanwhile
+        await layer.group_send(session_group(key), {"type": "gateway.revoke",
+                                                    "reason": "logged_out"})
+
+
+async def _serve(layer: Any) -> None:
+    channel = await layer.new_channel("sessions.")
+    await layer.group_add(REVOKED_GROUP, channel)
+    sessions.enabled = True
+    while True:
+        try:
+            async with asyncio.timeout(REJOIN_SECONDS):
+                message = await layer.receive(channel)
+        except TimeoutError:
+            await layer.group_add(REVOKED_GROUP, channel)
+            continue
+        await _handle(layer, message)
+
+
+async def listen() -> None:
+    """Join the revocation broadcast and apply it; the cache is on only meanwhile."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    while True:
+        try:
+            await _serve(layer)
+        except asyncio.CancelledError:
+            sessions.turn_off()
+            raise
+        except Exception:  # the bus is down or failing: no cache until we hear it again
+            sessions.turn_off()
+            logger.warning("session revocation listener stopped; retrying", exc_info=True)
+            await asyncio.sleep(RETRY_SECONDS)
