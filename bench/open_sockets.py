@@ -188,10 +188,9 @@ def measure(row: Row, pid: int, url: str, headers: dict[str, str], probe: Path,
     return row
 
 
-def run_layer(layer: str, args: argparse.Namespace, issuer: str, token: str,
-              tmp: Path, port: int) -> list[Row]:
+def run_layer(layer: str, args: argparse.Namespace, issuer: str, tmp: Path,
+              port: int) -> list[Row]:
     rows: list[Row] = []
-    bearer = {"Authorization": f"Bearer {token}"}
     for count in args.counts:
         for target in args.targets:
             probe = tmp / f"probe-{layer}-{count}-{target}.jsonl"
@@ -210,6 +209,8 @@ def run_layer(layer: str, args: argparse.Namespace, issuer: str, token: str,
                                         app="bench.asgi:application")
                 try:
                     ws = gateway.url.replace("http", "ws")
+                    token = service_token(issuer, "svc-reader", "ws", devidp.API_AUDIENCE)
+                    bearer = {"Authorization": f"Bearer {token}"}
                     url, headers = ((f"{ws}/bench/open/", {}) if target == "R"
                                     else (f"{ws}/ws/", bearer))
                     asyncio.run(burst(url, headers, 200, args.concurrency))  # warm-up
@@ -269,15 +270,15 @@ def main() -> None:
               f"than about {limit - 200} sockets", file=sys.stderr)
     tmp = Path(tempfile.mkdtemp(prefix="bench-open-"))
     port = free_port()
-    idp = devidp.start(free_port(), f"http://127.0.0.1:{port}", log_file=tmp / "idp.log")
+    idp = devidp.start(free_port(), f"http://127.0.0.1:{port}", access_token_ttl=3600,
+                       log_file=tmp / "idp.log")
     print(f"{time.strftime('%Y-%m-%d %H:%M')} load {load_average()} "
           f"command: {' '.join(sys.argv)}", flush=True)
     try:
         migrate(bench_env(idp.issuer, port, database_file=tmp / "db.sqlite3"))
-        token = service_token(idp.issuer, "svc-reader", "ws", devidp.API_AUDIENCE)
         rows: list[Row] = []
         for layer in args.layers:
-            rows += run_layer(layer, args, idp.issuer, token, tmp, port)
+            rows += run_layer(layer, args, idp.issuer, tmp, port)
         table(rows)
     finally:
         idp.stop()
