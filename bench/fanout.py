@@ -42,7 +42,7 @@ from websockets.asyncio.client import connect
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import devidp
-from bench.stack import bench_env, load_average, raise_file_limit
+from bench.stack import bench_env, cpu_seconds, load_average, raise_file_limit
 from devidp.stack import ROOT, free_port, migrate, start_gateway
 from tests.e2e.flows import service_token
 from tests.e2e.test_pubsub import ADMIN_SCRIPT
@@ -170,7 +170,7 @@ def percentile(values: list[float], q: float) -> float:
 
 def run(args: argparse.Namespace) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-fanout-"))
-    ports = [free_port(), free_port()]
+    ports = [free_port() for _ in range(args.gateways)]
     urls = [f"http://127.0.0.1:{p}" for p in ports]
     idp = devidp.start(free_port(), urls[0], extra_gateway_urls=urls[1:],
                        access_token_ttl=3600, log_file=tmp / "idp.log")
@@ -209,9 +209,10 @@ def run(args: argparse.Namespace) -> None:
             if samples:
                 print(f"worker {worker}: {bad} sockets failed, e.g. {samples[0]}")
         setup = time.perf_counter() - setup_started
-        print(f"layer {args.layer}: {connected} subscribed ({failed} failed) over 2 processes "
-              f"in {setup:.1f} s")
+        print(f"layer {args.layer}: {connected} subscribed ({failed} failed) over "
+              f"{len(gateways)} processes in {setup:.1f} s")
 
+        cpu_before = sum(cpu_seconds(g.process.pid) for g in gateways)
         go.set()
         time.sleep(0.2)  # let the workers' readers start
         first_sent, last_sent, publish_failures = publish_all(urls[0], publisher, args)
@@ -223,7 +224,11 @@ def run(args: argparse.Namespace) -> None:
                 collected.append(results.get(timeout=max(0.1, budget - time.monotonic()))[1])
             except Empty:
                 break
+        cpu = sum(cpu_seconds(g.process.pid) for g in gateways) - cpu_before
         report(args, connected, collected, first_sent, last_sent, publish_failures)
+        received = sum(r["received"] for r in collected)
+        print(f"gateway CPU: {cpu:.2f} s over {len(gateways)} processes, "
+              f"{1e6 * cpu / max(received, 1):.1f} us per delivered message")
     finally:
         for process in workers:
             process.join(timeout=5)
@@ -264,6 +269,7 @@ def main() -> None:
                         help="messages published per second; 0 for as fast as possible")
     parser.add_argument("--layer", choices=("pubsub", "core"), default="pubsub")
     parser.add_argument("--procs", type=int, default=4, help="subscriber client processes")
+    parser.add_argument("--gateways", type=int, default=2, help="gateway processes")
     parser.add_argument("--payload-bytes", type=int, default=64)
     parser.add_argument("--connect-concurrency", type=int, default=50,
                         help="handshakes in flight per client process")

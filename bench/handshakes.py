@@ -129,6 +129,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--redis-url", default=None,
                         help="run the gateway on the Redis channel layer (e.g. redis://127.0.0.1:6379/5)")
+    parser.add_argument("--server", default="uvicorn", choices=("uvicorn", "granian"),
+                        help="GATEWAY_SERVER for the gateway process")
     args = parser.parse_args()
     raise_file_limit()
     print(f"{time.strftime('%Y-%m-%d %H:%M')} load {load_average()} command: {' '.join(sys.argv)}")
@@ -136,7 +138,8 @@ def main() -> None:
     port = free_port()
     idp = devidp.start(free_port(), f"http://127.0.0.1:{port}", log_file=tmp / "idp.log")
     env = bench_env(idp.issuer, port, database_file=tmp / "db.sqlite3",
-                    layer="redis" if args.redis_url else "flat", redis_url=args.redis_url)
+                    layer="redis" if args.redis_url else "flat", redis_url=args.redis_url,
+                    extra={"GATEWAY_SERVER": args.server})
     migrate(env)
     gateway = _start(port, env, tmp / "gateway.log", app="bench.asgi:application")
     bare = BareServer.start()

@@ -71,6 +71,8 @@ class Row:
     gc_cpu_ms: float = 0.0
     gc_gen: int = -1
     kib_per_socket: float = 0.0
+    hold_rate: float = 0.0  # handshakes/s while the holders opened K sockets
+    hold_cpu_us: float = 0.0  # server CPU per handshake meanwhile (every worker)
     load: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -168,10 +170,12 @@ def settle(pid: int, quiet: float = 0.03, period: float = 0.5, limit: float = 30
 def measure(row: Row, pid: int, url: str, headers: dict[str, str], probe: Path,
             args: argparse.Namespace) -> Row:
     settle(pid)
-    rss_before, started = rss_kib(pid), time.time()
+    rss_before, started, cpu_start = rss_kib(pid), time.time(), cpu_seconds(pid)
     holders = spawn_holders(url, row.count, headers, args.holders)
     try:
         row.opened, row.open_seconds = wait_ready(holders)
+        row.hold_cpu_us = (cpu_seconds(pid) - cpu_start) / max(row.opened, 1) * 1e6
+        row.hold_rate = row.opened / max(row.open_seconds, 1e-9)
         settle(pid)
         row.kib_per_socket = (rss_kib(pid) - rss_before) / max(row.opened, 1)
         cpu_before = cpu_seconds(pid)
@@ -204,7 +208,9 @@ def run_layer(layer: str, args: argparse.Namespace, issuer: str, tmp: Path,
                     server.stop()
             else:
                 env = bench_env(issuer, port, database_file=tmp / "db.sqlite3", layer=layer,
-                                redis_url=args.redis_url, probe_file=probe)
+                                redis_url=args.redis_url, probe_file=probe,
+                                extra={"GATEWAY_WORKERS": str(args.workers),
+                                       "GATEWAY_SERVER": args.server})
                 gateway = start_gateway(port, env, tmp / f"gateway-{layer}.log",
                                         app="bench.asgi:application")
                 try:
@@ -226,7 +232,8 @@ def format_row(r: Row) -> str:
             f"{r.rate:6.0f} hs/s, {r.cpu_us:6.0f} us/hs, rtt p50 {r.rtt_p50_ms:.1f} "
             f"p99 {r.rtt_p99_ms:.1f} ms, lag {r.lag_ms:.0f} (busy {r.busy_ms:.0f}) ms, "
             f"gc {r.gc_ms:.0f} (cpu {r.gc_cpu_ms:.0f}) ms (gen {r.gc_gen}), "
-            f"{r.kib_per_socket:.1f} KiB/socket, load {r.load}")
+            f"{r.kib_per_socket:.1f} KiB/socket, holders {r.hold_rate:.0f} hs/s at "
+            f"{r.hold_cpu_us:.0f} us/hs, load {r.load}")
 
 
 def table(rows: list[Row]) -> None:
@@ -263,6 +270,9 @@ def main() -> None:
     parser.add_argument("--pings", type=int, default=400)
     parser.add_argument("--holders", type=int, default=4)
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/11")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="gateway worker processes (GATEWAY_WORKERS; Redis layer for >1)")
+    parser.add_argument("--server", default="uvicorn", choices=("uvicorn", "granian"))
     args = parser.parse_args()
     limit = raise_file_limit()
     if max(args.counts) + args.burst > limit - 200:
