@@ -1,4 +1,5 @@
-"""Per-process state in Redis that expires unless its process keeps it alive.
+"""Per-process state in Redis that expires unless its process keeps it alive, and the choice
+between it and its in-memory stand-in.
 
 The socket ledger and the live-connections roster both write entries that must vanish
 within ``ttl`` of their process dying: each keeps its own entries in ``local`` and a
@@ -14,11 +15,14 @@ import math
 import time
 import weakref
 from collections.abc import Callable, Sized
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import redis.asyncio as redis
+from django.conf import settings
 
 logger = logging.getLogger("gateway.heartbeat")
+
+T = TypeVar("T")
 
 
 class KeptAlive:
@@ -64,3 +68,24 @@ class KeptAlive:
         client = self._clients.pop(asyncio.get_running_loop(), None)
         if client is not None:
             await client.aclose()
+
+
+class PerProcess(Generic[T]):
+    """This process's instance: the Redis one when a Redis URL is configured, the in-memory
+    one otherwise, chosen on first use; tests may install their own (``use``)."""
+
+    def __init__(self, redis_kind: Callable[[str, float], T], memory_kind: Callable[[], T]) -> None:
+        self.redis_kind, self.memory_kind = redis_kind, memory_kind
+        self.instance: T | None = None
+
+    def __call__(self) -> T:
+        if self.instance is None:
+            config = settings.GATEWAY
+            self.instance = (self.redis_kind(config.redis_url, config.limits.ledger_ttl)
+                             if config.redis_url else self.memory_kind())
+        return self.instance
+
+    def use(self, replacement: T | None) -> None:
+        """Tests: install an instance (None: choose again from the settings on next use)."""
+        self.instance = replacement
+

@@ -26,9 +26,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from django.conf import settings
-
-from gateway.ops.heartbeat import KeptAlive
+from gateway.ops.heartbeat import KeptAlive, PerProcess
 
 logger = logging.getLogger("gateway.ledger")
 
@@ -197,20 +195,6 @@ class RedisLedger(KeptAlive):
         _, raw = await pipe.execute()
         return sorted((str(i), str(s)) for i, s in (json.loads(m) for m in raw))
 
-_ledger: Ledger | None = None
 
-
-def ledger() -> Ledger:
-    """This process's ledger: Redis when a Redis URL is configured, memory otherwise."""
-    global _ledger
-    if _ledger is None:
-        config = settings.GATEWAY
-        _ledger = (RedisLedger(config.redis_url, config.limits.ledger_ttl)
-                   if config.redis_url else MemoryLedger())
-    return _ledger
-
-
-def use_ledger(replacement: Ledger | None) -> None:
-    """Tests: install a ledger (None: choose again from the settings on next use)."""
-    global _ledger
-    _ledger = replacement
+ledger: PerProcess[Ledger] = PerProcess(RedisLedger, MemoryLedger)
+use_ledger = ledger.use

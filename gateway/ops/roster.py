@@ -26,9 +26,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
 from typing import Protocol
 
-from django.conf import settings
-
-from gateway.ops.heartbeat import KeptAlive
+from gateway.ops.heartbeat import KeptAlive, PerProcess
 
 logger = logging.getLogger("gateway.roster")
 
@@ -158,20 +156,6 @@ class RedisRoster(KeptAlive):
             await client.hdel(INFO_KEY, *stale)
         return _ordered(found)
 
-_roster: Roster | None = None
 
-
-def roster() -> Roster:
-    """This process's roster: Redis when a Redis URL is configured, memory otherwise."""
-    global _roster
-    if _roster is None:
-        config = settings.GATEWAY
-        _roster = (RedisRoster(config.redis_url, config.limits.ledger_ttl)
-                   if config.redis_url else MemoryRoster())
-    return _roster
-
-
-def use_roster(replacement: Roster | None) -> None:
-    """Tests: install a roster (None: choose again from the settings on next use)."""
-    global _roster
-    _roster = replacement
+roster: PerProcess[Roster] = PerProcess(RedisRoster, MemoryRoster)
+use_roster = roster.use
