@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from config.values import ConfigError, read_bool, read_seconds
 
@@ -32,6 +33,8 @@ VARIABLES: dict[str, str] = {
     "gateway.metrics)",
     "GATEWAY_DRAIN_SECONDS": "on SIGTERM, how long a worker waits for its sockets to close "
     "(1001) before it stops anyway, 0 to 1800 (default 10)",
+    "GATEWAY_LOOP_LAG_PROBE": "benchmarks only: a file where each process appends its worst loop "
+    "stall and collector pause once a second (default off)",
     "GATEWAY_SERVER": "ASGI server for scripts/serve: uvicorn (default) or granian (comparison only)",
     "GATEWAY_WORKERS": "worker processes for scripts/serve, 1 to 512 (default: the number of cores; "
     "more than one needs GATEWAY_REDIS_URL)",
@@ -53,6 +56,7 @@ class Deployment:
     metrics_networks: tuple[IpNetwork, ...] = ()
     metrics_scope: str = "gateway.metrics"
     drain_seconds: float = 10.0
+    loop_lag_probe: Path | None = None
 
 
 def networks(env: Mapping[str, str], name: str) -> tuple[IpNetwork, ...]:
@@ -99,4 +103,6 @@ def load_deployment(env: Mapping[str, str], *, https: bool) -> Deployment:
         metrics_networks=networks(env, "GATEWAY_METRICS_NETWORKS"),
         metrics_scope=_scope(env),
         drain_seconds=read_seconds(env, "GATEWAY_DRAIN_SECONDS", Deployment.drain_seconds, 0, 1800),
+        loop_lag_probe=Path(probe) if (probe := env.get("GATEWAY_LOOP_LAG_PROBE", "").strip())
+        else None,
     )

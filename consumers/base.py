@@ -292,5 +292,8 @@ class GatewayConsumer(RosterMixin, AsyncWebsocketConsumer):
         await self.send(text_data=json.dumps(content, separators=(",", ":")))
 
     async def gateway_revoke(self, event: dict[str, Any]) -> None:
-        """Sent by logout handlers on any process: close this socket with 4401."""
+        """Sent by logout handlers on any process: close this socket with 4401 (once: a
+        logout may address it through its session and its ``sid``)."""
+        if not self.open:
+            return
         await self.close_with(CloseCode.UNAUTHENTICATED, str(event.get("reason", "logged_out")))

@@ -16,7 +16,7 @@ from gateway.issuers.registry import registry
 from gateway.login.session_cache import listen as listen_for_session_revocations
 from gateway.ops.buswatch import watch_bus
 from gateway.ops.gcpolicy import keep_collections_young
-from gateway.ops.loopwatch import probe, probe_path
+from gateway.ops.loopwatch import probe
 from gateway.sockets.live import LocalSockets
 
 logger = logging.getLogger("gateway.lifespan")
@@ -73,7 +73,7 @@ class Lifespan:
                 if settings.GATEWAY.redis_url:
                     tasks.append(asyncio.create_task(
                         watch_bus(settings.GATEWAY.redis_url, self.sockets.close_all)))
-                lag_probe = probe_path()  # opt-in, for benchmarks (GATEWAY_LOOP_LAG_PROBE)
+                lag_probe = settings.GATEWAY.deployment.loop_lag_probe  # opt-in, for benchmarks
                 if lag_probe is not None:
                     tasks.append(asyncio.create_task(probe(lag_probe)))
                 await send({"type": "lifespan.startup.complete"})

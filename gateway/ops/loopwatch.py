@@ -28,21 +28,13 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ENV_VAR = "GATEWAY_LOOP_LAG_PROBE"
 TICK = 0.005  # seconds between ticks
 WINDOW = 1.0  # seconds per line
-
-
-def probe_path(env: Any = None) -> Path | None:
-    """The probe's output file, or None when the probe is off (the default)."""
-    raw = (os.environ if env is None else env).get(ENV_VAR, "").strip()
-    return Path(raw) if raw else None
 
 
 @dataclass

@@ -7,13 +7,17 @@ import gc
 import json
 from pathlib import Path
 
-from gateway.ops.loopwatch import ENV_VAR, GcPauses, probe, probe_path
+from config.deployment import load_deployment
+from gateway.ops.loopwatch import GcPauses, probe
 
 
 def test_off_unless_the_variable_names_a_file(tmp_path: Path) -> None:
+    def probe_path(env: dict[str, str]) -> Path | None:
+        return load_deployment(env, https=False).loop_lag_probe
+
     assert probe_path({}) is None
-    assert probe_path({ENV_VAR: " "}) is None
-    assert probe_path({ENV_VAR: str(tmp_path / "lag.jsonl")}) == tmp_path / "lag.jsonl"
+    assert probe_path({"GATEWAY_LOOP_LAG_PROBE": " "}) is None
+    assert probe_path({"GATEWAY_LOOP_LAG_PROBE": str(tmp_path / "lag.jsonl")}) == tmp_path / "lag.jsonl"
 
 
 def test_gc_pauses_records_each_collection_and_its_generation() -> None:
