@@ -39,6 +39,7 @@ def main() -> None:
     migrate(env)
     gateway = start_gateway(args.port, env, var / "gateway.log")
     print(f"\nGateway:   {gateway_url}/   (websocket {gateway_url.replace('http', 'ws')}/ws/)")
+    print(f"Console:   {gateway_url}/console/   Admin: {gateway_url}/admin/ (alice)")
     print(f"Dev IdP:   {idp.issuer}")
     print("Users:     " + ", ".join(f"{n} / {u['password']} (groups: {', '.join(u['groups'])})"
                                     for n, u in devidp.USERS.items()))
