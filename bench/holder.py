@@ -13,11 +13,15 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import resource
 import sys
 import time
+from pathlib import Path
 
 from websockets.asyncio.client import ClientConnection, connect
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.process import run_fast
 
 
 async def open_one(url: str, headers: dict[str, str], source: str,
@@ -53,12 +57,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:
-        pass
-    asyncio.run(main())
+    run_fast(main())
