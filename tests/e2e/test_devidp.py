@@ -82,7 +82,7 @@ def idp(
     try:
         devidp.check_installed()
     except devidp.DevIdpError as exc:
-        pytest.skip(str(exc))
+        pytest.fail(f"the development provider is not installed: {exc} (run scripts/setup)")
     GATEWAY_URL = f"http://127.0.0.1:{gateway_stub.server_address[1]}"
     CALLBACK = f"{GATEWAY_URL}/oidc/callback/"
     base: Path = tmp_path_factory.mktemp("devidp")

@@ -14,7 +14,7 @@ from html import unescape
 from urllib.parse import parse_qs, urljoin, urlsplit
 
 import httpx
-import pytest
+from playwright.sync_api import sync_playwright
 
 from tests.e2e.conftest import Stack
 from tests.e2e.flows import discovery, follow, login
@@ -69,9 +69,8 @@ def test_sign_out_ends_the_provider_session_and_lands_on_the_home_page(stack: St
 
 def test_sign_out_in_chromium(stack: Stack) -> None:
     """The same in a real browser: the scripted form posts, and where the browser lands."""
-    sync_api = pytest.importorskip("playwright.sync_api")
     gateway = stack.gateway
-    with sync_api.sync_playwright() as playwright:
+    with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         try:
             page = browser.new_context().new_page()
