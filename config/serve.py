@@ -32,6 +32,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from config.env import load_config
 from config.values import ConfigError, read_int, read_seconds
 
 DEFAULT_APP = "config.asgi:application"
@@ -40,7 +41,6 @@ DEFAULT_PORT = 8000
 DEFAULT_HANDSHAKE_TIMEOUT = 5.0
 DEFAULT_MAX_HEADER_BYTES = 32 * 1024  # a 16 KiB token in one header, and 16 KiB for the rest
 MIN_MAX_HEADER_BYTES = 8 * 1024  # granian's floor
-DEFAULT_DRAIN_SECONDS = 10.0
 KILL_MARGIN_SECONDS = 2  # beyond the drain, before a stuck worker is killed
 
 
@@ -95,9 +95,11 @@ def ws_max_size(env: Mapping[str, str]) -> int:
     ``frame_too_big``; beyond it the server closes with 1009 itself (uvicorn), so an
     unauthenticated socket cannot make it buffer its default 16 MiB.
     """
-    from config.env import load_config  # pure: reads the environment, no Django
+    return _ws_cap(load_config(env).limits.frame_bytes)
 
-    return max(2 * load_config(env).limits.frame_bytes, 1 << 20)
+
+def _ws_cap(frame_bytes: int) -> int:
+    return max(2 * frame_bytes, 1 << 20)
 
 
 def read_serve_config(env: Mapping[str, str], *, app: str = DEFAULT_APP,
@@ -105,19 +107,20 @@ def read_serve_config(env: Mapping[str, str], *, app: str = DEFAULT_APP,
     server = env.get("GATEWAY_SERVER", "").strip() or "uvicorn"
     if server not in SERVERS:
         raise ConfigError(f"GATEWAY_SERVER={server!r} is unknown; "
-                               f"set it to one of {', '.join(SERVERS)} (default uvicorn)")
+                          f"set it to one of {', '.join(SERVERS)} (default uvicorn)")
     host, port = parse_bind(env.get("GATEWAY_BIND", ""))
+    gateway = load_config(env)  # the whole gateway configuration is validated here, once
     return ServeConfig(
         server=server,
         workers=read_int(env, "GATEWAY_WORKERS", os.cpu_count() or 1, 1, 512),
         host=host,
         port=port,
         handshake_timeout=read_seconds(env, "GATEWAY_HANDSHAKE_TIMEOUT_SECONDS",
-                                   DEFAULT_HANDSHAKE_TIMEOUT, 0.1, 60.0),
+                                       DEFAULT_HANDSHAKE_TIMEOUT, 0.1, 60.0),
         max_header_bytes=read_int(env, "GATEWAY_MAX_HEADER_BYTES", DEFAULT_MAX_HEADER_BYTES,
-                              MIN_MAX_HEADER_BYTES, 1 << 20),
-        drain_seconds=read_seconds(env, "GATEWAY_DRAIN_SECONDS", DEFAULT_DRAIN_SECONDS, 0.0, 1800.0),
-        ws_max_size=ws_max_size(env),
+                                  MIN_MAX_HEADER_BYTES, 1 << 20),
+        drain_seconds=gateway.deployment.drain_seconds,
+        ws_max_size=_ws_cap(gateway.limits.frame_bytes),
         app=app,
         log_level=log_level,
     )
@@ -192,7 +195,7 @@ def run_granian(cfg: ServeConfig) -> None:
             def terminate() -> None:
                 if self.restarting and worker.inner.pid:
                     worker.interrupt_by_parent = True
-                    os.kill(worker.inner.pid, signal.SIGUSR1)  # config.drain: 1012
+                    os.kill(worker.inner.pid, signal.SIGUSR1)  # gateway.ops.drain: 1012
                 else:
                     stop()
 
@@ -238,7 +241,6 @@ def run_uvicorn(cfg: ServeConfig) -> None:
 
 def serve(cfg: ServeConfig) -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    os.environ["GATEWAY_DRAIN_SECONDS"] = repr(cfg.drain_seconds)  # read by config.drain
     print(f"gateway: {cfg.server} on {cfg.host}:{cfg.port}, {cfg.workers} workers, "
           f"handshake timeout {cfg.handshake_timeout:g} s, request head up to "
           f"{cfg.max_header_bytes} bytes, drain {cfg.drain_seconds:g} s", file=sys.stderr,
