@@ -88,17 +88,13 @@ def parse_bind(raw: str) -> tuple[str, int]:
     return host or "0.0.0.0", port  # noqa: S104 - ':8000' means every interface, as written
 
 
-def ws_max_size(env: Mapping[str, str]) -> int:
+def ws_cap(frame_bytes: int) -> int:
     """The server's websocket message cap: twice the gateway's frame limit, at least 1 MiB.
 
     Frames up to it reach the consumer, which closes an oversized one with 1009
     ``frame_too_big``; beyond it the server closes with 1009 itself (uvicorn), so an
     unauthenticated socket cannot make it buffer its default 16 MiB.
     """
-    return _ws_cap(load_config(env).limits.frame_bytes)
-
-
-def _ws_cap(frame_bytes: int) -> int:
     return max(2 * frame_bytes, 1 << 20)
 
 
@@ -120,7 +116,7 @@ def read_serve_config(env: Mapping[str, str], *, app: str = DEFAULT_APP,
         max_header_bytes=read_int(env, "GATEWAY_MAX_HEADER_BYTES", DEFAULT_MAX_HEADER_BYTES,
                                   MIN_MAX_HEADER_BYTES, 1 << 20),
         drain_seconds=gateway.deployment.drain_seconds,
-        ws_max_size=_ws_cap(gateway.limits.frame_bytes),
+        ws_max_size=ws_cap(gateway.limits.frame_bytes),
         app=app,
         log_level=log_level,
     )

@@ -113,11 +113,6 @@ class GatewayProcess:
         return self.log_file.read_text(errors="replace")
 
 
-def ws_max_size(env: Mapping[str, str]) -> int:
-    """The server's websocket message cap (``config.serve.ws_max_size``)."""
-    return serve.ws_max_size(env)
-
-
 def start_gateway(port: int, env: Mapping[str, str], log_file: Path,
                   ready_timeout: float = 30.0, app: str = serve.DEFAULT_APP,
                   *, workers: int | None = None, migrate: bool = False,
