@@ -1,6 +1,6 @@
-"""The gateway's ASGI app plus two unauthenticated routes, for like-for-like benchmarks.
+"""The gateway's ASGI app plus unauthenticated routes, for like-for-like benchmarks.
 
-Both are plain Channels consumers with no gateway middleware, served by the same
+The routes are plain Channels consumers with no gateway middleware, served by the same
 process as the gateway:
 
 - ``/bench/open/`` is stock ``AsyncWebsocketConsumer``. Channels 4.3 hops to the
@@ -8,19 +8,34 @@ process as the gateway:
 - ``/bench/lean/`` is the same consumer with the gateway's dispatch, which skips those
   hops (``consumers.base.GatewayConsumer.dispatch``). Against it, the only difference
   left is what the gateway adds: authentication, policy, audit and addressing.
+- ``/bench/fanout/`` and ``/bench/fanout-pub/`` are R of ``bench/fanout.py``: the stock
+  Channels fan-out. A subscriber joins the channel-layer group ``bench-fanout`` (the
+  consumer's ``groups``), is welcomed, and forwards every group message's text as a
+  frame; every text frame a publisher sends is one ``group_send`` to that group.
+
+``application`` serves the bench routes beside the gateway's websocket stack (no drain
+wrapper). ``deployed`` puts them in front of the production application
+(``config.asgi.application``, drain outermost), so the gateway beside them runs exactly
+as deployed (``bench/fanout.py`` measures G and R in the same processes).
 """
+
+from typing import Any
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.routing import ProtocolTypeRouter
 
+from config.asgi import application as production
 from config.asgi import django_http, router, websocket
 from consumers.base import GatewayConsumer
+
+FANOUT_GROUP = "bench-fanout"
+WELCOME = '{"type":"welcome"}'
 
 
 class OpenConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         await self.accept()
-        await self.send(text_data='{"type":"welcome"}')
+        await self.send(text_data=WELCOME)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         await self.send(text_data=text_data, bytes_data=bytes_data)  # echo (latency probes)
@@ -34,7 +49,27 @@ class LeanConsumer(OpenConsumer):
         pass
 
 
-ROUTES = {"/bench/open/": OpenConsumer.as_asgi(), "/bench/lean/": LeanConsumer.as_asgi()}
+class FanoutSubscriber(AsyncWebsocketConsumer):
+    groups = [FANOUT_GROUP]  # joined by Channels before connect(), left on disconnect
+
+    async def connect(self) -> None:
+        await self.accept()
+        await self.send(text_data=WELCOME)  # a member of the group from here on
+
+    async def bench_message(self, event: dict[str, Any]) -> None:
+        await self.send(text_data=event["text"])
+
+
+class FanoutPublisher(AsyncWebsocketConsumer):
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if text_data is not None:
+            await self.channel_layer.group_send(FANOUT_GROUP, {"type": "bench.message",
+                                                               "text": text_data})
+
+
+ROUTES = {"/bench/open/": OpenConsumer.as_asgi(), "/bench/lean/": LeanConsumer.as_asgi(),
+          "/bench/fanout/": FanoutSubscriber.as_asgi(),
+          "/bench/fanout-pub/": FanoutPublisher.as_asgi()}
 
 
 async def _websocket(scope, receive, send):
@@ -44,3 +79,9 @@ async def _websocket(scope, receive, send):
 
 application = ProtocolTypeRouter({"http": django_http, "websocket": _websocket,
                                   "lifespan": router.application_mapping["lifespan"]})
+
+
+async def deployed(scope, receive, send):
+    if scope["type"] == "websocket" and scope["path"] in ROUTES:
+        return await ROUTES[scope["path"]](scope, receive, send)
+    return await production(scope, receive, send)
