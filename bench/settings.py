@@ -18,4 +18,5 @@ _IN_MEMORY = {
 }
 _layer = os.environ.get("BENCH_CHANNEL_LAYER", "redis")
 if _layer in _IN_MEMORY:
-    CHANNEL_LAYERS = {"default": {"BACKEND": _IN_MEMORY[_layer]}}
+    CHANNEL_LAYERS = {"default": {"BACKEND": _IN_MEMORY[_layer],
+                                  "CONFIG": {"channel_capacity": SWITCHBOARD_CAPACITY}}}  # noqa: F405

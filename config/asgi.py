@@ -13,12 +13,13 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 django_http = get_asgi_application()  # sets Django up before the gateway imports models
 
 from config.deployment import IpNetwork  # noqa: E402
-from consumers.base import close_all_local, renew_memberships  # noqa: E402
+from consumers.base import close_all_local  # noqa: E402
 from gateway.handshake.middleware import Handshake, OriginGuard  # noqa: E402
 from gateway.handshake.routes import load_route_policies  # noqa: E402
 from gateway.ops.drain import Drain  # noqa: E402
 from gateway.ops.lifespan import Lifespan  # noqa: E402
 from gateway.sockets.live import LocalSockets  # noqa: E402
+from gateway.sockets.switchboard import renew_groups  # noqa: E402
 
 websocket = OriginGuard(
     Handshake(load_route_policies(settings.GATEWAY.routes_file)),
@@ -30,7 +31,7 @@ router = ProtocolTypeRouter(
         "http": django_http,
         "websocket": websocket,
         "lifespan": Lifespan(LocalSockets(close_all=close_all_local,
-                                            renew_memberships=renew_memberships)),
+                                            renew_memberships=renew_groups)),
     }
 )
 

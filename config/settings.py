@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 import django_stubs_ext
 
 from config.env import BASE_DIR, load_config
+from gateway.sockets.switchboard import CHANNEL_CAPACITY, CHANNEL_PREFIX
 
 django_stubs_ext.monkeypatch()  # generic admin and manager classes, for the type checker
 
@@ -80,16 +81,21 @@ _REDIS_LAYERS = {
     "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
     "core": "channels_redis.core.RedisChannelLayer",
 }
+# Each process reads every socket's group events from one channel (its switchboard):
+# the capacity-bounded layers give that channel room for a burst.
+SWITCHBOARD_CAPACITY = {f"{CHANNEL_PREFIX}.*": CHANNEL_CAPACITY}
 if GATEWAY.redis_url:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": _REDIS_LAYERS[GATEWAY.channel_layer],
-            "CONFIG": {"hosts": [GATEWAY.redis_url]},
+            "CONFIG": {"hosts": [GATEWAY.redis_url]}
+            | ({"channel_capacity": SWITCHBOARD_CAPACITY} if GATEWAY.channel_layer == "core" else {}),
         }
     }
 else:
     # Channels' own in-memory layer scans every channel on each receive (bench/README.md).
-    CHANNEL_LAYERS = {"default": {"BACKEND": "gateway.bus.memory.FlatInMemoryChannelLayer"}}
+    CHANNEL_LAYERS = {"default": {"BACKEND": "gateway.bus.memory.FlatInMemoryChannelLayer",
+                                  "CONFIG": {"channel_capacity": SWITCHBOARD_CAPACITY}}}
 
 AUTH_USER_MODEL = "auth.User"
 AUTHENTICATION_BACKENDS = [

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
+import uuid
 import weakref
+from collections import deque
 from typing import Any
 
 from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
 from django.conf import settings
 
+from consumers.protocol import encode
 from consumers.ratelimit import TokenBucket
 from consumers.roster import RosterMixin
 from gateway.handshake.authn import authenticate, principal_for_token
@@ -24,6 +27,7 @@ from gateway.observe.metrics import OPEN_CONNECTIONS
 from gateway.ops.ledger import ledger
 from gateway.sockets.addressing import session_group, sid_group, subject_group
 from gateway.sockets.closecodes import CloseCode, close_for, reason_text
+from gateway.sockets.switchboard import switchboard
 from oidc.errors import OidcError
 from oidc.policy import evaluate
 from oidc.types import CredentialKind, Principal
@@ -55,29 +59,8 @@ class RouteDenied(OidcError):
 
 
 LIVE: weakref.WeakSet[GatewayConsumer] = weakref.WeakSet()  # this process's open sockets
-
-
-async def renew_memberships() -> int:
-    """Re-join every local socket's groups, so none outlives the layer's group expiry.
-
-    The in-memory and core Redis layers drop a membership a day after it was added
-    (``group_expiry``, 86,400 s). A socket kept alive by refreshes would then silently
-    miss logouts, grant changes and its channels' messages. Re-adding refreshes the
-    timestamp; the pub/sub layer, which never expires, treats it as a no-op.
-    """
-    renewed = failed = 0
-    for consumer in list(LIVE):
-        if not consumer.open:  # closing: its groups are being left
-            continue
-        try:
-            for group in consumer.memberships():
-                await consumer.channel_layer.group_add(group, consumer.channel_name)
-                renewed += 1
-        except Exception:  # the bus may be down (buswatch closes the sockets then)
-            failed += 1
-    if failed:
-        logger.warning("could not renew the groups of %d sockets", failed)
-    return renewed
+OUTBOX_FRAMES = 1000  # frames one socket may have waiting behind a slow client
+_TASKS: set[asyncio.Future[Any]] = set()  # control events being handled (kept referenced)
 
 
 async def close_all_local(code: CloseCode, reason: str) -> int:
@@ -96,11 +79,103 @@ class GatewayConsumer(RosterMixin, AsyncWebsocketConsumer):
     subject and `sid` (``gateway.revoke`` events close it with 4401). Enforces the
     sockets-per-subject limit (4429 ``too_many_connections``, across processes through
     ``gateway.ops.ledger``) and the per-connection frame rate (4429 ``rate_limited``).
+
+    Unlike a stock Channels consumer it has no channel-layer channel of its own: the
+    process's switchboard (``gateway.sockets.switchboard``) reads the layer once for
+    every local socket and calls :meth:`deliver`. Client frames and group events are
+    handled one at a time, in order (``serial``); outgoing frames queue in order behind
+    a slow client, up to ``OUTBOX_FRAMES``, then the socket closes with 1013
+    ``slow_consumer``.
     """
 
     principal: Principal
-    groups_joined: list[str]
     open: bool = False  # accepted and not closed by us: frames are handled
+    outbox: deque[str] | None = None  # frames waiting behind one being written
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """Channels' consumer loop minus the per-socket layer channel and its two tasks."""
+        self.scope = scope
+        self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        self.channel_name = f"ws.{uuid.uuid4().hex}"  # this socket's name in ledger and roster
+        self.base_send = send
+        self.serial = asyncio.Lock()
+        self.joined: set[str] = set()
+        try:
+            while True:
+                message = await receive()
+                async with self.serial:
+                    await self.dispatch(message)
+        except StopConsumer:
+            pass
+        finally:
+            await self.leave_all()
+
+    # --- groups, through the process's switchboard --------------------------------
+
+    async def join(self, group: str) -> None:
+        await switchboard().join(group, self)
+        self.joined.add(group)
+
+    async def leave(self, group: str) -> None:
+        self.joined.discard(group)
+        await switchboard().leave(group, self)
+
+    async def leave_all(self) -> None:
+        for group in list(getattr(self, "joined", ())):
+            try:
+                await self.leave(group)
+            except Exception:  # the bus may be gone; nothing left to leave
+                logger.warning("could not leave group %s", group)
+
+    def deliver(self, event: dict[str, Any], shared: dict[str, Any]) -> None:
+        """A group event from the switchboard: handled in turn with the client's frames."""
+        task = asyncio.ensure_future(self._handle_event(event))
+        _TASKS.add(task)
+        task.add_done_callback(_TASKS.discard)
+
+    async def _handle_event(self, event: dict[str, Any]) -> None:
+        async with self.serial:
+            try:
+                await self.dispatch(event)
+            except Exception:
+                logger.exception("handling %s failed", event.get("type"))
+
+    # --- outgoing frames, in order, bounded behind a slow client --------------------
+
+    async def send(self, text_data: str | None = None, bytes_data: bytes | None = None,
+                   close: bool | int = False) -> None:
+        if self.outbox is not None and text_data is not None and not close:
+            self.push_frame(text_data)  # behind the frames already waiting
+            return
+        await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
+
+    def push_frame(self, frame: str) -> None:
+        """Write ``frame`` after those waiting; one writer task per burst, not per frame."""
+        if not self.open:
+            return  # refused or closing: nothing more is written
+        if self.outbox is None:
+            self.outbox = deque((frame,))
+            writer = asyncio.ensure_future(self._write_outbox())
+            _TASKS.add(writer)
+            writer.add_done_callback(_TASKS.discard)
+        elif len(self.outbox) < OUTBOX_FRAMES:
+            self.outbox.append(frame)
+        else:
+            self.outbox.clear()
+            self._deny("message", "slow_consumer", f"{OUTBOX_FRAMES} frames waiting")
+            self.open = False
+            self._slow_close = asyncio.ensure_future(
+                self.close_with(CloseCode.TRY_AGAIN_LATER, "slow_consumer"))
+
+    async def _write_outbox(self) -> None:
+        outbox = self.outbox
+        try:
+            while outbox:
+                await AsyncWebsocketConsumer.send(self, text_data=outbox.popleft())
+        except Exception:  # the client is gone: its disconnect is on its way
+            logger.debug("dropping frames for a closed socket")
+        finally:
+            self.outbox = None
 
     async def connect(self) -> None:
         self.principal = self.scope["principal"]
@@ -113,9 +188,8 @@ class GatewayConsumer(RosterMixin, AsyncWebsocketConsumer):
             await self.accept(subprotocol)  # accept-then-close: browsers can read the code
             await self.close_with(CloseCode.RATE_LIMITED, "too_many_connections")
             return
-        self.groups_joined = self._address_groups()
-        for group in self.groups_joined:
-            await self.channel_layer.group_add(group, self.channel_name)
+        for group in self._address_groups():
+            await self.join(group)
         await self.accept(subprotocol)
         self.open = True
         OPEN_CONNECTIONS.inc()
@@ -226,10 +300,6 @@ class GatewayConsumer(RosterMixin, AsyncWebsocketConsumer):
         if self.scope.get("session_key"):
             await self.refresh_session()
 
-    def memberships(self) -> list[str]:
-        """Every channel-layer group this socket is in (renewed by ``renew_memberships``)."""
-        return list(getattr(self, "groups_joined", ()))
-
     def _address_groups(self) -> list[str]:
         p = self.principal
         groups = [subject_group(p.issuer, p.subject)]
@@ -248,6 +318,8 @@ class GatewayConsumer(RosterMixin, AsyncWebsocketConsumer):
 
     async def close_with(self, code: CloseCode, reason: str) -> None:
         self.open = False
+        if self.outbox:
+            self.outbox.clear()  # nothing more is written once the close is decided
         await self.close(code=int(code), reason=reason_text(reason))
 
     async def disconnect(self, code: int) -> None:
@@ -265,11 +337,7 @@ class GatewayConsumer(RosterMixin, AsyncWebsocketConsumer):
             timer.cancel()
         LIVE.discard(self)
         await self.strike_off()
-        for group in getattr(self, "groups_joined", ()):
-            try:
-                await self.channel_layer.group_discard(group, self.channel_name)
-            except Exception:  # the bus may be gone; nothing left to leave
-                logger.warning("could not leave group %s", group)
+        await self.leave_all()
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Channels' dispatch minus its thread hop per message (``aclose_old_connections``).
@@ -289,7 +357,7 @@ class GatewayConsumer(RosterMixin, AsyncWebsocketConsumer):
         raise StopConsumer()
 
     async def send_json(self, content: dict[str, Any]) -> None:
-        await self.send(text_data=json.dumps(content, separators=(",", ":")))
+        await self.send(text_data=encode(content))
 
     async def gateway_revoke(self, event: dict[str, Any]) -> None:
         """Sent by logout handlers on any process: close this socket with 4401 (once: a

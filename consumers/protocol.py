@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from gateway.handshake.credentials import Credential
-from oidc.channels import InvalidChannel, normalise_channel
+from oidc.channels import InvalidChannel, group_name, normalise_channel
 from oidc.types import ChannelName, CredentialKind
 
 VERSION: Final = 1
@@ -156,6 +156,11 @@ def unsubscribed(channel: str, reason: str) -> dict[str, Any]:
     return {"v": VERSION, "type": "unsubscribed", "channel": channel, "reason": reason}
 
 
+def encode(frame: dict[str, Any]) -> str:
+    """A frame as compact JSON text."""
+    return json.dumps(frame, separators=(",", ":"))
+
+
 def message(event: dict[str, Any]) -> dict[str, Any]:
     """What a subscriber receives for a channel-layer ``pubsub.message`` event."""
     return {"v": VERSION, "type": "message", "channel": event["channel"],
@@ -164,8 +169,8 @@ def message(event: dict[str, Any]) -> dict[str, Any]:
 
 def presence_event(kind: str, channel: ChannelName, issuer: str, subject: str) -> dict[str, Any]:
     """The channel-layer event for a member's first join or last leave of a channel."""
-    return {"type": "presence.event", "event": kind, "channel": channel,
-            "issuer": issuer, "subject": subject}
+    return {"type": "presence.event", "group": group_name(channel), "event": kind,
+            "channel": channel, "issuer": issuer, "subject": subject}
 
 
 def presence_notice(event: dict[str, Any]) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from consumers.protocol import (
     ack,
     auth_credential,
     channels_changed,
+    encode,
     error,
     frame_too_big,
     message,
@@ -46,8 +47,7 @@ class PubSubConsumer(GatewayConsumer, PresenceMixin):
     async def on_connected(self) -> None:
         self.subscriptions, self.violations = {}, 0
         self.limits = settings.GATEWAY.limits
-        await self.channel_layer.group_add(GRANTS_GROUP, self.channel_name)
-        self.groups_joined.append(GRANTS_GROUP)  # left by GatewayConsumer.disconnect
+        await self.join(GRANTS_GROUP)  # left by GatewayConsumer.disconnect
         cache.watch()
         self.watching = True
         await self.welcome()
@@ -69,20 +69,13 @@ class PubSubConsumer(GatewayConsumer, PresenceMixin):
             self.channels_sent = channels
             await self.send_json(channels_changed(channels))
 
-    def memberships(self) -> list[str]:
-        return [*super().memberships(), *getattr(self, "subscriptions", {}).values()]
-
     async def disconnect(self, code: int) -> None:
         if getattr(self, "watching", False):
             cache.unwatch()
             self.watching = False
-        for channel, group in getattr(self, "subscriptions", {}).items():
+        for channel in getattr(self, "subscriptions", {}):
             await self._left(channel)
-            try:
-                await self.channel_layer.group_discard(group, self.channel_name)
-            except Exception:  # the bus may be gone; nothing left to leave
-                logger.warning("could not leave a channel group")
-        await super().disconnect(code)
+        await super().disconnect(code)  # leaves every group, the channels' too
 
     # --- client -> gateway ----------------------------------------------------------
 
@@ -129,7 +122,7 @@ class PubSubConsumer(GatewayConsumer, PresenceMixin):
                 await self._forbidden(request, "subscribe")
                 return
             group = group_name(channel)
-            await self.channel_layer.group_add(group, self.channel_name)
+            await self.join(group)
             self.subscriptions[channel] = group
             await self.send_json(ack(request.id, channel=channel))
             await self.report_channels(self.subscriptions)
@@ -141,7 +134,7 @@ class PubSubConsumer(GatewayConsumer, PresenceMixin):
         assert request.channel is not None
         group = self.subscriptions.pop(request.channel, None)
         if group is not None:
-            await self.channel_layer.group_discard(group, self.channel_name)
+            await self.leave(group)
             await self._left(request.channel)
             await self.report_channels(self.subscriptions)
         await self.send_json(ack(request.id, channel=request.channel))
@@ -153,7 +146,7 @@ class PubSubConsumer(GatewayConsumer, PresenceMixin):
             await self._forbidden(request, "publish")
             return
         event = message_event(channel, request.payload)
-        await self.channel_layer.group_send(group_name(channel), event)
+        await self.channel_layer.group_send(event["group"], event)
         await self.send_json(ack(request.id, channel=channel, mid=event["mid"]))
 
     async def on_ping(self, request: Request) -> None:
@@ -161,9 +154,16 @@ class PubSubConsumer(GatewayConsumer, PresenceMixin):
 
     # --- channel layer -> gateway ---------------------------------------------------
 
-    async def pubsub_message(self, event: dict[str, Any]) -> None:
-        if event.get("channel") in self.subscriptions:
-            await self.send_json(message(event))
+    def deliver(self, event: dict[str, Any], shared: dict[str, Any]) -> None:
+        """A published message goes straight out, encoded once per process (``shared``);
+        other events are handled in turn (``GatewayConsumer.deliver``)."""
+        if event.get("type") != "pubsub.message":
+            super().deliver(event, shared)
+        elif self.open and event.get("channel") in self.subscriptions:
+            frame = shared.get("frame")
+            if frame is None:
+                frame = shared["frame"] = encode(message(event))
+            self.push_frame(frame)
 
     async def on_auth(self, request: Request) -> None:
         """In-band re-authentication; then subscriptions are re-checked against the new claims."""
@@ -187,8 +187,7 @@ class PubSubConsumer(GatewayConsumer, PresenceMixin):
         for channel in list(self.subscriptions):
             ops = allowed_operations(self.principal, snapshot.grants, channel)
             if Operation.SUBSCRIBE not in ops:
-                group = self.subscriptions.pop(channel)
-                await self.channel_layer.group_discard(group, self.channel_name)
+                await self.leave(self.subscriptions.pop(channel))
                 await self._left(channel)
                 await self.send_json(unsubscribed(channel, "revoked"))
                 await self.report_channels(self.subscriptions)

@@ -23,7 +23,7 @@ from django.views.decorators.csrf import csrf_exempt
 from gateway.handshake.authn import principal_for_token
 from gateway.observe.audit import audit
 from gateway.sockets.envelope import message_event
-from oidc.channels import InvalidChannel, group_name, normalise_channel
+from oidc.channels import InvalidChannel, normalise_channel
 from oidc.errors import OidcError
 from oidc.types import ChannelName, CredentialKind, Principal
 
@@ -104,5 +104,5 @@ async def publish(request: HttpRequest) -> JsonResponse:
     except Refused as refused:
         return _refusal(request, refused, principal)
     event = message_event(channel, payload)
-    await get_channel_layer().group_send(group_name(channel), event)
+    await get_channel_layer().group_send(event["group"], event)
     return JsonResponse({"mid": event["mid"], "channel": channel, "ts": event["ts"]}, status=202)

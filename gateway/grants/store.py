@@ -33,6 +33,7 @@ from django.dispatch import receiver
 
 from gateway.models import Grant as GrantRow
 from gateway.models import GrantChange, GrantVersion
+from gateway.sockets.addressing import to_group
 from oidc.channels import InvalidChannel
 from oidc.grants import Grant, GrantSnapshot, Operation
 
@@ -71,8 +72,8 @@ def broadcast(version: int) -> None:
     if layer is None:
         return
     try:
-        async_to_sync(layer.group_send)(GRANTS_GROUP,
-                                        {"type": "grants.changed", "version": version})
+        async_to_sync(layer.group_send)(GRANTS_GROUP, to_group(
+            GRANTS_GROUP, {"type": "grants.changed", "version": version}))
     except Exception:  # caches still notice within MAX_AGE
         logger.exception("grant change broadcast failed (version %s)", version)
 

@@ -20,7 +20,7 @@ from gateway.login.session_cache import announce
 from gateway.login.sessions import session_store_class
 from gateway.models import SeenLogoutToken, SessionBinding
 from gateway.observe.audit import audit
-from gateway.sockets.addressing import session_group, sid_group, subject_group
+from gateway.sockets.addressing import revoke, session_group, sid_group, subject_group
 from oidc.errors import OidcError, UnknownIssuer
 from oidc.jws import peek
 from oidc.logout import LogoutToken, accept_logout_token
@@ -71,7 +71,7 @@ async def end_sessions(token: LogoutToken) -> int:
     groups.append(sid_group(token.issuer, token.sid) if token.sid
                   else subject_group(token.issuer, token.subject or ""))
     for group in groups:
-        await layer.group_send(group, {"type": "gateway.revoke", "reason": "logged_out"})
+        await layer.group_send(group, revoke(group, "logged_out"))
     return len(keys)
 
 

@@ -35,7 +35,7 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
-from gateway.sockets.addressing import session_group
+from gateway.sockets.addressing import revoke, session_group
 from gateway.sockets.bus import bus
 from oidc.types import Principal
 
@@ -127,8 +127,8 @@ async def _handle(layer: Any, message: dict[str, Any]) -> None:
         return
     served = sessions.forget(key)
     if served and message.get("reason") == "logged_out":  # a socket accepted meanwhile
-        await layer.group_send(session_group(key), {"type": "gateway.revoke",
-                                                    "reason": "logged_out"})
+        group = session_group(key)
+        await layer.group_send(group, revoke(group, "logged_out"))
 
 
 async def _serve(layer: Any) -> None:

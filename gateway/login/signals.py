@@ -12,7 +12,7 @@ from django.dispatch import receiver
 from gateway.login.session_cache import announce_sync
 from gateway.login.sessions import AUTH_KEY
 from gateway.models import SessionBinding
-from gateway.sockets.addressing import session_group
+from gateway.sockets.addressing import revoke, session_group
 
 
 @receiver(user_logged_in)
@@ -31,8 +31,8 @@ def close_session_sockets(session_key: str, reason: str) -> None:
     """Tell every gateway process to close the sockets of this Django session."""
     layer = get_channel_layer()
     if layer is not None:
-        async_to_sync(layer.group_send)(session_group(session_key),
-                                        {"type": "gateway.revoke", "reason": reason})
+        group = session_group(session_key)
+        async_to_sync(layer.group_send)(group, revoke(group, reason))
 
 
 @receiver(user_logged_out)

@@ -25,7 +25,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from gateway.models import OidcIdentity
 from gateway.observe.audit import audit
 from gateway.ops.roster import SocketEntry, roster
-from gateway.sockets.addressing import subject_group
+from gateway.sockets.addressing import subject_group, to_group
 
 MAX_REASON = 200
 
@@ -91,8 +91,9 @@ def disconnect(request: HttpRequest) -> HttpResponse:
     if not issuer or not subject or not reason:
         messages.error(request, "Give the subject and a reason to disconnect it.")
         return HttpResponseRedirect(reverse("admin_live"))
+    group = subject_group(issuer, subject)
     async_to_sync(get_channel_layer().group_send)(
-        subject_group(issuer, subject), {"type": "gateway.disconnect", "detail": reason})
+        group, to_group(group, {"type": "gateway.disconnect", "detail": reason}))
     audit("disconnect", "allow", "admin_disconnect", issuer=issuer, subject=subject,
           detail=f"by {request.user.get_username()}: {reason}")
     messages.success(request, f"Every socket of {subject} on every process is being "

@@ -7,6 +7,7 @@ so identifiers are hashed. Any gateway process can reach any socket this way.
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 
 def _digest(*parts: str) -> str:
@@ -23,3 +24,15 @@ def subject_group(issuer: str, subject: str) -> str:
 
 def sid_group(issuer: str, sid: str) -> str:
     return f"gw.sid.{_digest(issuer, sid)}"
+
+
+def to_group(group: str, event: dict[str, Any]) -> dict[str, Any]:
+    """``event`` naming the group it is sent to, as every ``group_send`` to sockets must:
+    a layer does not say which group a message came through, and each process's
+    switchboard routes by this name (``gateway.sockets.switchboard``)."""
+    return {**event, "group": group}
+
+
+def revoke(group: str, reason: str) -> dict[str, Any]:
+    """Close every socket in ``group`` with 4401 and this reason (``GatewayConsumer``)."""
+    return to_group(group, {"type": "gateway.revoke", "reason": reason})

@@ -7,13 +7,14 @@ import time
 import uuid
 from typing import Any
 
+from oidc.channels import group_name
 from oidc.types import ChannelName
 
 
 def message_event(channel: ChannelName, payload: Any) -> dict[str, Any]:
     """The channel-layer event for one published message (``type`` routes it to the consumer)."""
-    return {"type": "pubsub.message", "channel": channel, "payload": payload,
-            "ts": round(time.time(), 6), "mid": uuid.uuid4().hex}
+    return {"type": "pubsub.message", "group": group_name(channel), "channel": channel,
+            "payload": payload, "ts": round(time.time(), 6), "mid": uuid.uuid4().hex}
 
 
 def granted(targets: dict[str, frozenset[Any]]) -> list[dict[str, Any]]:

@@ -99,7 +99,7 @@ async def test_grant_change_is_broadcast_to_the_grants_group() -> None:
     await layer.group_add(GRANTS_GROUP, channel)
     await Grant.objects.acreate(issuer=ISS, value="eng", target="deploys")
     event = await layer.receive(channel)
-    assert event == {"type": "grants.changed", "version": await read_version()}
+    assert event == {"type": "grants.changed", "group": GRANTS_GROUP, "version": await read_version()}
     await layer.group_discard(GRANTS_GROUP, channel)
     cache.clear()
 

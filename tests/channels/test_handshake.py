@@ -122,14 +122,14 @@ async def test_invalid_auth_message_closes_4401() -> None:
 async def test_revoke_event_closes_socket_4401() -> None:
     from channels.layers import get_channel_layer
 
-    from gateway.sockets.addressing import subject_group
+    from gateway.sockets.addressing import revoke, subject_group
     from tests.channels.conftest import ISSUER
 
     comm = _communicator(headers=[(b"authorization", f"Bearer {token()}".encode())])
     assert (await comm.connect())[0]
     await comm.receive_from()
-    await get_channel_layer().group_send(subject_group(ISSUER, "svc-1"),
-                                         {"type": "gateway.revoke", "reason": "logged_out"})
+    group = subject_group(ISSUER, "svc-1")
+    await get_channel_layer().group_send(group, revoke(group, "logged_out"))
     message = await comm.receive_output()
     assert (message["type"], message["code"]) == ("websocket.close", 4401)
 

@@ -1,4 +1,4 @@
-"""Group memberships outlive the layer's one-day expiry (consumers.base.renew_memberships)."""
+"""Group memberships outlive the layer's one-day expiry (gateway.sockets.switchboard.renew_groups)."""
 
 from __future__ import annotations
 
@@ -11,13 +11,16 @@ from channels.testing import WebsocketCommunicator
 from django.conf import settings
 
 from config.asgi import application
-from consumers.base import renew_memberships
-from gateway.sockets.addressing import subject_group
+from gateway.sockets.addressing import revoke, subject_group
+from gateway.sockets.switchboard import renew_groups, switchboard
 from tests.channels.conftest import age_memberships, token
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-REVOKE = {"type": "gateway.revoke", "reason": "logged_out"}
+
+
+def _subject() -> str:
+    return subject_group(settings.GATEWAY.issuer, "svc-1")
 
 
 async def _open_and_age() -> WebsocketCommunicator:
@@ -32,35 +35,42 @@ async def _open_and_age() -> WebsocketCommunicator:
 
 async def test_an_aged_membership_is_dropped_by_the_layer_so_a_logout_would_be_missed() -> None:
     comm = await _open_and_age()
-    await get_channel_layer().group_send(subject_group(settings.GATEWAY.issuer, "svc-1"), REVOKE)
+    await get_channel_layer().group_send(_subject(), revoke(_subject(), "logged_out"))
     assert await comm.receive_nothing(timeout=0.2)
     await comm.disconnect()
 
 
 async def test_renewed_memberships_still_receive_the_logout() -> None:
     comm = await _open_and_age()
-    assert await renew_memberships() >= 1
-    await get_channel_layer().group_send(subject_group(settings.GATEWAY.issuer, "svc-1"), REVOKE)
+    assert await renew_groups() >= 1
+    await get_channel_layer().group_send(_subject(), revoke(_subject(), "logged_out"))
     closed = await comm.receive_output(timeout=1)
     assert (closed["type"], closed["code"]) == ("websocket.close", 4401)
     await comm.disconnect()
 
 
-async def test_one_failing_socket_does_not_stop_the_others(monkeypatch: pytest.MonkeyPatch) -> None:
-    first, second = await _open_and_age(), await _open_and_age()
+async def test_one_failing_group_does_not_stop_the_others(monkeypatch: pytest.MonkeyPatch) -> None:
+    comm = await _open_and_age()
+    board = switchboard()
+    await board.join("gw.other", _Quiet())  # a second group, healthy
+    age_memberships(get_channel_layer())
     layer = get_channel_layer()
     real_add = layer.group_add
-    broken = next(iter(next(iter(layer.groups.values()))))  # one socket's channel name
+    broken = _subject()
 
     async def flaky(group: str, channel: str) -> None:
-        if channel == broken:
+        if group == broken:
             raise ConnectionError("bus gone")
         await real_add(group, channel)
 
     monkeypatch.setattr(layer, "group_add", flaky)
-    assert await renew_memberships() >= 1
-    fresh = {channel for members in layer.groups.values() for channel, joined in members.items()
-             if joined > time.time() - 60}
-    assert fresh and broken not in fresh
-    await first.disconnect()
-    await second.disconnect()
+    assert await renew_groups() >= 1
+    fresh = {group for group, members in layer.groups.items()
+             if any(joined > time.time() - 60 for joined in members.values())}
+    assert fresh == {"gw.other"}
+    await comm.disconnect()
+
+
+class _Quiet:
+    def deliver(self, event: dict, shared: dict) -> None:
+        pass

@@ -266,14 +266,14 @@ async def test_subscriptions_per_connection_are_limited() -> None:
 
 async def test_a_renewed_subscription_still_receives_after_the_layer_expiry() -> None:
     """Channel subscriptions and the grants group are renewed like addressing groups."""
-    from consumers.base import renew_memberships
+    from gateway.sockets.switchboard import renew_groups
     from tests.channels.conftest import age_memberships
 
     comm = await connect(BOB)
     assert (await request(comm, type="subscribe", id="s", channel="deploys"))["type"] == "ack"
     layer = get_channel_layer()
     age_memberships(layer)
-    await renew_memberships()
+    await renew_groups()
     await layer.group_send(group_name(ChannelName("deploys")),
                            message_event(ChannelName("deploys"), {"n": 1}))
     got = json.loads(await comm.receive_from())

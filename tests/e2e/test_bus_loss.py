@@ -16,7 +16,7 @@ from websockets.exceptions import ConnectionClosed
 
 import devidp
 from devidp.stack import GatewayProcess, free_port, gateway_env, migrate, start_gateway
-from gateway.sockets.addressing import subject_group
+from gateway.sockets.addressing import revoke, subject_group
 from tests.e2e.conftest import Stack
 from tests.e2e.flows import closed_with, first_message, open_ws, service_token
 
@@ -81,8 +81,8 @@ async def test_sockets_close_1011_when_redis_goes_and_work_again_when_it_returns
     assert (await first_message(again))["principal"]["subject"] == "svc-reader"
     # messages through Redis reach the new socket: a revoke closes it with 4401
     layer = RedisPubSubChannelLayer(hosts=[f"redis://127.0.0.1:{redis.port}/0"])
-    await layer.group_send(subject_group(stack.idp.issuer, "svc-reader"),
-                           {"type": "gateway.revoke", "reason": "logged_out"})
+    group = subject_group(stack.idp.issuer, "svc-reader")
+    await layer.group_send(group, revoke(group, "logged_out"))
     await layer.flush()
     with pytest.raises(ConnectionClosed) as revoked:
         await asyncio.wait_for(again.recv(), 5)
