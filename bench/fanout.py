@@ -13,8 +13,10 @@ sockets, all closed before the next target starts:
   subscribers at ``/bench/fanout/`` join a channel-layer group; every frame the
   publisher sends to ``/bench/fanout-pub/`` (on gateway 0) is one ``group_send``.
   No authentication.
-- **G**: the gateway: ``/ws/events/`` with a bearer token, subscribe to ``bench``,
-  publish with POST ``/api/publish`` on gateway 0.
+- **G**: the gateway: ``/ws/events/`` with a bearer token, subscribe to ``bench``; the
+  publisher sends ``publish`` requests on its own ``/ws/events/`` socket on gateway 0
+  (a grant lets ``svc-publisher`` publish), without waiting for the acks, as L's and
+  R's publishers do not wait either.
 
 R and G share ``--gateways`` gateway processes (``bench.asgi:deployed``: the production
 application, plus R's routes) on Redis DB 9, with the channel layer chosen by ``--layer``
@@ -46,6 +48,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import multiprocessing as mp
 import statistics
@@ -60,7 +63,6 @@ from pathlib import Path
 from queue import Empty
 from typing import Any
 
-import httpx
 from websockets.asyncio.client import ClientConnection, connect
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -75,6 +77,7 @@ from tests.e2e.test_pubsub import ADMIN_SCRIPT
 REDIS_URL = "redis://127.0.0.1:6379/9"
 CHANNEL = "bench"
 SUBSCRIBER_CLIENT = "svc-reader"
+PUBLISHER_CLIENT = "svc-publisher"
 TARGETS = ("L", "R", "G")
 CLOSE_WAIT = 60.0  # seconds for the clients to close a target's sockets
 
@@ -269,40 +272,51 @@ def pace(start: float, seq: int, rate: float) -> float:
     return max(0.0, start + seq / rate - time.time()) if rate > 0 else 0.0
 
 
-def publish_api(url: str, token: str, args: argparse.Namespace, go: Any) -> tuple[float, float, int]:
-    """G: POST M messages to /api/publish; returns (first send, last send, failures)."""
-    failures = 0
-    with httpx.Client(timeout=10, headers={"Authorization": f"Bearer {token}"}) as client:
-        go.set()
-        time.sleep(0.2)  # let the workers' readers start
-        start = time.time()
-        for seq in range(args.messages):
-            time.sleep(pace(start, seq, args.rate))
-            body = {"channel": CHANNEL, "payload": payload(seq, args)}
-            try:
-                if client.post(f"{url}/api/publish", json=body).status_code != 202:
-                    failures += 1
-            except httpx.HTTPError:
-                failures += 1
-        return start, time.time(), failures
+def relayed(seq: int, args: argparse.Namespace) -> str:
+    """L, R: the JSON text of G's ``message`` frame, which their servers relay as is."""
+    return json.dumps({"v": 1, "type": "message", "channel": CHANNEL, "payload": payload(seq, args)})
 
 
-async def publish_frames(url: str, args: argparse.Namespace, go: Any) -> tuple[float, float, int]:
-    """L, R: send M frames, each the JSON text of G's message frame, over one websocket."""
+def publish_request(seq: int, args: argparse.Namespace) -> str:
+    """G: a ``publish`` request on the publisher's own /ws/events/ socket."""
+    return json.dumps({"v": 1, "type": "publish", "id": seq, "channel": CHANNEL,
+                       "payload": payload(seq, args)})
+
+
+async def publish_frames(url: str, args: argparse.Namespace, go: Any,
+                         frame: Callable[[int, argparse.Namespace], str] = relayed,
+                         headers: dict[str, str] | None = None) -> tuple[float, float, int]:
+    """Send M frames over one websocket at the same pacing for every target, without
+    waiting for replies (G's acks are counted in the background); before closing, wait
+    up to 10 s for G's M acks, so no request is cut off by the close."""
     failures = 0
-    async with connect(url, compression=None, open_timeout=30, close_timeout=2) as ws:
+    async with connect(url, compression=None, open_timeout=30, close_timeout=2,
+                       additional_headers=headers, max_queue=None) as ws:
+        drain = asyncio.ensure_future(_discard_replies(ws, args.messages))
         go.set()
         await asyncio.sleep(0.2)  # let the workers' readers start
         start = time.time()
         for seq in range(args.messages):
             await asyncio.sleep(pace(start, seq, args.rate))
-            text = json.dumps({"v": 1, "type": "message", "channel": CHANNEL,
-                               "payload": payload(seq, args)})
             try:
-                await ws.send(text)
+                await ws.send(frame(seq, args))
             except Exception:
                 failures += 1
-        return start, time.time(), failures
+        finished = time.time()
+        if frame is publish_request:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(drain), 10)
+        drain.cancel()
+        return start, finished, failures
+
+
+async def _discard_replies(ws: Any, expected: int) -> None:
+    """Read the publisher's replies; done after ``expected`` acks (G) or at the close."""
+    acks = 0
+    async for reply in ws:
+        acks += '"type":"ack"' in reply
+        if acks >= expected:
+            return
 
 
 # --- one target ------------------------------------------------------------------------
@@ -425,7 +439,10 @@ def run(args: argparse.Namespace, targets: list[str]) -> None:
             migrate(envs[0])
             save_grants(envs[0], [("add", {"issuer": idp.issuer, "claim": "client_id",
                                            "value": SUBSCRIBER_CLIENT, "target": CHANNEL,
-                                           "subscribe": True})])
+                                           "subscribe": True}),
+                                  ("add", {"issuer": idp.issuer, "claim": "client_id",
+                                           "value": PUBLISHER_CLIENT, "target": CHANNEL,
+                                           "publish": True})])
             for index, port in enumerate(ports):
                 gateways.append(start_gateway(port, envs[index], tmp / f"gateway{index}.log",
                                               app="bench.asgi:deployed"))
@@ -444,11 +461,13 @@ def run(args: argparse.Namespace, targets: list[str]) -> None:
                                     f"{ws_urls[0]}/bench/fanout-pub/", args, clients.go)))
         if "G" in targets and idp is not None:
             reader = service_token(idp.issuer, SUBSCRIBER_CLIENT, "ws", devidp.API_AUDIENCE)
-            publisher = service_token(idp.issuer, "svc-publisher", "ws publish", devidp.API_AUDIENCE)
+            publisher = service_token(idp.issuer, PUBLISHER_CLIENT, "ws", devidp.API_AUDIENCE)
             target = Target("G", tuple(f"{u}/ws/events/" for u in ws_urls),
                             {"Authorization": f"Bearer {reader}"}, subscribe=True)
             rows["G"] = measure(clients, target, f"G gateway, {procs}", gateway_pids,
-                                lambda: publish_api(urls[0], publisher, args, clients.go))
+                                lambda: asyncio.run(publish_frames(
+                                    f"{ws_urls[0]}/ws/events/", args, clients.go, publish_request,
+                                    {"Authorization": f"Bearer {publisher}"})))
         print_rows(rows)
     finally:
         if clients is not None:

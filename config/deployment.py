@@ -43,6 +43,8 @@ VARIABLES: dict[str, str] = {
     "close, 0.1 to 60 (default 5)",
     "GATEWAY_MAX_HEADER_BYTES": "largest request line plus headers; more gets 431 and a close, "
     "8192 to 1048576 (default 32768: a 16 KiB token and room)",
+    "GATEWAY_WS_COMPRESSION": "true to accept permessage-deflate from clients that offer it "
+    "(default false: every frame is written once, uncompressed; see docs/deploy.md)",
 }
 
 

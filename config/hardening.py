@@ -11,7 +11,9 @@ requests). Both let an unauthenticated client hold connections without bound. So
   ``GATEWAY_HANDSHAKE_TIMEOUT_SECONDS`` gets 408 and the connection closes.
 - ``WebSocketProtocol``: a handshake that websockets refuses to parse gets 400 and a
   close instead of silence (``config.serve`` also raises websockets' own line limit to
-  the head limit, so a head we admit is not refused there).
+  the head limit, so a head we admit is not refused there). It also offers the
+  ``gateway.write_now`` extension (``gateway.sockets.writenow``): a published message
+  is written to each local subscriber at once, without a task per socket.
 
 ``config.serve`` sets both variables (validated) before uvicorn imports these classes.
 """
@@ -24,6 +26,9 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.exceptions import InvalidState
+
+from gateway.sockets.writenow import EXTENSION as WRITE_NOW
 
 MAX_HEAD_BYTES = int(os.environ.get("GATEWAY_MAX_HEADER_BYTES", "32768"))
 HEAD_TIMEOUT = float(os.environ.get("GATEWAY_HANDSHAKE_TIMEOUT_SECONDS", "5"))
@@ -89,6 +94,23 @@ class HttpToolsProtocol(_HttpToolsProtocol):
 
 
 class WebSocketProtocol(WebSocketsSansIOProtocol):
+    async def run_asgi(self) -> None:
+        self.scope["extensions"][WRITE_NOW] = {"text": self.write_now}
+        await super().run_asgi()
+
+    def write_now(self, data: bytes) -> bool:
+        """One text frame, written now; False (nothing written) if that would mean waiting."""
+        if (not self.handshake_complete or self.close_sent or self.disconnected
+                or self.initial_response is not None or not self.writable.is_set()
+                or self.transport.is_closing()):
+            return False
+        try:
+            self.conn.send_text(data)
+        except InvalidState:
+            return False
+        self.transport.write(b"".join(self.conn.data_to_send()))
+        return True
+
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
         if not self.handshake_initiated and self.conn.handshake_exc is not None:

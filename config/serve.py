@@ -12,7 +12,10 @@ One command for production, the dev stack, the benchmarks and the end-to-end tes
    request-head limits, and a graceful drain (``gateway.ops.drain``).
 
 The server is uvicorn (httptools, websockets-sansio) with the protocols of
-``config.hardening``: a request head over ``GATEWAY_MAX_HEADER_BYTES`` gets 431 and a
+``config.hardening``, and without permessage-deflate unless ``GATEWAY_WS_COMPRESSION``
+is true (uvicorn offers it by default, and browsers take it: a compressor per socket
+costs memory and CPU for every frame, and mixes data of different origins in one
+compression context): a request head over ``GATEWAY_MAX_HEADER_BYTES`` gets 431 and a
 close, one not complete within ``GATEWAY_HANDSHAKE_TIMEOUT_SECONDS`` gets 408 and a
 close. ``GATEWAY_SERVER=granian`` runs granian 2.8 instead, for comparison only: it
 enforces both limits itself and spends less CPU per handshake, but a server-initiated
@@ -33,7 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from config.env import load_config
-from config.values import ConfigError, read_int, read_seconds
+from config.values import ConfigError, read_bool, read_int, read_seconds
 
 DEFAULT_APP = "config.asgi:application"
 SERVERS = ("uvicorn", "granian")
@@ -54,6 +57,7 @@ class ServeConfig:
     max_header_bytes: int  # request line plus headers
     drain_seconds: float
     ws_max_size: int  # websocket message cap where the server has one (uvicorn)
+    ws_compression: bool = False  # permessage-deflate, when a client offers it (uvicorn)
     app: str = DEFAULT_APP
     log_level: str = "warning"
 
@@ -117,6 +121,7 @@ def read_serve_config(env: Mapping[str, str], *, app: str = DEFAULT_APP,
                                   MIN_MAX_HEADER_BYTES, 1 << 20),
         drain_seconds=gateway.deployment.drain_seconds,
         ws_max_size=ws_cap(gateway.limits.frame_bytes),
+        ws_compression=read_bool(env, "GATEWAY_WS_COMPRESSION", False),
         app=app,
         log_level=log_level,
     )
@@ -231,7 +236,8 @@ def run_uvicorn(cfg: ServeConfig) -> None:
     uvicorn.run(cfg.app, host=cfg.host, port=cfg.port, workers=cfg.workers,
                 http="config.hardening:HttpToolsProtocol",
                 ws="config.hardening:WebSocketProtocol", lifespan="on",
-                ws_max_size=cfg.ws_max_size, timeout_graceful_shutdown=cfg.kill_timeout,
+                ws_max_size=cfg.ws_max_size, ws_per_message_deflate=cfg.ws_compression,
+                timeout_graceful_shutdown=cfg.kill_timeout,
                 access_log=False, log_level=cfg.log_level)
 
 

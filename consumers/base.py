@@ -28,6 +28,7 @@ from gateway.ops.ledger import ledger
 from gateway.sockets.addressing import session_group, sid_group, subject_group
 from gateway.sockets.closecodes import CloseCode, close_for, reason_text
 from gateway.sockets.switchboard import switchboard
+from gateway.sockets.writenow import WriteNow, write_now_of
 from oidc.errors import OidcError
 from oidc.policy import evaluate
 from oidc.types import CredentialKind, Principal
@@ -91,6 +92,7 @@ class GatewayConsumer(RosterMixin, AsyncWebsocketConsumer):
     principal: Principal
     open: bool = False  # accepted and not closed by us: frames are handled
     outbox: deque[str] | None = None  # frames waiting behind one being written
+    write_now: WriteNow | None = None  # the server's synchronous writer, if it has one
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         """Channels' consumer loop minus the per-socket layer channel and its two tasks."""
@@ -98,6 +100,7 @@ class GatewayConsumer(RosterMixin, AsyncWebsocketConsumer):
         self.channel_layer = get_channel_layer(self.channel_layer_alias)
         self.channel_name = f"ws.{uuid.uuid4().hex}"  # this socket's name in ledger and roster
         self.base_send = send
+        self.write_now = write_now_of(scope)
         self.serial = asyncio.Lock()
         self.joined: set[str] = set()
         try:
@@ -149,10 +152,14 @@ class GatewayConsumer(RosterMixin, AsyncWebsocketConsumer):
             return
         await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
 
-    def push_frame(self, frame: str) -> None:
-        """Write ``frame`` after those waiting; one writer task per burst, not per frame."""
+    def push_frame(self, frame: str, encoded: bytes | None = None) -> None:
+        """Write ``frame`` after those waiting: at once if the server can (``write_now``)
+        and nothing waits, else by one writer task per burst, not per frame."""
         if not self.open:
             return  # refused or closing: nothing more is written
+        if self.outbox is None and self.write_now is not None and self.write_now(
+                encoded if encoded is not None else frame.encode()):
+            return
         if self.outbox is None:
             self.outbox = deque((frame,))
             writer = asyncio.ensure_future(self._write_outbox())

@@ -160,10 +160,10 @@ class PubSubConsumer(GatewayConsumer, PresenceMixin):
         if event.get("type") != "pubsub.message":
             super().deliver(event, shared)
         elif self.open and event.get("channel") in self.subscriptions:
-            frame = shared.get("frame")
-            if frame is None:
-                frame = shared["frame"] = encode(message(event))
-            self.push_frame(frame)
+            if "frame" not in shared:
+                shared["frame"] = frame = encode(message(event))
+                shared["bytes"] = frame.encode()
+            self.push_frame(shared["frame"], shared["bytes"])
 
     async def on_auth(self, request: Request) -> None:
         """In-band re-authentication; then subscriptions are re-checked against the new claims."""

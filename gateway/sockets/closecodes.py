@@ -43,8 +43,8 @@ CLOSE_CODE_EXPLANATIONS: dict[CloseCode, str] = {
     CloseCode.MESSAGE_TOO_BIG: "A frame exceeded the configured maximum size.",
     CloseCode.INTERNAL_ERROR: "Unexpected server error, or the gateway lost its message bus. "
     "Reconnect with backoff.",
-    CloseCode.TRY_AGAIN_LATER: "The identity provider's keys are not available yet. "
-    "Reconnect with backoff.",
+    CloseCode.TRY_AGAIN_LATER: "The identity provider's keys or the message bus are not "
+    "available yet, or the client read too slowly (slow_consumer). Reconnect with backoff.",
     CloseCode.BAD_REQUEST: "The credential could not be parsed.",
     CloseCode.UNAUTHENTICATED: "Not authenticated, or no longer: missing, invalid or expired "
     "credential, or logged out. Obtain a fresh credential, then reconnect.",

@@ -194,3 +194,27 @@ async def test_a_client_too_slow_for_its_outbox_is_closed_1013_and_audited(
     assert len([m for m in sent if m["type"] == "websocket.send"]) <= 1
     audits = [json.loads(r.getMessage()) for r in caplog.records if r.name == "gateway.audit"]
     assert [(a["outcome"], a["reason"]) for a in audits] == [("deny", "slow_consumer")]
+
+
+async def test_frames_go_out_at_once_when_the_server_can_and_queue_in_order_when_not() -> None:
+    consumer, gate, sent = _blocked_consumer()
+    written: list[bytes] = []
+    writable = [True]
+
+    def write_now(data: bytes) -> bool:
+        if writable[0]:
+            written.append(data)
+        return writable[0]
+
+    consumer.write_now = write_now
+    consumer.push_frame("a", b"a")
+    assert written == [b"a"] and consumer.outbox is None  # no task, nothing queued
+    writable[0] = False
+    consumer.push_frame("b")
+    writable[0] = True
+    consumer.push_frame("c", b"c")  # behind "b", not ahead of it
+    assert written == [b"a"]
+    gate.set()
+    for _ in range(50):
+        await asyncio.sleep(0)
+    assert [m["text"] for m in sent] == ["b", "c"]

@@ -176,6 +176,18 @@ async def test_sockets_land_on_both_workers_and_hear_what_the_other_publishes(
         await ws.close()
 
 
+async def test_permessage_deflate_is_declined_unless_configured(gateway: GatewayProcess,
+                                                                bob_token: str) -> None:
+    """Browsers offer compression; the gateway writes each frame once, uncompressed."""
+    from websockets.asyncio.client import connect
+
+    url = gateway.url.replace("http://", "ws://") + "/ws/events/"
+    async with connect(url, compression="deflate", open_timeout=5,
+                       additional_headers={"Authorization": f"Bearer {bob_token}"}) as ws:
+        assert ws.response.headers.get("Sec-WebSocket-Extensions") is None
+        assert (await request(ws, "ping"))["type"] == "ack"
+
+
 async def test_sigterm_drains_every_socket_of_both_workers_with_1001(served: Served,
                                                                     bob_token: str) -> None:
     doomed = served.start("doomed")
