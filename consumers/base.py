@@ -202,7 +202,7 @@ class GatewayConsumer(RosterMixin, AsyncWebsocketConsumer):
         OPEN_CONNECTIONS.inc()
         self.counted = True
         LIVE.add(self)
-        self._arm_expiry_timers()
+        self._arm_expiry_timer()
         await self.enrol()  # the admin's live connections view
         await self.on_connected()
 
@@ -231,15 +231,13 @@ class GatewayConsumer(RosterMixin, AsyncWebsocketConsumer):
             return
         await super().websocket_receive(message)
 
-    def _arm_expiry_timers(self) -> None:
-        """Two loop timers per socket, no polling: a notice ahead of expiry, then the close."""
-        loop = asyncio.get_running_loop()
+    def _arm_expiry_timer(self) -> None:
+        """One loop timer per socket, no polling: the notice ahead of expiry, which then
+        arms the close at expiry."""
         remaining = max(0.0, self.principal.expires_at - time.time())
         lead = settings.GATEWAY.expiry_notice
-        self._timers = [
-            loop.call_later(max(0.0, remaining - lead), self._on_expiring),
-            loop.call_later(remaining, self._on_expired),
-        ]
+        self._timer = asyncio.get_running_loop().call_later(max(0.0, remaining - lead),
+                                                            self._on_expiring)
 
     async def reauthenticate(self, credential: Credential) -> Principal:
         """In-band re-authentication with a fresh token or a one-time ticket, validated
@@ -266,9 +264,8 @@ class GatewayConsumer(RosterMixin, AsyncWebsocketConsumer):
         if not decision.allowed:
             raise RouteDenied(decision.reason)
         self.principal = fresh
-        for timer in self._timers:
-            timer.cancel()
-        self._arm_expiry_timers()
+        self._timer.cancel()
+        self._arm_expiry_timer()
         audit(event, "allow", "groups_overage_admitted" if fresh.groups_overage else "refreshed",
               issuer=fresh.issuer, subject=fresh.subject,
               route=self.scope.get("path"), kid=fresh.kid, jti_hash=fresh.jti_hash)
@@ -299,6 +296,8 @@ class GatewayConsumer(RosterMixin, AsyncWebsocketConsumer):
         await self.close_with(code, reason)
 
     def _on_expiring(self) -> None:
+        remaining = max(0.0, self.principal.expires_at - time.time())
+        self._timer = asyncio.get_running_loop().call_later(remaining, self._on_expired)
         self._expiring_notice = asyncio.ensure_future(self._expiring())
 
     async def _expiring(self) -> None:
@@ -340,7 +339,7 @@ class GatewayConsumer(RosterMixin, AsyncWebsocketConsumer):
                 await ledger().release_socket(self.who, self.channel_name)
             except Exception:  # Redis gone: the entry expires with its heartbeat
                 logger.warning("could not release the socket count")
-        for timer in getattr(self, "_timers", ()):
+        if (timer := getattr(self, "_timer", None)) is not None:
             timer.cancel()
         LIVE.discard(self)
         await self.strike_off()

@@ -39,7 +39,7 @@ const CLOSE_CODES = {
   1009: ["message_too_big", "fix_client", "A frame exceeded the maximum size."],
   1011: ["internal_error", "reconnect", "Server error or message bus lost; reconnect with backoff."],
   1012: ["service_restart", "reconnect", "The server is restarting."],
-  1013: ["try_again_later", "reconnect", "Keys or discovery unavailable; reconnect with backoff."],
+  1013: ["try_again_later", "reconnect", "Keys, discovery or the bus unavailable, or the client read too slowly; reconnect with backoff."],
   4400: ["bad_request", "fix_client", "The credential could not be parsed."],
   4401: ["unauthenticated", "reauthenticate", "Not authenticated, or no longer; get a fresh credential."],
   4403: ["forbidden", "reauthenticate", "Authenticated but not allowed; do not retry unchanged."],
