@@ -1,4 +1,5 @@
-"""The ``gateway.write_now`` extension of config.hardening.WebSocketProtocol (uvicorn)."""
+"""config.hardening.WebSocketProtocol (uvicorn): the ``gateway.write_now`` extension, and
+what it forgets once a socket is accepted."""
 
 from __future__ import annotations
 
@@ -13,7 +14,13 @@ from gateway.sockets.writenow import EXTENSION, write_now_of
 
 HANDSHAKE = (b"GET /ws/ HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
              b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-             b"Sec-WebSocket-Version: 13\r\n\r\n")
+             b"Sec-WebSocket-Version: 13\r\nAuthorization: Bearer secret.token.value\r\n"
+             b"Cookie: sessionid=s3cr3t\r\nSec-WebSocket-Protocol: wsgateway.bearer, tok3n\r\n"
+             b"User-Agent: probe\r\n\r\n")
+
+
+def _headers(scope: dict[str, Any]) -> dict[bytes, bytes]:
+    return {name.lower(): value for name, value in scope["headers"]}
 
 
 class Transport(asyncio.Transport):
@@ -45,7 +52,8 @@ async def _accepted() -> tuple[WebSocketProtocol, Transport, dict[str, Any], asy
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         scopes.append(scope)
         assert (await receive())["type"] == "websocket.connect"
-        await send({"type": "websocket.accept"})
+        assert _headers(scope)[b"authorization"] == b"Bearer secret.token.value"
+        await send({"type": "websocket.accept", "subprotocol": "wsgateway.bearer"})
         await done.wait()
 
     config = Config(app=app, ws="config.hardening:WebSocketProtocol", lifespan="off",
@@ -92,3 +100,17 @@ def test_a_scope_without_the_extension_has_no_writer() -> None:
     assert write_now_of({"extensions": {"websocket.http.response": {}}}) is None
     assert write_now_of({}) is None
     assert write_now_of({"extensions": {EXTENSION: {"text": "not callable"}}}) is None
+
+
+async def test_once_accepted_no_credential_stays_in_the_scope_or_the_parsed_request() -> None:
+    protocol, _transport, scope, done = await _accepted()
+    assert _headers(scope) == {b"host": b"127.0.0.1", b"upgrade": b"websocket",
+                                      b"connection": b"Upgrade",
+                                      b"sec-websocket-key": b"dGhlIHNhbXBsZSBub25jZQ==",
+                                      b"sec-websocket-version": b"13", b"user-agent": b"probe"}
+    assert scope["subprotocols"] == []
+    assert not hasattr(protocol, "request") and not hasattr(protocol, "response")
+    parser = protocol.conn.parser.gi_frame  # websockets' generator still holds the request
+    kept = [value for value in parser.f_locals.values() if hasattr(value, "headers")]
+    assert kept and all(len(request.headers) == 0 for request in kept)
+    done.set()
