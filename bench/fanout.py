@@ -1,7 +1,7 @@
 """Fan-out: one channel, N subscribers, M messages, for L, R and G in one run.
 
     .venv/bin/python bench/fanout.py [--subscribers 1000] [--messages 100] [--rate 20]
-                                     [--targets L,R,G] [--layer pubsub|core] [--procs 4]
+                                     [--targets L,R,G] [--layer pubsub|core|flat] [--procs 4]
 
 The targets run one after another (L, then R, then G), each with a fresh set of N
 sockets, all closed before the next target starts:
@@ -431,10 +431,14 @@ def run(args: argparse.Namespace, targets: list[str]) -> None:
         if "R" in targets or "G" in targets:
             idp = devidp.start(free_port(), urls[0], extra_gateway_urls=urls[1:],
                                access_token_ttl=3600, log_file=tmp / "idp.log")
-            envs = [bench_env(idp.issuer, port, database_file=tmp / "db.sqlite3", layer="redis",
+            if args.layer == "flat" and len(ports) > 1:
+                raise SystemExit("--layer flat is one process: use --gateways 1")
+            envs = [bench_env(idp.issuer, port, database_file=tmp / "db.sqlite3",
+                              layer="flat" if args.layer == "flat" else "redis",
                               redis_url=REDIS_URL,
                               extra={"GATEWAY_ALLOWED_ORIGINS": ",".join(urls),
-                                     "GATEWAY_CHANNEL_LAYER": args.layer})
+                                     **({} if args.layer == "flat"
+                                        else {"GATEWAY_CHANNEL_LAYER": args.layer})})
                     for port in ports]
             migrate(envs[0])
             save_grants(envs[0], [("add", {"issuer": idp.issuer, "claim": "client_id",
@@ -489,7 +493,8 @@ def main() -> None:
                         help="messages published per second; 0 for as fast as possible")
     parser.add_argument("--targets", default=",".join(TARGETS),
                         help="comma-separated, run in the order L, R, G")
-    parser.add_argument("--layer", choices=("pubsub", "core"), default="pubsub")
+    parser.add_argument("--layer", choices=("pubsub", "core", "flat"), default="pubsub",
+                        help="flat: the in-memory default, one gateway process (--gateways 1)")
     parser.add_argument("--procs", type=int, default=4, help="subscriber client processes")
     parser.add_argument("--gateways", type=int, default=2, help="gateway processes (R and G)")
     parser.add_argument("--payload-bytes", type=int, default=64)
