@@ -8,6 +8,7 @@ import time
 import uuid
 import weakref
 from collections import deque
+from collections.abc import Coroutine
 from typing import Any
 
 from channels.consumer import get_handler_name
@@ -61,7 +62,13 @@ class RouteDenied(OidcError):
 
 LIVE: weakref.WeakSet[GatewayConsumer] = weakref.WeakSet()  # this process's open sockets
 OUTBOX_FRAMES = 1000  # frames one socket may have waiting behind a slow client
-_TASKS: set[asyncio.Future[Any]] = set()  # control events being handled (kept referenced)
+_TASKS: set[asyncio.Future[Any]] = set()  # event handlers and writers, kept referenced
+
+
+def _in_background(work: Coroutine[Any, Any, None]) -> None:
+    task = asyncio.ensure_future(work)
+    _TASKS.add(task)
+    task.add_done_callback(_TASKS.discard)
 
 
 async def close_all_local(code: CloseCode, reason: str) -> int:
@@ -132,9 +139,7 @@ class GatewayConsumer(RosterMixin, AsyncWebsocketConsumer):
 
     def deliver(self, event: dict[str, Any], shared: dict[str, Any]) -> None:
         """A group event from the switchboard: handled in turn with the client's frames."""
-        task = asyncio.ensure_future(self._handle_event(event))
-        _TASKS.add(task)
-        task.add_done_callback(_TASKS.discard)
+        _in_background(self._handle_event(event))
 
     async def _handle_event(self, event: dict[str, Any]) -> None:
         async with self.serial:
@@ -162,17 +167,14 @@ class GatewayConsumer(RosterMixin, AsyncWebsocketConsumer):
             return
         if self.outbox is None:
             self.outbox = deque((frame,))
-            writer = asyncio.ensure_future(self._write_outbox())
-            _TASKS.add(writer)
-            writer.add_done_callback(_TASKS.discard)
+            _in_background(self._write_outbox())
         elif len(self.outbox) < OUTBOX_FRAMES:
             self.outbox.append(frame)
         else:
             self.outbox.clear()
             self._deny("message", "slow_consumer", f"{OUTBOX_FRAMES} frames waiting")
             self.open = False
-            self._slow_close = asyncio.ensure_future(
-                self.close_with(CloseCode.TRY_AGAIN_LATER, "slow_consumer"))
+            _in_background(self.close_with(CloseCode.TRY_AGAIN_LATER, "slow_consumer"))
 
     async def _write_outbox(self) -> None:
         outbox = self.outbox

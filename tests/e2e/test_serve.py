@@ -80,8 +80,10 @@ def gateway(served: Served) -> Iterator[GatewayProcess]:
         process.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def bob_token(served: Served) -> str:
+    """A fresh token per test: the provider's 300 s lifetime is shorter than this module
+    under load, and an expired token closes the socket right after its welcome."""
     return str(user_tokens(served.idp.issuer, "http://127.0.0.1:1", "bob",
                            "bob-password")["access_token"])
 
