@@ -24,6 +24,28 @@ logger = logging.getLogger("gateway.heartbeat")
 
 T = TypeVar("T")
 
+REFRESH_BATCH = 1000
+"""Members refreshed per Redis round trip: the heartbeat yields to the loop between batches,
+so refreshing 50,000 entries is 50 short steps, not one long stall (bench/README.md)."""
+
+
+def batches(members: dict[str, dict[str, float]],
+            size: int = REFRESH_BATCH) -> list[list[tuple[str, dict[str, float]]]]:
+    """``key -> {member: score}`` cut into batches of at most ``size`` members (a large key
+    is split over batches), each a list of ``(key, members)``."""
+    out: list[list[tuple[str, dict[str, float]]]] = [[]]
+    room = size
+    for key, scores in members.items():
+        items = list(scores.items())
+        while items:
+            if room == 0:
+                out.append([])
+                room = size
+            part, items = items[:room], items[room:]
+            out[-1].append((key, dict(part)))
+            room -= len(part)
+    return [batch for batch in out if batch]
+
 
 class KeptAlive:
     """Base for Redis state refreshed by a heartbeat; subclasses define ``refresh``."""

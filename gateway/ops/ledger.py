@@ -26,7 +26,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from gateway.ops.heartbeat import KeptAlive, PerProcess
+from gateway.ops.heartbeat import KeptAlive, PerProcess, batches
 
 logger = logging.getLogger("gateway.ledger")
 
@@ -149,16 +149,22 @@ class RedisLedger(KeptAlive):
         self.keep_beating()
 
     async def refresh(self) -> None:
-        """Push the expiry of every entry of this process ``ttl`` into the future."""
+        """Push the expiry of every entry of this process ``ttl`` into the future: one ZADD
+        per key and batch (``xx``: never resurrect a released entry; members only ``gt``)."""
         expiry = self.clock() + self.ttl
-        pipe = self.client().pipeline(transaction=False)
+        entries: dict[str, dict[str, float]] = {}
+        parents: dict[str, dict[str, float]] = {}
         for (key, socket), parent in list(self.local.items()):
-            pipe.zadd(key, {socket: expiry}, xx=True)  # xx: never resurrect a released entry
-            pipe.expire(key, self.key_ttl)
+            entries.setdefault(key, {})[socket] = expiry
             if parent is not None:
-                pipe.zadd(parent[0], {parent[1]: expiry}, xx=True, gt=True)
-                pipe.expire(parent[0], self.key_ttl)
-        await pipe.execute()
+                parents.setdefault(parent[0], {})[parent[1]] = expiry
+        for gt, members in ((False, entries), (True, parents)):
+            for batch in batches(members):
+                pipe = self.client().pipeline(transaction=False)
+                for key, scores in batch:
+                    pipe.zadd(key, scores, xx=True, gt=gt)
+                    pipe.expire(key, self.key_ttl)
+                await pipe.execute()
 
     async def acquire_socket(self, who: Member, socket: str, limit: int) -> bool:
         key = f"gw:sockets:{_digest(who)}"

@@ -101,11 +101,13 @@ async def test_a_crashed_process_stops_counting_within_the_ttl() -> None:
         assert await survivor.acquire_socket(who, "b", 2)
         assert not await survivor.acquire_socket(who, "c", 2)
         assert await crashed.join("crash.room", who, "a")
+        other = ("https://idp.example.com", f"stays-{uuid.uuid4().hex}")
+        assert await survivor.join("crash.room", other, "b")
         await crashed.close()  # the process dies: no release, no more heartbeats
         await asyncio.sleep(1.6)  # survivor's heartbeat (every ttl/3) keeps "b" alive
         assert await survivor.acquire_socket(who, "c", 2)  # "a" expired, "b" still counts
         assert not await survivor.acquire_socket(who, "d", 2)
-        assert await survivor.members("crash.room") == []  # no ghost member
+        assert await survivor.members("crash.room") == [other]  # no ghost; "b" kept alive
         await survivor.release_socket(who, "b")
         assert await survivor.acquire_socket(who, "d", 2)
     finally:
