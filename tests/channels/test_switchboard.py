@@ -145,7 +145,7 @@ async def test_a_failed_layer_join_leaves_no_member_and_the_next_join_retries() 
     member = _Member()
     await board.join("g", member)
     assert board.members["g"] == {member} and layer.added == ["g"]
-    board.deliver({"type": "x", "group": "g"})
+    assert await board.deliver({"type": "x", "group": "g"}) == 1
     assert member.events == [{"type": "x", "group": "g"}]
     board.listener.cancel()  # type: ignore[union-attr]
 
@@ -218,3 +218,30 @@ async def test_frames_go_out_at_once_when_the_server_can_and_queue_in_order_when
     for _ in range(50):
         await asyncio.sleep(0)
     assert [m["text"] for m in sent] == ["b", "c"]
+
+
+async def test_a_large_group_is_served_in_slices_with_the_loop_free_in_between(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import gateway.sockets.switchboard as module
+
+    monkeypatch.setattr(module, "SLICE", 3)
+    layer = _GatedLayer()
+    layer.gate.set()
+    board = Switchboard(layer)
+    members = [_Member() for _ in range(7)]
+    for member in members:
+        await board.join("g", member)
+    turns: list[int] = []
+
+    async def count_turns() -> None:
+        while True:
+            turns.append(sum(len(m.events) for m in members))
+            await asyncio.sleep(0)
+
+    counter = asyncio.ensure_future(count_turns())
+    await asyncio.sleep(0)
+    assert await board.deliver({"type": "x", "group": "g"}) == 7
+    counter.cancel()
+    assert all(len(m.events) == 1 for m in members)
+    assert 3 in turns and 6 in turns  # the loop ran after each slice of three
+    board.listener.cancel()  # type: ignore[union-attr]
