@@ -118,6 +118,16 @@ def _tcp_inode(server_port: int, client_port: int) -> str:
 
 
 def worker_of(gateway: GatewayProcess, ws: ClientConnection) -> int:
+    for _ in range(20):  # a worker's descriptor table may be read mid-update: look again
+        with contextlib.suppress(AssertionError):
+            return _worker_of(gateway, ws)
+        time.sleep(0.05)
+    raise AssertionError(f"no worker holds this socket (closed by the server: code "
+                         f"{ws.close_code}, reason {ws.close_reason!r}); "
+                         f"gateway log: {gateway.log()[-1500:]}")
+
+
+def _worker_of(gateway: GatewayProcess, ws: ClientConnection) -> int:
     inode = f"socket:[{_tcp_inode(gateway.port, ws.local_address[1])}]"
     for pid in workers(gateway):
         fds = Path(f"/proc/{pid}/fd")
