@@ -285,10 +285,11 @@ def publish_request(seq: int, args: argparse.Namespace) -> str:
 
 async def publish_frames(url: str, args: argparse.Namespace, go: Any,
                          frame: Callable[[int, argparse.Namespace], str] = relayed,
-                         headers: dict[str, str] | None = None) -> tuple[float, float, int]:
+                         headers: dict[str, str] | None = None,
+                         acked: bool = False) -> tuple[float, float, int]:
     """Send M frames over one websocket at the same pacing for every target, without
-    waiting for replies (G's acks are counted in the background); before closing, wait
-    up to 10 s for G's M acks, so no request is cut off by the close."""
+    waiting for replies (acks are counted in the background); with ``acked`` (G), wait
+    up to 10 s for the M acks before closing, so no request is cut off by the close."""
     failures = 0
     async with connect(url, compression=None, open_timeout=30, close_timeout=2,
                        additional_headers=headers, max_queue=None) as ws:
@@ -303,7 +304,7 @@ async def publish_frames(url: str, args: argparse.Namespace, go: Any,
             except Exception:
                 failures += 1
         finished = time.time()
-        if frame is publish_request:
+        if acked:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(drain), 10)
         drain.cancel()
@@ -471,7 +472,7 @@ def run(args: argparse.Namespace, targets: list[str]) -> None:
             rows["G"] = measure(clients, target, f"G gateway, {procs}", gateway_pids,
                                 lambda: asyncio.run(publish_frames(
                                     f"{ws_urls[0]}/ws/events/", args, clients.go, publish_request,
-                                    {"Authorization": f"Bearer {publisher}"})))
+                                    {"Authorization": f"Bearer {publisher}"}, acked=True)))
         print_rows(rows)
     finally:
         if clients is not None:

@@ -19,7 +19,6 @@ from gateway.handshake.routes import load_route_policies  # noqa: E402
 from gateway.ops.drain import Drain  # noqa: E402
 from gateway.ops.lifespan import Lifespan  # noqa: E402
 from gateway.sockets.live import LocalSockets  # noqa: E402
-from gateway.sockets.switchboard import renew_groups  # noqa: E402
 
 websocket = OriginGuard(
     Handshake(load_route_policies(settings.GATEWAY.routes_file)),
@@ -30,8 +29,7 @@ router = ProtocolTypeRouter(
     {
         "http": django_http,
         "websocket": websocket,
-        "lifespan": Lifespan(LocalSockets(close_all=close_all_local,
-                                            renew_memberships=renew_groups)),
+        "lifespan": Lifespan(LocalSockets(close_all=close_all_local)),
     }
 )
 

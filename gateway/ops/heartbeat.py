@@ -84,6 +84,17 @@ class KeptAlive:
     async def refresh(self) -> None:
         raise NotImplementedError
 
+    async def extend(self, members: dict[str, dict[str, float]], *, gt: bool = False) -> None:
+        """Set the given scores of members that still exist (``xx``: never resurrect a
+        removed one; ``gt``: only raise a score) and push each key's expiry: one ZADD per
+        key and batch, a round trip per batch."""
+        for batch in batches(members):
+            pipe = self.client().pipeline(transaction=False)
+            for key, scores in batch:
+                pipe.zadd(key, scores, xx=True, gt=gt)
+                pipe.expire(key, self.key_ttl)
+            await pipe.execute()
+
     async def close(self) -> None:
         for beat in list(self._beats.values()):
             beat.cancel()

@@ -26,7 +26,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from gateway.ops.heartbeat import KeptAlive, PerProcess, batches
+from gateway.ops.heartbeat import KeptAlive, PerProcess
 
 logger = logging.getLogger("gateway.ledger")
 
@@ -149,8 +149,8 @@ class RedisLedger(KeptAlive):
         self.keep_beating()
 
     async def refresh(self) -> None:
-        """Push the expiry of every entry of this process ``ttl`` into the future: one ZADD
-        per key and batch (``xx``: never resurrect a released entry; members only ``gt``)."""
+        """Push the expiry of every entry of this process ``ttl`` into the future (a
+        member's entry only forward: another process may hold it longer)."""
         expiry = self.clock() + self.ttl
         entries: dict[str, dict[str, float]] = {}
         parents: dict[str, dict[str, float]] = {}
@@ -158,13 +158,8 @@ class RedisLedger(KeptAlive):
             entries.setdefault(key, {})[socket] = expiry
             if parent is not None:
                 parents.setdefault(parent[0], {})[parent[1]] = expiry
-        for gt, members in ((False, entries), (True, parents)):
-            for batch in batches(members):
-                pipe = self.client().pipeline(transaction=False)
-                for key, scores in batch:
-                    pipe.zadd(key, scores, xx=True, gt=gt)
-                    pipe.expire(key, self.key_ttl)
-                await pipe.execute()
+        await self.extend(entries)
+        await self.extend(parents, gt=True)
 
     async def acquire_socket(self, who: Member, socket: str, limit: int) -> bool:
         key = f"gw:sockets:{_digest(who)}"

@@ -18,6 +18,7 @@ from gateway.ops.buswatch import watch_bus
 from gateway.ops.gcpolicy import keep_collections_young
 from gateway.ops.loopwatch import probe
 from gateway.sockets.live import LocalSockets
+from gateway.sockets.switchboard import renew_groups
 
 logger = logging.getLogger("gateway.lifespan")
 
@@ -65,7 +66,7 @@ class Lifespan:
                          # Channels' per-message close_old_connections, once a minute:
                          asyncio.create_task(every(60.0, aclose_old_connections)),
                          # younger than the layers' one-day group expiry:
-                         asyncio.create_task(every(3600.0, self.sockets.renew_memberships)),
+                         asyncio.create_task(every(3600.0, renew_groups)),
                          # no full collection over the live sockets (gateway/ops/gcpolicy.py):
                          asyncio.create_task(keep_collections_young()),
                          # the session cache is on only while this hears the logouts:

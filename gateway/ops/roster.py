@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
 from typing import Protocol
 
-from gateway.ops.heartbeat import KeptAlive, PerProcess, batches
+from gateway.ops.heartbeat import KeptAlive, PerProcess
 
 logger = logging.getLogger("gateway.roster")
 
@@ -129,14 +129,8 @@ class RedisRoster(KeptAlive):
 
     async def refresh(self) -> None:
         """Push the expiry of this process's sockets ``ttl`` into the future."""
-        expiry = self.clock() + self.ttl
-        for batch in batches({ROSTER_KEY: dict.fromkeys(self.local, expiry)}):
-            for key, scores in batch:
-                await self.client().zadd(key, scores, xx=True)  # never resurrect a closed one
-        pipe = self.client().pipeline(transaction=False)
-        pipe.expire(ROSTER_KEY, self.key_ttl)
-        pipe.expire(INFO_KEY, self.key_ttl)
-        await pipe.execute()
+        await self.extend({ROSTER_KEY: dict.fromkeys(self.local, self.clock() + self.ttl)})
+        await self.client().expire(INFO_KEY, self.key_ttl)
 
     async def entries(self) -> list[SocketEntry]:
         client = self.client()

@@ -17,4 +17,3 @@ CloseAll = Callable[[CloseCode, str], Awaitable[int]]
 @dataclass(frozen=True)
 class LocalSockets:
     close_all: CloseAll  # close every socket of this process with a code and reason
-    renew_memberships: Callable[[], Awaitable[int]]  # re-join this process's layer groups
