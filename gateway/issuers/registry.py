@@ -124,20 +124,29 @@ class Registry:
         """True once at least one issuer has usable keys."""
         return any(cache.loaded for cache in self.keys.values())
 
+    def unloaded(self) -> set[str]:
+        """The issuers whose keys have never loaded."""
+        return {issuer for issuer in self.issuers
+                if issuer not in self.keys or not self.keys[issuer].loaded}
+
+    async def load_each(self, issuers: set[str]) -> None:
+        """One attempt per issuer, side by side; failures are logged, not raised."""
+        await asyncio.gather(*(self._attempt(issuer) for issuer in sorted(issuers)))
+
+    async def _attempt(self, issuer: str) -> None:
+        try:
+            await self.load(issuer)
+        except Exception as exc:
+            logger.warning("issuer %s not loaded yet: %s", issuer, exc)
+        else:
+            logger.info("issuer %s loaded", issuer)
+
     async def load_all_with_retry(self, max_delay: float = 30.0) -> None:
-        """Load every issuer, retrying failures with capped exponential backoff."""
-        pending = set(self.issuers)
+        """Load every issuer not loaded yet, retrying with capped exponential backoff."""
         delay = 0.5
-        while pending:
-            for issuer in sorted(pending):
-                try:
-                    await self.load(issuer)
-                except Exception as exc:
-                    logger.warning("issuer %s not loaded yet: %s", issuer, exc)
-                else:
-                    pending.discard(issuer)
-                    logger.info("issuer %s loaded", issuer)
-            if pending:
+        while pending := self.unloaded():
+            await self.load_each(pending)
+            if self.unloaded():
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, max_delay)
 

@@ -1,4 +1,4 @@
-"""ASGI lifespan: load issuers' discovery and keys, then keep them fresh in the background."""
+"""ASGI lifespan: load issuers' discovery and keys before serving, then keep them fresh."""
 
 from __future__ import annotations
 
@@ -28,6 +28,17 @@ async def every(period: float, action: Callable[[], Awaitable[object]]) -> None:
     while True:
         await asyncio.sleep(period)
         await action()
+
+
+# Startup waits this long for the issuers' keys before serving, so a new worker does not
+# deny its first handshakes with keys_unavailable; an unreachable provider fails fast.
+FIRST_LOAD_WAIT = 10.0
+
+
+async def load_issuers_before_serving() -> None:
+    """One load attempt per issuer, bounded; the retry loop takes over what is left."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(registry.load_each(registry.unloaded()), FIRST_LOAD_WAIT)
 
 
 GC_THRESHOLDS = (10_000, 10, 10)  # Python's default first threshold is 700
@@ -61,6 +72,7 @@ class Lifespan:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 tune_garbage_collector()
+                await load_issuers_before_serving()
                 tasks = [asyncio.create_task(registry.load_all_with_retry()),
                          asyncio.create_task(registry.run_refresh_loop()),
                          # Channels' per-message close_old_connections, once a minute:
