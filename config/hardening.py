@@ -5,7 +5,9 @@ websockets' 8 KiB line limit gets no answer and the connection stays open, and a
 half-sent request head is never timed out (``--timeout-keep-alive`` only runs between
 requests). Both let an unauthenticated client hold connections without bound. So:
 
-- ``HttpToolsProtocol``: counts the bytes of each request head; past
+- ``HttpToolsProtocol``: in a connection burst, parses request heads within the turn
+  budget of ``gateway.handshake.pacing`` (the rest in later turns, in order). It counts
+  the bytes of each request head; past
   ``GATEWAY_MAX_HEADER_BYTES`` it answers 431 and closes at once. A head (the first
   one from connection time, later ones from their first byte) not complete within
   ``GATEWAY_HANDSHAKE_TIMEOUT_SECONDS`` gets 408 and the connection closes.
@@ -28,6 +30,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _HttpTool
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.exceptions import InvalidState
 
+from gateway.handshake.pacing import turns
 from gateway.sockets.writenow import EXTENSION as WRITE_NOW
 
 MAX_HEAD_BYTES = int(os.environ.get("GATEWAY_MAX_HEADER_BYTES", "32768"))
@@ -47,17 +50,33 @@ class HttpToolsProtocol(_HttpToolsProtocol):
     head_bytes = 0
     head_done = False
     head_timer: asyncio.TimerHandle | None = None
+    held: list[bytes] | None = None  # head bytes waiting for a turn with room
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
         self._arm_head_timer()
 
     def data_received(self, data: bytes) -> None:
-        """Parse first, then judge: a read that completes the head may carry body bytes
-        (a large POST), and only a head still incomplete past the cap is refused."""
         if self.head_done:
             super().data_received(data)
+        elif self.held is not None:  # behind a read that waits for its turn
+            self.held.append(data)
+        else:  # in a connection burst, parse in a later turn (gateway.handshake.pacing)
+            self.held = [data]
+            turns.run(self._release_held)
+            if self.held is not None:
+                self.transport.pause_reading()
+
+    def _release_held(self) -> None:
+        held, self.held = self.held, None
+        if held is None or self.transport.is_closing():
             return
+        self.transport.resume_reading()
+        self._read_head(b"".join(held))
+
+    def _read_head(self, data: bytes) -> None:
+        """Parse first, then judge: a read that completes the head may carry body bytes
+        (a large POST), and only a head still incomplete past the cap is refused."""
         self.head_bytes += len(data)
         super().data_received(data)
         if not self.head_done and self.head_bytes > MAX_HEAD_BYTES:

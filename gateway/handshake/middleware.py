@@ -28,7 +28,7 @@ from gateway.handshake.credentials import (
     token_in_query,
 )
 from gateway.handshake.first_message import authenticate_first_message, close_accepted, replay_connect
-from gateway.handshake.pacing import TurnBudget
+from gateway.handshake.pacing import turns
 from gateway.handshake.tickets import burn_url_tickets
 from gateway.observe.audit import audit, scope_fields
 from gateway.observe.metrics import AUTH_SECONDS
@@ -110,13 +110,12 @@ class Handshake:
                  clock: Callable[[], float] = time.time) -> None:
         self.policies = policies
         self.clock = clock
-        self.turns = TurnBudget()  # a burst of handshakes yields to the open sockets
         self.apps: dict[str, ASGIApp] = {
             p.path: import_string(p.consumer).as_asgi() for p in policies
         }
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        await self.turns.wait_turn()
+        await turns.wait_turn()  # in a burst, the open sockets get their turns too
         policy = find_policy(self.policies, scope["path"])
         fields = scope_fields(scope)
         if policy is None:

@@ -11,3 +11,7 @@ AUTH_SECONDS = Histogram("gateway_auth_seconds", "Time spent authenticating a ha
                          buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05,
                                   0.1, 0.5, 1.0))
 JWKS_FETCHES = Counter("gateway_jwks_fetches_total", "JWKS fetches by outcome", ["outcome"])
+HANDSHAKE_WORK_DEFERRED = Counter(
+    "gateway_handshake_work_deferred_total",
+    "Request heads and authentications moved to a later loop turn in a connection burst "
+    "(gateway.handshake.pacing)")

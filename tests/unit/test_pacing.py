@@ -1,4 +1,5 @@
-"""A burst of handshakes is spread over loop turns; a lone handshake never waits."""
+"""A burst of handshakes is spread over loop turns; a lone handshake never waits, and the
+line of waiting work always moves."""
 
 from __future__ import annotations
 
@@ -75,3 +76,67 @@ def test_a_stretch_left_by_a_closed_loop_does_not_hold_the_next_loop() -> None:
         await asyncio.wait_for(budget.wait_turn(), 1)
 
     asyncio.run(next_handshake())
+
+
+async def test_work_run_by_the_server_is_paced_in_arrival_order() -> None:
+    """``run`` is what the server's protocol uses for request heads (config.hardening)."""
+    clock = FakeClock()
+    budget = TurnBudget(budget=0.005, clock=clock)
+    trace: list[str] = []
+    finished = asyncio.Event()
+
+    def tick() -> None:
+        trace.append("|")
+        if not finished.is_set():
+            asyncio.get_running_loop().call_soon(tick)
+
+    def head(number: int) -> None:
+        clock.now += 0.002
+        trace.append(str(number))
+        if number == 9:
+            finished.set()
+
+    asyncio.get_running_loop().call_soon(tick)
+    await asyncio.sleep(0)
+    for number in range(10):
+        budget.run(lambda number=number: head(number))
+    await asyncio.wait_for(finished.wait(), 1)
+    turns = _turns(trace)
+    assert [n for turn in turns for n in turn] == [str(n) for n in range(10)]
+    assert max(len(turn) for turn in turns) == 3
+
+
+async def test_the_oldest_waiter_goes_even_when_other_work_fills_every_turn() -> None:
+    """A waiter queued ahead of the end of a spent stretch is not starved by work that
+    spends each turn's budget before the waiter's turn comes round."""
+    clock = FakeClock()
+    budget = TurnBudget(budget=0.005, clock=clock)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+
+    def hog() -> None:  # every turn, handshake work that spends the whole budget
+        budget.has_room()
+        clock.now += 0.01
+        if not stop.is_set():
+            loop.call_soon(hog)
+
+    waiter = asyncio.ensure_future(budget.wait_turn())  # its first step is queued now
+    hog()  # starts a stretch whose end is queued behind the waiter, and spends it
+    try:
+        await asyncio.wait_for(asyncio.shield(waiter), 1)
+    finally:
+        stop.set()
+    assert waiter.done() and budget.line == {}
+
+
+async def test_a_waiter_cancelled_in_line_leaves_it() -> None:
+    clock = FakeClock()
+    budget = TurnBudget(budget=0.005, clock=clock)
+    waiter = asyncio.ensure_future(budget.wait_turn())  # runs before the stretch ends
+    budget.has_room()
+    clock.now += 1.0  # this turn is spent
+    await asyncio.sleep(0)
+    assert len(budget.line) == 1
+    waiter.cancel()
+    await asyncio.sleep(0)
+    assert budget.line == {}
