@@ -72,7 +72,11 @@ class HttpToolsProtocol(_HttpToolsProtocol):
         if held is None or self.transport.is_closing():
             return
         self.transport.resume_reading()
-        self._read_head(b"".join(held))
+        try:
+            self._read_head(b"".join(held))
+        except Exception:  # as asyncio does when data_received raises
+            self.transport.close()
+            raise
 
     def _read_head(self, data: bytes) -> None:
         """Parse first, then judge: a read that completes the head may carry body bytes

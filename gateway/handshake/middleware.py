@@ -115,7 +115,7 @@ class Handshake:
         }
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        await turns.wait_turn()  # in a burst, the open sockets get their turns too
+        turns.charge()  # in a burst, heads parsed after this one wait for a later turn
         policy = find_policy(self.policies, scope["path"])
         fields = scope_fields(scope)
         if policy is None:

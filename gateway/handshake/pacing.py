@@ -3,30 +3,35 @@
 When many clients connect at once (a reconnect storm after a deploy or a network blip),
 asyncio runs every handshake that became ready in the same loop turn, one after the
 other: 200 request heads and handshakes at ~0.5 ms each hold the loop for 100 ms, and
-every open socket's frames, timers and the collector policy wait that long. ``turns``
-lets the handshake work of one turn (the server parsing request heads,
-``config.hardening``, and the gateway authenticating, ``gateway.handshake.middleware``)
-run for ``TURN_BUDGET`` seconds; the rest waits for the next turn, in arrival order,
-behind what else became ready. A lone handshake never waits.
+every open socket's frames, timers and the collector policy wait that long.
+
+``turns`` gives the handshake work of one turn a budget of ``TURN_BUDGET`` seconds. The
+server's protocol (``config.hardening``) parses a request head through ``turns.run``:
+at once while the turn has room, else in a later turn, in arrival order. The gateway's
+authentication (``gateway.handshake.middleware``) is not deferred, but ``charge``
+counts it against the turn, so the heads parsed after it wait instead. A lone handshake
+never waits, and the line moves by at least one head every turn.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
+import logging
 import time
+from collections import deque
 from collections.abc import Callable
 
 from gateway.observe.metrics import HANDSHAKE_WORK_DEFERRED
+
+logger = logging.getLogger("gateway.pacing")
 
 TURN_BUDGET = 0.005  # seconds of handshake work per loop turn
 
 
 class TurnBudget:
     """A stretch of handshake work starts with the first one in a loop turn and ends
-    when the loop comes round again (a callback queued behind it). Work that found no
-    room waits in line; the oldest in line goes in any stretch in which the line has
-    not moved yet, so the line moves every turn, whatever else fills the loop."""
+    when the loop comes round again (a callback queued behind it). Deferred work waits
+    in one line, run by one drainer callback per turn."""
 
     def __init__(self, budget: float = TURN_BUDGET,
                  clock: Callable[[], float] = time.perf_counter) -> None:
@@ -35,10 +40,9 @@ class TurnBudget:
         self.stretch = 0  # numbers the stretches
         self.started = 0.0  # when the current stretch began
         self.loop: asyncio.AbstractEventLoop | None = None  # set while a stretch runs
-        self.line: dict[int, None] = {}  # tickets of the work waiting, oldest first
-        self.tickets = itertools.count()
-        self.line_loop: asyncio.AbstractEventLoop | None = None  # the loop the line is in
-        self.moved = 0  # the stretch in which the line last moved
+        self.line: deque[Callable[[], None]] = deque()  # deferred work, oldest first
+        self.line_loop: asyncio.AbstractEventLoop | None = None  # the loop that drains it
+        self.draining = False  # a drainer is queued
 
     def has_room(self) -> bool:
         """Whether this turn's handshake work may go on now (starting a stretch if none)."""
@@ -50,62 +54,44 @@ class TurnBudget:
             return True
         return self.clock() - self.started <= self.budget
 
-    def _someone_waits(self) -> bool:
-        loop = asyncio.get_running_loop()
-        if self.line_loop is not loop:  # nothing waits in a loop that is gone (tests)
-            self.line.clear()
-            self.line_loop = loop
-        return bool(self.line)
+    def charge(self) -> None:
+        """Count the work that follows against this turn's budget, without deferring it."""
+        self.has_room()
 
     def _end(self, stretch: int) -> None:
         if stretch == self.stretch:
             self.loop = None
 
-    def _goes(self, ticket: int, stretch: int) -> bool:
-        """A waiter's turn has come: the stretch it waited on is over; it goes if the
-        turn has room, or if it is the oldest in line and the line has not moved in this
-        stretch."""
-        self._end(stretch)  # even if that stretch's end is queued behind us
-        room = self.has_room()
-        if room or (next(iter(self.line)) == ticket and self.moved != self.stretch):
-            del self.line[ticket]
-            self.moved = self.stretch
-            return True
-        return False
-
-    def _join_line(self) -> int:
-        HANDSHAKE_WORK_DEFERRED.inc()
-        ticket = next(self.tickets)
-        self.line[ticket] = None
-        return ticket
-
-    async def wait_turn(self) -> None:
-        """Return at once while this turn has room and no one waits, else in a later turn."""
-        if not self._someone_waits() and self.has_room():
-            return
-        ticket = self._join_line()
-        try:
-            while True:
-                stretch = self.stretch
-                await asyncio.sleep(0)
-                if self._goes(ticket, stretch):
-                    return
-        finally:
-            self.line.pop(ticket, None)  # cancelled while waiting
-
     def run(self, work: Callable[[], None]) -> None:
-        """Run ``work`` now if this turn has room and no one waits, else in a later turn."""
-        if not self._someone_waits() and self.has_room():
+        """Run ``work`` now if this turn has room and nothing waits, else in a later turn."""
+        loop = asyncio.get_running_loop()
+        if self.line_loop is not loop:  # nothing waits in a loop that is gone (tests)
+            self.line.clear()
+            self.line_loop, self.draining = loop, False
+        if not self.line and self.has_room():
             work()
             return
-        ticket = self._join_line()
-        asyncio.get_running_loop().call_soon(self._retry, work, ticket, self.stretch)
+        HANDSHAKE_WORK_DEFERRED.inc()
+        self.line.append(work)
+        if not self.draining:
+            self.draining = True
+            loop.call_soon(self._drain, self.stretch)
 
-    def _retry(self, work: Callable[[], None], ticket: int, stretch: int) -> None:
-        if self._goes(ticket, stretch):
-            work()
+    def _drain(self, stretch: int) -> None:
+        """Once a turn: the oldest work always, then more while the turn has room."""
+        self._end(stretch)  # a turn has passed since this was queued
+        moved = False
+        while self.line and (self.has_room() or not moved):
+            work = self.line.popleft()
+            moved = True
+            try:
+                work()
+            except Exception:  # one failing head must not stop the line
+                logger.exception("deferred handshake work failed")
+        if self.line:
+            asyncio.get_running_loop().call_soon(self._drain, self.stretch)
         else:
-            asyncio.get_running_loop().call_soon(self._retry, work, ticket, self.stretch)
+            self.draining = False
 
 
 turns = TurnBudget()  # one per process: the server's and the gateway's handshake work
