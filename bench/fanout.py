@@ -424,13 +424,15 @@ def print_rows(rows: dict[str, Row]) -> None:
 
 # --- orchestration ---------------------------------------------------------------------
 
-def save_grants(env: dict[str, str], changes: list[tuple[str, dict]]) -> None:
-    """Apply grant changes through the admin's save_model (script from the e2e tests)."""
+def save_grants(env: dict[str, str], changes: list[tuple[str, dict]]) -> float:
+    """Apply grant changes through the admin's save_model (script from the e2e tests);
+    returns when they were committed (the admin process's clock)."""
     done = subprocess.run([sys.executable, "-c", "import django; django.setup()\n" + ADMIN_SCRIPT,
                            json.dumps(changes)], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=60)
     if done.returncode != 0:
         raise RuntimeError(f"grant setup failed:\n{done.stderr[-3000:]}")
+    return float(json.loads(done.stdout.strip().splitlines()[-1])["committed_at"])
 
 
 def run(args: argparse.Namespace, targets: list[str]) -> None:

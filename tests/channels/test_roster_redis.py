@@ -61,3 +61,33 @@ async def test_two_processes_share_one_roster_and_crashed_entries_expire(clean: 
     assert [e.socket for e in await one.entries()] == ["s3"]
     for roster in (one, two):
         await roster.close()
+
+
+async def test_changes_made_together_go_out_in_one_transaction(clean: None) -> None:
+    """A burst of handshakes, or a grant change unsubscribing many sockets at once, costs
+    one round trip per batch, not one per socket; each caller returns once written."""
+    import asyncio
+
+    roster = RedisRoster(REDIS_URL, 30, Clock())
+    client = roster.client()
+    pipelines = 0
+    make_pipeline = client.pipeline
+
+    def counted(*args: object, **kwargs: object) -> object:
+        nonlocal pipelines
+        pipelines += 1
+        return make_pipeline(*args, **kwargs)  # type: ignore[arg-type]
+
+    client.pipeline = counted  # type: ignore[method-assign]
+    sockets = [f"s{n}" for n in range(50)]
+    await asyncio.gather(*(roster.opened(entry(s, "bob", "host:1", float(n)))
+                           for n, s in enumerate(sockets)))
+    assert pipelines == 1
+    assert [e.socket for e in await roster.entries()] == sockets
+
+    await asyncio.gather(*(roster.subscribed(s, ["deploys"]) for s in sockets[:10]),
+                         *(roster.closed(s) for s in sockets[10:]))
+    assert pipelines == 2
+    listed = await roster.entries()
+    assert [(e.socket, e.channels) for e in listed] == [(s, ("deploys",)) for s in sockets[:10]]
+    await roster.close()
