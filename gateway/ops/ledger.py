@@ -26,7 +26,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from gateway.ops.heartbeat import KeptAlive, PerProcess
+from gateway.ops.heartbeat import KeptAlive, PerProcess, TurnBatches
 
 logger = logging.getLogger("gateway.ledger")
 
@@ -113,10 +113,10 @@ return 0
 """
 
 LEAVE = """
-local removed = redis.call('ZREM', KEYS[2], ARGV[3])
+local removed = redis.call('ZREM', KEYS[2], ARGV[4])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
 if removed == 1 and redis.call('ZCARD', KEYS[2]) == 0 then
-  redis.call('ZREM', KEYS[1], ARGV[2])
+  redis.call('ZREM', KEYS[1], ARGV[3])
   return 1
 end
 return 0
@@ -138,11 +138,19 @@ class RedisLedger(KeptAlive):
         super().__init__(url, ttl, clock)
         # entries this process keeps alive: (zset, socket) -> (member zset, member) or None
         self.local: dict[tuple[str, str], tuple[str, str] | None] = {}
+        self.scripts: TurnBatches[tuple[str, list[str], tuple[Any, ...]]] = TurnBatches(
+            self._run_all)
 
     async def _run(self, script: str, keys: list[str], *args: Any) -> int:
+        """One script call, sent with the others of this loop turn (``TurnBatches``)."""
+        return int(await self.scripts.submit((script, keys, args)))
+
+    async def _run_all(self, calls: list[tuple[str, list[str], tuple[Any, ...]]]) -> list[Any]:
         now = self.clock()
-        result = await self.client().eval(script, len(keys), *keys, now, now + self.ttl, *args)
-        return int(result)
+        pipe = self.client().pipeline(transaction=False)  # each script is atomic by itself
+        for script, keys, args in calls:
+            pipe.eval(script, len(keys), *keys, now, now + self.ttl, *args)
+        return list(await pipe.execute(raise_on_error=False))
 
     def _keep(self, key: str, socket: str, parent: tuple[str, str] | None = None) -> None:
         self.local[(key, socket)] = parent
@@ -185,8 +193,7 @@ class RedisLedger(KeptAlive):
     async def leave(self, channel: str, who: Member, socket: str) -> bool:
         members, sockets = self._presence_keys(channel, who)
         self.local.pop((sockets, socket), None)
-        return bool(await self.client().eval(LEAVE, 2, members, sockets, self.clock(),
-                                             _member(who), socket))
+        return bool(await self._run(LEAVE, [members, sockets], _member(who), socket))
 
     async def members(self, channel: str) -> list[Member]:
         key = f"gw:presence:{channel}"

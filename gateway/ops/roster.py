@@ -17,25 +17,21 @@ Listing drops expired sockets and details without a live socket.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
 import socket as sockets
 import time
-import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Protocol, TypeVar
+from typing import Protocol
 
-from gateway.ops.heartbeat import REFRESH_BATCH, KeptAlive, PerProcess
+from gateway.ops.heartbeat import KeptAlive, PerProcess, TurnBatches
 
 logger = logging.getLogger("gateway.roster")
 
 ROSTER_KEY = "gw:roster"
 INFO_KEY = "gw:roster:info"
-
-T = TypeVar("T")
 
 
 def this_process() -> str:
@@ -73,10 +69,6 @@ class Roster(Protocol):
         """Every open socket on every process, oldest first."""
 
 
-def _cut(items: list[T], size: int) -> list[list[T]]:
-    return [items[start:start + size] for start in range(0, len(items), size)]
-
-
 def _ordered(entries: Iterable[SocketEntry]) -> list[SocketEntry]:
     return sorted(entries, key=lambda e: (e.connected_at, e.socket))
 
@@ -102,53 +94,37 @@ class MemoryRoster:
         return _ordered(self.sockets.values())
 
 
-class _Changes:
-    """Roster changes of one event loop not written yet: socket -> its entry, or None when
-    it closed; ``written`` completes once they are in Redis."""
-
-    def __init__(self) -> None:
-        self.pending: dict[str, SocketEntry | None] = {}
-        self.written: asyncio.Future[None] | None = None
-
-
 class RedisRoster(KeptAlive):
     """Shared by every process that uses the same Redis; see the module docstring.
 
-    Changes made in the same loop turn go out together, one transaction per
-    ``REFRESH_BATCH`` sockets: a burst of handshakes, or a grant change that unsubscribes
-    thousands of sockets at once, costs a few round trips instead of one per socket.
-    Each caller still returns only once its own change is written.
+    Changes made in the same loop turn go out together (``TurnBatches``), one transaction
+    per 1,000 sockets; each caller still returns only once its own change is written.
     """
 
     def __init__(self, url: str, ttl: float, clock: Callable[[], float] = time.time) -> None:
         super().__init__(url, ttl, clock)
         self.local: dict[str, SocketEntry] = {}  # this process's sockets, kept alive here
-        self._changes: weakref.WeakKeyDictionary[Any, _Changes] = weakref.WeakKeyDictionary()
+        self.changes: TurnBatches[tuple[str, SocketEntry | None]] = TurnBatches(self._write)
 
     async def _change(self, socket: str, entry: SocketEntry | None) -> None:
-        loop = asyncio.get_running_loop()
-        changes = self._changes.setdefault(loop, _Changes())
-        changes.pending[socket] = entry
-        if changes.written is None:
-            changes.written = loop.create_task(self._write(changes))
-        await asyncio.shield(changes.written)
+        """Write ``entry`` for ``socket``, or strike it off (None), with this turn's others."""
+        await self.changes.submit((socket, entry))
 
-    async def _write(self, changes: _Changes) -> None:
-        await asyncio.sleep(0)  # the rest of this turn's changes join
-        pending, changes.pending, changes.written = changes.pending, {}, None
-        for batch in _cut(list(pending.items()), REFRESH_BATCH):
-            written = {socket: entry.to_json() for socket, entry in batch if entry is not None}
-            gone = [socket for socket, entry in batch if entry is None]
-            pipe = self.client().pipeline(transaction=True)
-            if written:
-                pipe.hset(INFO_KEY, items=[part for pair in written.items() for part in pair])
-                pipe.zadd(ROSTER_KEY, dict.fromkeys(written, self.clock() + self.ttl))
-            if gone:
-                pipe.zrem(ROSTER_KEY, *gone)
-                pipe.hdel(INFO_KEY, *gone)
-            pipe.expire(INFO_KEY, self.key_ttl)
-            pipe.expire(ROSTER_KEY, self.key_ttl)
-            await pipe.execute()
+    async def _write(self, batch: list[tuple[str, SocketEntry | None]]) -> list[None]:
+        latest = dict(batch)  # a socket changed twice in one turn: its last change
+        written = {socket: entry.to_json() for socket, entry in latest.items() if entry is not None}
+        gone = [socket for socket, entry in latest.items() if entry is None]
+        pipe = self.client().pipeline(transaction=True)
+        if written:
+            pipe.hset(INFO_KEY, items=[part for pair in written.items() for part in pair])
+            pipe.zadd(ROSTER_KEY, dict.fromkeys(written, self.clock() + self.ttl))
+        if gone:
+            pipe.zrem(ROSTER_KEY, *gone)
+            pipe.hdel(INFO_KEY, *gone)
+        pipe.expire(INFO_KEY, self.key_ttl)
+        pipe.expire(ROSTER_KEY, self.key_ttl)
+        await pipe.execute()
+        return [None] * len(batch)
 
     async def opened(self, entry: SocketEntry) -> None:
         self.local[entry.socket] = entry
