@@ -23,7 +23,7 @@ import devidp
 from devidp.stack import GatewayProcess, free_port, gateway_env, migrate, start_gateway
 from tests.e2e.flows import user_tokens, ws_url
 
-BURST = 200
+BURST = 300
 
 
 @pytest.fixture(scope="module")
