@@ -13,5 +13,5 @@ AUTH_SECONDS = Histogram("gateway_auth_seconds", "Time spent authenticating a ha
 JWKS_FETCHES = Counter("gateway_jwks_fetches_total", "JWKS fetches by outcome", ["outcome"])
 HANDSHAKE_WORK_DEFERRED = Counter(
     "gateway_handshake_work_deferred_total",
-    "Request heads and authentications moved to a later loop turn in a connection burst "
+    "Request heads parsed in a later loop turn during a connection burst "
     "(gateway.handshake.pacing)")

@@ -78,20 +78,25 @@ class TurnBatches(Generic[T]):
         for start in range(0, len(queued), self.size):
             chunk = queued[start:start + self.size]
             try:
-                results = await self.send([item for item, _ in chunk])
-            except BaseException as exc:  # every caller of the chunk learns of it
-                for _, done in chunk:
-                    if not done.done():
-                        done.set_exception(exc if isinstance(exc, Exception)
-                                           else RuntimeError("batch cancelled"))
-                continue
-            for (_, done), result in zip(chunk, results, strict=True):
-                if done.done():
-                    continue
-                if isinstance(result, Exception):
-                    done.set_exception(result)
-                else:
-                    done.set_result(result)
+                results: list[Any] = await self.send([item for item, _ in chunk])
+            except Exception as exc:  # every caller of the chunk learns of it
+                results = [exc] * len(chunk)
+            except BaseException:  # cancelled (the loop stops): no caller is left waiting
+                left = queued[start:]
+                _answer(left, [RuntimeError("batch cancelled")] * len(left))
+                raise
+            _answer(chunk, results)
+
+
+def _answer(callers: list[tuple[Any, asyncio.Future[Any]]], results: list[Any]) -> None:
+    """Each caller's result, or its error, unless it stopped waiting."""
+    for (_, done), result in zip(callers, results, strict=True):
+        if done.done():
+            continue
+        if isinstance(result, Exception):
+            done.set_exception(result)
+        else:
+            done.set_result(result)
 
 
 class KeptAlive:

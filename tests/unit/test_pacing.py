@@ -9,14 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from gateway.handshake.pacing import TurnBudget
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.unit.factories import FakeClock
 
 
 class Turns:
@@ -60,7 +53,7 @@ async def _burst(budget: TurnBudget, clock: FakeClock, count: int, cost: float,
 
 
 async def test_a_burst_runs_a_budget_of_heads_per_turn_in_arrival_order() -> None:
-    clock = FakeClock()
+    clock = FakeClock(0.0)
     turns = await _burst(TurnBudget(budget=0.005, clock=clock), clock, count=10, cost=0.002)
     # 0.002 s each within 0.005 s: three per turn (the third starts at 0.004)
     assert [len(turn) for turn in turns] == [3, 3, 3, 1]
@@ -68,20 +61,20 @@ async def test_a_burst_runs_a_budget_of_heads_per_turn_in_arrival_order() -> Non
 
 
 async def test_heads_that_cost_nothing_all_run_at_once() -> None:
-    clock = FakeClock()
+    clock = FakeClock(0.0)
     turns = await _burst(TurnBudget(budget=0.005, clock=clock), clock, count=50, cost=0.0)
     assert [len(turn) for turn in turns] == [50]
 
 
 async def test_a_head_longer_than_the_budget_still_runs_one_per_turn() -> None:
-    clock = FakeClock()
+    clock = FakeClock(0.0)
     turns = await _burst(TurnBudget(budget=0.005, clock=clock), clock, count=3, cost=0.05)
     assert [len(turn) for turn in turns] == [1, 1, 1]
 
 
 async def test_charged_work_leaves_less_of_the_turn_for_heads() -> None:
     """The gateway's authentication is charged to the turn: heads parsed after it wait."""
-    clock = FakeClock()
+    clock = FakeClock(0.0)
     budget = TurnBudget(budget=0.005, clock=clock)
 
     def authentication() -> None:
@@ -93,7 +86,7 @@ async def test_charged_work_leaves_less_of_the_turn_for_heads() -> None:
 
 
 async def test_the_line_moves_every_turn_even_when_other_work_spends_each_turn() -> None:
-    clock = FakeClock()
+    clock = FakeClock(0.0)
     budget = TurnBudget(budget=0.005, clock=clock)
     loop = asyncio.get_running_loop()
     stop = False
@@ -113,7 +106,7 @@ async def test_the_line_moves_every_turn_even_when_other_work_spends_each_turn()
 
 
 async def test_a_failing_head_does_not_stop_the_line(caplog: pytest.LogCaptureFixture) -> None:
-    clock = FakeClock()
+    clock = FakeClock(0.0)
     budget = TurnBudget(budget=0.005, clock=clock)
     ran: list[int] = []
 
@@ -131,7 +124,7 @@ async def test_a_failing_head_does_not_stop_the_line(caplog: pytest.LogCaptureFi
 
 
 def test_a_line_left_by_a_closed_loop_does_not_hold_the_next_loop() -> None:
-    clock = FakeClock()
+    clock = FakeClock(0.0)
     budget = TurnBudget(budget=0.005, clock=clock)
 
     gone = asyncio.new_event_loop()
