@@ -203,6 +203,7 @@ function loadKeys() {
   return parsed.keys;
 }
 
+log('node', process.version, 'pid', process.pid, 'loading keys');
 let signingKeys = loadKeys();
 
 // ---------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import json
 import re
 import secrets
 import socket
+import subprocess
 import threading
 from collections.abc import Iterator
 from html import unescape
@@ -518,3 +519,50 @@ def test_rotate_keys(idp: devidp.DevIdp, discovery: dict) -> None:
     # the keys file holds both private keys, new one first
     stored = json.loads(idp.keys_file.read_text())
     assert [key["kid"] for key in stored["keys"]][:2] == [new_kid, old_kid]
+
+
+def test_a_provider_process_that_stalls_is_replaced(tmp_path: Path) -> None:
+    port = _free_port()
+    env = devidp.launcher.build_env(port, "http://127.0.0.1:1", keys_file=tmp_path / "keys.json")
+    log_handle = (tmp_path / "idp.log").open("ab")
+    stalled = subprocess.Popen(["sleep", "60"])
+
+    def launch() -> subprocess.Popen:
+        return subprocess.Popen([devidp.launcher._node(), str(devidp.launcher.SERVER_SCRIPT)],
+                                cwd=devidp.launcher.PACKAGE_DIR, env=env,
+                                stdout=log_handle, stderr=subprocess.STDOUT)
+
+    idp = devidp.DevIdp(issuer=f"http://127.0.0.1:{port}", port=port, process=stalled,
+                        keys_file=tmp_path / "keys.json", log_file=tmp_path / "idp.log",
+                        _log_handle=log_handle)
+    try:
+        devidp.launcher.wait_ready_relaunching(idp, launch, timeout=2.0, attempts=2)
+        assert stalled.poll() is not None, "the stalled process is stopped"
+        assert idp.process is not stalled
+        discovery = httpx.get(f"{idp.issuer}/.well-known/openid-configuration").json()
+        assert discovery["issuer"] == idp.issuer
+        assert "launcher: attempt 1 stalled" in idp.log_tail()
+        assert ", wchan " in idp.log_tail(), "the note says what the stalled process was doing"
+    finally:
+        idp.stop()
+        devidp.launcher.stop_process(stalled)
+
+
+def test_a_provider_that_stalls_on_every_attempt_fails_naming_its_state(tmp_path: Path) -> None:
+    log_handle = (tmp_path / "idp.log").open("ab")
+    idp = devidp.DevIdp(issuer=f"http://127.0.0.1:{_free_port()}", port=0,
+                        process=subprocess.Popen(["sleep", "60"]),
+                        keys_file=tmp_path / "keys.json", log_file=tmp_path / "idp.log",
+                        _log_handle=log_handle)
+    launched: list[subprocess.Popen] = []
+
+    def launch() -> subprocess.Popen:
+        launched.append(subprocess.Popen(["sleep", "60"]))
+        return launched[-1]
+
+    try:
+        with pytest.raises(devidp.DevIdpError, match=r"within 1s .*state S"):
+            devidp.launcher.wait_ready_relaunching(idp, launch, timeout=1.0, attempts=2)
+        assert len(launched) == 1
+    finally:
+        idp.stop()
