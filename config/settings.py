@@ -78,7 +78,7 @@ if _db.engine.endswith("sqlite3"):
 # GATEWAY_CHANNEL_LAYER picks the Redis backend; pubsub won the fan-out benchmark
 # (bench/README.md, "fanout.py").
 _REDIS_LAYERS = {
-    "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
+    "pubsub": "gateway.bus.redis.PubSubChannelLayer",  # reports a resubscribed subscriber
     "core": "channels_redis.core.RedisChannelLayer",
 }
 # Each process reads every socket's group events from one channel (its switchboard):

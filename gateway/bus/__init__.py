@@ -1,1 +1,1 @@
-"""The channel layer: an in-memory layer whose cost does not grow with open sockets."""
+"""The message bus: the channel layers (in-memory, Redis) and the bus's health."""

@@ -13,6 +13,7 @@ from typing import Any
 from django.utils.module_loading import import_string
 from redis.exceptions import RedisError
 
+from gateway.bus.health import bus
 from gateway.handshake.authn import (
     Authenticated,
     NotAuthenticated,
@@ -32,7 +33,6 @@ from gateway.handshake.pacing import turns
 from gateway.handshake.tickets import burn_url_tickets
 from gateway.observe.audit import audit, scope_fields
 from gateway.observe.metrics import AUTH_SECONDS
-from gateway.sockets.bus import bus
 from gateway.sockets.closecodes import CloseCode, close_for, reason_text
 from oidc.policy import RoutePolicy, evaluate, find_policy
 from oidc.types import CredentialKind

@@ -11,8 +11,9 @@ process is listening to the revocation broadcast:
   and a ``session.revoked`` message goes to the ``REVOKED_GROUP`` group on the channel
   layer, which every gateway process joins (:func:`listen`, started by the lifespan);
 - a listener that is not joined (startup, an error) turns the cache off and empties
-  it, and so does a lost bus (``gateway.sockets.bus``, set by the bus watchdog: messages
-  sent meanwhile may be lost): handshakes then read the database, as without a cache;
+  it; a lost bus turns it off too, and any break in the bus (``gateway.bus.health``:
+  down, Redis replaced, the subscriber reconnected; messages sent meanwhile may be lost)
+  empties it: handshakes then read the database, as without a cache;
 - a database read that overlaps an invalidation is not cached (``generation``), so a read
   that raced a logout cannot bring the session back;
 - an entry is never used past the principal's own expiry (the database then says whether
@@ -35,8 +36,8 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
+from gateway.bus.health import bus
 from gateway.sockets.addressing import revoke, session_group
-from gateway.sockets.bus import bus
 from oidc.types import Principal
 
 logger = logging.getLogger("gateway.session_cache")
@@ -56,14 +57,21 @@ class SessionCache:
         self.max_entries = max_entries
         self.enabled = False  # True only while this process hears the broadcast
         self.generation = 0  # bumped by every invalidation
+        self.bus_epoch = bus.epoch  # the bus continuity the entries were learnt in
         self._entries: OrderedDict[str, tuple[float, Principal]] = OrderedDict()
 
+    def _bus_trusted(self) -> bool:
+        """Whether the bus is up and unbroken since the entries were learnt; if not,
+        forget everything (the broadcast may have been lost meanwhile)."""
+        if bus.up and bus.epoch == self.bus_epoch:
+            return True
+        self.bus_epoch = bus.epoch
+        self.generation += 1
+        self._entries.clear()
+        return bus.up
+
     def get(self, key: str, now: float) -> Principal | None:
-        if not self.enabled:
-            return None
-        if not bus.up:  # the broadcast may be lost while the bus is down: forget everything
-            self.generation += 1
-            self._entries.clear()
+        if not self.enabled or not self._bus_trusted():
             return None
         entry = self._entries.get(key)
         if entry is None:
@@ -77,7 +85,7 @@ class SessionCache:
     def put(self, key: str, principal: Principal, now: float, generation: int) -> None:
         """Remember a principal read at ``generation``; ignored if anything was
         invalidated since (the read may predate a logout)."""
-        if not self.enabled or not bus.up or generation != self.generation:
+        if not self.enabled or not self._bus_trusted() or generation != self.generation:
             return
         self._entries[key] = (now + self.ttl, principal)
         self._entries.move_to_end(key)

@@ -13,8 +13,8 @@ from django.conf import settings
 from django.test import AsyncClient, override_settings
 
 from config.asgi import application
+from gateway.bus.health import bus
 from gateway.handshake.tickets import InvalidTicket, redeem_ticket, store_ticket
-from gateway.sockets.bus import bus
 from tests.channels.conftest import ORIGIN, token
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -9,9 +9,9 @@ from collections.abc import Iterator
 import pytest
 from channels.layers import get_channel_layer
 
+from gateway.bus.health import bus
 from gateway.login import session_cache
 from gateway.login.session_cache import REVOKED_GROUP, SessionCache, announce, listen, sessions
-from gateway.sockets.bus import bus
 from oidc.types import CredentialKind, Principal
 
 NOW = 1_000_000.0
@@ -32,8 +32,9 @@ def cache() -> SessionCache:
 
 @pytest.fixture
 def bus_up() -> Iterator[None]:
+    epoch = bus.epoch
     yield
-    bus.up = True
+    bus.up, bus.epoch = True, epoch
 
 
 def test_serves_an_entry_until_its_ttl_or_the_principals_expiry(cache: SessionCache) -> None:
@@ -65,6 +66,23 @@ def test_a_lost_bus_empties_the_cache(cache: SessionCache, bus_up: None) -> None
     assert cache.get("k", NOW) is None
     bus.up = True
     assert cache.get("k", NOW) is None  # nothing comes back with the bus
+
+
+def test_a_break_in_the_bus_between_two_reads_empties_the_cache(cache: SessionCache,
+                                                                 bus_up: None) -> None:
+    cache.put("k", principal(), NOW, cache.generation)
+    bus.broken()  # down and back, or Redis replaced, or the subscriber reconnected
+    assert cache.get("k", NOW) is None
+    cache.put("k", principal(), NOW, cache.generation)
+    assert cache.get("k", NOW) is not None, "learnt after the break: kept"
+
+
+def test_a_read_that_overlapped_a_break_in_the_bus_is_not_cached(cache: SessionCache,
+                                                                 bus_up: None) -> None:
+    generation = cache.generation  # the database read starts
+    bus.broken()
+    cache.put("k", principal(), NOW, generation)
+    assert cache.get("k", NOW) is None
 
 
 def test_bounded(cache: SessionCache) -> None:

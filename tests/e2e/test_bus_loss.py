@@ -11,7 +11,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from channels_redis.core import RedisChannelLayer
 from channels_redis.pubsub import RedisPubSubChannelLayer
+from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 import devidp
@@ -46,13 +48,22 @@ class PrivateRedis:
             self.process.wait()
 
 
+    def cli(self, *command: str) -> str:
+        return subprocess.run(["redis-cli", "-p", str(self.port), *command], capture_output=True,
+                              text=True, check=True).stdout.strip()
+
+
 @pytest.fixture
-def bus_gateway(stack: Stack, tmp_path: Path) -> Iterator[tuple[GatewayProcess, PrivateRedis]]:
+def bus_gateway(stack: Stack, tmp_path: Path,
+                request: pytest.FixtureRequest) -> Iterator[tuple[GatewayProcess, PrivateRedis]]:
+    """A gateway on a Redis of its own, with the channel layer named by an indirect
+    parameter (default pubsub)."""
     redis = PrivateRedis(free_port(), tmp_path)
     redis.start()
     port = free_port()
     env = gateway_env(stack.idp.issuer, port, database_file=tmp_path / "db.sqlite3",
-                      redis_url=f"redis://127.0.0.1:{redis.port}/0")
+                      redis_url=f"redis://127.0.0.1:{redis.port}/0",
+                      extra={"GATEWAY_CHANNEL_LAYER": getattr(request, "param", "pubsub")})
     migrate(env)
     gateway = start_gateway(port, env, tmp_path / "gateway.log")
     try:
@@ -79,14 +90,82 @@ async def test_sockets_close_1011_when_redis_goes_and_work_again_when_it_returns
     await asyncio.sleep(1.5)  # the process notices the bus is back on its next ping
     again = await open_ws(gateway.url, headers=headers)
     assert (await first_message(again))["principal"]["subject"] == "svc-reader"
-    # messages through Redis reach the new socket: a revoke closes it with 4401
-    layer = RedisPubSubChannelLayer(hosts=[f"redis://127.0.0.1:{redis.port}/0"])
-    group = subject_group(stack.idp.issuer, "svc-reader")
-    await layer.group_send(group, revoke(group, "logged_out"))
-    await layer.flush()
+    await _revoke_reaches(redis, stack.idp.issuer, again)  # messages through Redis reach it
+
+
+async def _open_when_the_bus_is_back(gateway: GatewayProcess,
+                                     headers: dict[str, str]) -> ClientConnection:
+    """A socket past its welcome, retried while the watchdog still sees the bus down (1013)."""
+    deadline = time.monotonic() + 5
+    while True:
+        ws = await open_ws(gateway.url, headers=headers)
+        try:
+            await first_message(ws)
+            return ws
+        except ConnectionClosed as exc:
+            if exc.rcvd is None or exc.rcvd.code != 1013 or time.monotonic() > deadline:
+                raise
+        await asyncio.sleep(0.2)
+
+
+def _reader_headers(stack: Stack) -> dict[str, str]:
+    token = service_token(stack.idp.issuer, "svc-reader", "ws", devidp.API_AUDIENCE)
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def _revoke_reaches(redis: PrivateRedis, issuer: str, ws: ClientConnection,
+                          layer: str = "pubsub") -> None:
+    """A revoke sent through Redis closes ``ws`` with 4401: its process hears the bus."""
+    kind = RedisPubSubChannelLayer if layer == "pubsub" else RedisChannelLayer
+    sender = kind(hosts=[f"redis://127.0.0.1:{redis.port}/0"])
+    group = subject_group(issuer, "svc-reader")
+    await sender.group_send(group, revoke(group, "logged_out"))
+    await sender.flush()
     with pytest.raises(ConnectionClosed) as revoked:
-        await asyncio.wait_for(again.recv(), 5)
+        await asyncio.wait_for(ws.recv(), 5)
     assert revoked.value.rcvd.code == 4401
+
+
+async def test_sockets_close_1011_when_the_bus_subscriber_is_dropped(
+        stack: Stack, bus_gateway: tuple[GatewayProcess, PrivateRedis]) -> None:
+    """Redis drops the subscriber (CLIENT KILL, an output buffer limit); the layer
+    resubscribes by itself, but what was published meanwhile is lost: the sockets close."""
+    gateway, redis = bus_gateway
+    headers = _reader_headers(stack)
+    ws = await open_ws(gateway.url, headers=headers)
+    await first_message(ws)
+
+    assert int(redis.cli("CLIENT", "KILL", "TYPE", "pubsub")) >= 1
+    with pytest.raises(ConnectionClosed) as closed:
+        await asyncio.wait_for(ws.recv(), 5)
+    assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1011, "bus_lost")
+    assert "message bus subscriber reconnected" in gateway.log()
+
+    again = await open_ws(gateway.url, headers=headers)
+    await first_message(again)
+    await _revoke_reaches(redis, stack.idp.issuer, again)
+
+
+@pytest.mark.parametrize("bus_gateway", ["pubsub", "core"], indirect=True)
+async def test_sockets_close_1011_when_redis_restarts_between_two_checks(
+        stack: Stack, bus_gateway: tuple[GatewayProcess, PrivateRedis],
+        request: pytest.FixtureRequest) -> None:
+    """A Redis restarted faster than the watchdog's interval has lost what it held (the core
+    layer's group memberships) and what was published meanwhile: the sockets close."""
+    gateway, redis = bus_gateway
+    layer = request.node.callspec.params["bus_gateway"]
+    headers = _reader_headers(stack)
+    ws = await open_ws(gateway.url, headers=headers)
+    await first_message(ws)
+
+    redis.stop()
+    redis.start()  # back within a fraction of a second, with another run_id
+    with pytest.raises(ConnectionClosed) as closed:
+        await asyncio.wait_for(ws.recv(), 5)
+    assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1011, "bus_lost")
+
+    again = await _open_when_the_bus_is_back(gateway, headers)
+    await _revoke_reaches(redis, stack.idp.issuer, again, layer)
 
 
 async def _readyz(gateway: GatewayProcess) -> httpx.Response:

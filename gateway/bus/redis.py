@@ -1,0 +1,52 @@
+"""channels-redis's pub/sub layer, reporting when its subscriber connection was replaced.
+
+redis-py's ``PubSub`` reconnects a dropped subscriber connection by itself and subscribes
+again to what it had (``on_connect``): after a Redis restart, a failover, ``CLIENT KILL``,
+or Redis dropping a subscriber over its output buffer limit. Whatever was published in
+between never arrives, and nothing tells the layer. Here that reconnect is reported as a
+break in the bus (``gateway.bus.health``); the bus watchdog then closes this process's
+sockets with 1011 ``bus_lost``, since they may have missed a logout or a revocation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from channels_redis.pubsub import RedisPubSubChannelLayer, RedisSingleShardConnection
+from redis.asyncio.client import PubSub
+from redis.asyncio.connection import Connection
+
+from gateway.bus.health import bus
+
+logger = logging.getLogger("gateway.bus")
+
+
+class ReportingPubSub(PubSub):
+    """A ``PubSub`` that reports each reconnect made while it had subscriptions."""
+
+    async def on_connect(self, connection: Connection) -> None:
+        if self.subscribed:
+            logger.warning("message bus subscriber reconnected: messages may have been lost")
+            bus.broken()
+        await super().on_connect(connection)
+
+
+class ReportingShard(RedisSingleShardConnection):  # type: ignore[misc]  # channels-redis is untyped
+    def _ensure_redis(self) -> None:
+        fresh = self._redis is None
+        super()._ensure_redis()
+        if fresh:
+            self._pubsub = ReportingPubSub(self._redis.connection_pool)
+
+
+class PubSubChannelLayer(RedisPubSubChannelLayer):  # type: ignore[misc]
+    """``RedisPubSubChannelLayer`` whose shards report their subscriber's reconnects."""
+
+    def _get_layer(self) -> Any:
+        fresh = asyncio.get_running_loop() not in self._layers
+        layer = super()._get_layer()
+        if fresh:  # no shard has connected yet: swap them before first use
+            layer._shards = [ReportingShard(shard.host, layer) for shard in layer._shards]
+        return layer

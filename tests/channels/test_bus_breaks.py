@@ -1,0 +1,115 @@
+"""Breaks in the bus (gateway/bus/health.py): the pub/sub layer reports a subscriber that
+reconnected, and the bus watchdog acts on every kind of break, against a real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+import redis.asyncio as redis
+
+from gateway.bus.health import bus
+from gateway.bus.redis import PubSubChannelLayer
+from gateway.ops.buswatch import BusWatch
+
+REDIS_URL = "redis://127.0.0.1:6379/13"  # a database of our own on the shared server
+
+
+@pytest.fixture(autouse=True)
+def bus_restored() -> Iterator[None]:
+    up, epoch = bus.up, bus.epoch
+    yield
+    bus.up, bus.epoch = up, epoch
+
+
+@pytest.fixture
+async def layer() -> AsyncIterator[Any]:
+    made = PubSubChannelLayer(hosts=[REDIS_URL])
+    yield made
+    await made.flush()
+
+
+async def subscribed(layer: Any, group: str) -> str:
+    """A channel in ``group`` that has received one message (its subscriber is connected)."""
+    channel = await layer.new_channel()
+    await layer.group_add(group, channel)
+    await layer.group_send(group, {"type": "hello"})
+    assert (await asyncio.wait_for(layer.receive(channel), 5))["type"] == "hello"
+    return str(channel)
+
+
+async def kill_subscriber(layer: Any) -> None:
+    """Drop only this layer's subscriber connection, by its address (not every pub/sub client
+    of the shared server)."""
+    (shard,) = layer._get_layer()._shards
+    host, port = shard._pubsub.connection._writer.get_extra_info("sockname")[:2]
+    admin = redis.from_url(REDIS_URL)
+    try:
+        assert await admin.client_kill_filter(_type="pubsub", addr=f"{host}:{port}") == 1
+    finally:
+        await admin.aclose()
+
+
+async def test_the_first_subscription_is_not_a_break(layer: Any) -> None:
+    epoch = bus.epoch
+    await subscribed(layer, "first")
+    assert bus.epoch == epoch
+
+
+async def test_a_subscriber_that_reconnected_is_a_break_and_hears_again(layer: Any) -> None:
+    channel = await subscribed(layer, "kept")
+    epoch = bus.epoch
+    await kill_subscriber(layer)
+    for _ in range(100):
+        if bus.epoch != epoch:
+            break
+        await asyncio.sleep(0.05)
+    assert bus.epoch == epoch + 1, "the silent resubscribe is reported"
+    await layer.group_send("kept", {"type": "after"})
+    assert (await asyncio.wait_for(layer.receive(channel), 5))["type"] == "after"
+
+
+class FakeRedis:
+    """Answers ``INFO server`` as a Redis with ``run_id``, or fails when ``run_id`` is None."""
+
+    def __init__(self) -> None:
+        self.run_id: str | None = "a" * 40
+
+    async def info(self, section: str) -> dict[str, str]:
+        if self.run_id is None:
+            raise redis.ConnectionError("down")
+        return {"run_id": self.run_id}
+
+
+class Closer:
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, str]] = []
+
+    async def __call__(self, code: int, reason: str) -> int:
+        self.calls.append((code, reason))
+        return 0
+
+
+async def test_the_watchdog_closes_sockets_on_each_kind_of_break() -> None:
+    server, closer = FakeRedis(), Closer()
+    watch = BusWatch(closer)
+    await watch.check(server)  # type: ignore[arg-type]
+    await watch.check(server)  # type: ignore[arg-type]
+    assert closer.calls == [] and bus.up
+
+    server.run_id = "b" * 40  # restarted or failed over between two checks
+    await watch.check(server)  # type: ignore[arg-type]
+    assert closer.calls == [(1011, "bus_lost")] and bus.up
+
+    bus.broken()  # the layer's subscriber reconnected
+    await watch.check(server)  # type: ignore[arg-type]
+    assert len(closer.calls) == 2
+
+    server.run_id = None
+    await watch.check(server)  # type: ignore[arg-type]
+    assert not bus.up and len(closer.calls) == 3
+    server.run_id = "b" * 40
+    await watch.check(server)  # type: ignore[arg-type]
+    assert bus.up and len(closer.calls) == 3, "back, on the same Redis: nothing more to close"
