@@ -19,6 +19,7 @@ from config.deployment import Deployment, load_deployment
 from config.staffing import VARIABLES as STAFFING_VARIABLES
 from config.staffing import AdminMapping, load_admin_mapping
 from config.values import ConfigError, csv, read_bool, read_int, read_seconds
+from gateway.bus.target import RedisUrlError, parse_sentinel
 from oidc.config import GROUP_OVERAGE_CHOICES, GroupOverage, check_typless_audiences
 from oidc.profiles import PROFILES, IssuerProfile, customised
 
@@ -56,7 +57,8 @@ VARIABLES: dict[str, str] = {
     "GATEWAY_DEV": "true for local development: generated secret key, DEBUG on",
     "GATEWAY_DATABASE_URL": "postgres://user:pass@host:port/db (default: SQLite under var/)",
     "GATEWAY_SQLITE_PATH": "SQLite file used when no database URL is set (default var/gateway.sqlite3)",
-    "GATEWAY_REDIS_URL": "redis://host:port/db: switches the channel layer to Redis (default in-memory)",
+    "GATEWAY_REDIS_URL": "redis://host:port/db, or redis+sentinel://host:26379,host:26379/service/db:"
+    " switches the channel layer to Redis (default in-memory)",
     "GATEWAY_CHANNEL_LAYER": "Redis channel layer backend: pubsub (default) or core; see bench/README.md",
     "GATEWAY_SESSION_COOKIE_SECURE": "true to mark cookies Secure (default: true for https URLs)",
     "GATEWAY_MESSAGE_RATE": "frames per second one connection may send on average (token bucket "
@@ -220,8 +222,11 @@ def _database(env: Mapping[str, str]) -> DatabaseConfig:
 
 def _redis_url(env: Mapping[str, str]) -> str | None:
     url = env.get("GATEWAY_REDIS_URL", "").strip()
-    if url and urlsplit(url).scheme not in {"redis", "rediss", "unix"}:
-        raise ConfigError(f"GATEWAY_REDIS_URL={url!r}: use redis://host:6379/0 or rediss://.")
+    if url:
+        try:
+            parse_sentinel(url)
+        except RedisUrlError as exc:
+            raise ConfigError(str(exc)) from None
     return url or None
 
 

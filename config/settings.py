@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 import django_stubs_ext
 
 from config.env import BASE_DIR, load_config
+from gateway.bus.target import layer_host
 from gateway.sockets.switchboard import CHANNEL_CAPACITY, CHANNEL_PREFIX
 
 django_stubs_ext.monkeypatch()  # generic admin and manager classes, for the type checker
@@ -88,7 +89,7 @@ if GATEWAY.redis_url:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": _REDIS_LAYERS[GATEWAY.channel_layer],
-            "CONFIG": {"hosts": [GATEWAY.redis_url]}
+            "CONFIG": {"hosts": [layer_host(GATEWAY.redis_url)]}
             | ({"channel_capacity": SWITCHBOARD_CAPACITY} if GATEWAY.channel_layer == "core" else {}),
         }
     }

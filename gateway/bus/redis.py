@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from typing import Any
 
 from channels_redis.pubsub import RedisPubSubChannelLayer, RedisSingleShardConnection
@@ -26,6 +27,12 @@ logger = logging.getLogger("gateway.bus")
 class ReportingPubSub(PubSub):
     """A ``PubSub`` that reports each reconnect made while it had subscriptions."""
 
+    @property
+    def disconnected(self) -> bool:
+        """It has subscriptions, and its connection dropped and is not back yet."""
+        connection: Connection | None = self.connection  # redis-py annotates it as None
+        return self.subscribed and connection is not None and not connection.is_connected
+
     async def on_connect(self, connection: Connection) -> None:
         if self.subscribed:
             logger.warning("message bus subscriber reconnected: messages may have been lost")
@@ -33,12 +40,25 @@ class ReportingPubSub(PubSub):
         await super().on_connect(connection)
 
 
+def subscribers_connected() -> bool:
+    """Whether every subscriber of this process's pub/sub layers is connected: until then
+    the bus is not back, since a socket admitted meanwhile could not hear its groups."""
+    return not any(shard._pubsub is not None and shard._pubsub.disconnected for shard in _shards)
+
+
 class ReportingShard(RedisSingleShardConnection):  # type: ignore[misc]  # channels-redis is untyped
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _shards.add(self)
+
     def _ensure_redis(self) -> None:
         fresh = self._redis is None
         super()._ensure_redis()
         if fresh:
             self._pubsub = ReportingPubSub(self._redis.connection_pool)
+
+
+_shards: weakref.WeakSet[ReportingShard] = weakref.WeakSet()
 
 
 class PubSubChannelLayer(RedisPubSubChannelLayer):  # type: ignore[misc]

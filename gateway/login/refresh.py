@@ -20,9 +20,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-import redis.asyncio as redis
 from django.conf import settings
 
+from gateway.bus.target import connect
 from gateway.issuers.registry import FETCH_TIMEOUT, registry
 from gateway.login.session_cache import announce
 from gateway.login.sessions import AUTH_KEY, NoSession, aload_auth, principal_from_session, snapshot_of
@@ -57,7 +57,7 @@ async def session_lock(session_key: str) -> AsyncIterator[None]:
         async with lock:
             yield
         return
-    client = redis.from_url(url)
+    client = connect(url)
     try:
         async with client.lock(f"gw:refresh:{session_key}", timeout=LOCK_SECONDS,
                                blocking_timeout=LOCK_SECONDS):

@@ -7,7 +7,8 @@ revocations. So each process asks Redis for its ``run_id`` every ``interval``:
 - no answer: the bus is down (``bus.up`` false, handshakes refused with 1013);
 - another ``run_id`` than before: Redis was restarted or failed over, and what it held
   (queued messages, group memberships) and what was published meanwhile is gone;
-- the pub/sub layer's subscriber reconnected (``gateway.bus.redis`` reports it).
+- the pub/sub layer's subscriber is disconnected (the bus is down until it is back), or
+  it reconnected and resubscribed by itself (``gateway.bus.redis`` reports it).
 
 Each is a break in the bus (``bus.epoch``), after which this process's sockets are
 closed with 1011 ``bus_lost``; clients reconnect with backoff (docs/errors.md), and their
@@ -26,6 +27,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from gateway.bus.health import bus
+from gateway.bus.redis import subscribers_connected
+from gateway.bus.target import connect
 from gateway.sockets.closecodes import CloseCode
 from gateway.sockets.live import CloseAll
 
@@ -33,8 +36,8 @@ logger = logging.getLogger("gateway.buswatch")
 
 
 async def watch_bus(url: str, close_all: CloseAll, *, interval: float = 0.5) -> None:
-    client = redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0,
-                            retry=Retry(NoBackoff(), 2, supported_errors=(redis.TimeoutError,)))
+    client = connect(url, socket_timeout=1.0, socket_connect_timeout=1.0,
+                     retry=Retry(NoBackoff(), 2, supported_errors=(redis.TimeoutError,)))
     watch = BusWatch(close_all)
     try:
         while True:
@@ -57,13 +60,16 @@ class BusWatch:
             self._lost()
         else:
             self._answered(str(info.get("run_id", "")))
+            if not subscribers_connected():
+                self._lost()
         if bus.epoch != self.epoch or not bus.up:
             self.epoch = bus.epoch
             await self.close_all(CloseCode.INTERNAL_ERROR, "bus_lost")
 
     def _lost(self) -> None:
         if bus.up:
-            logger.warning("message bus lost: closing local sockets with 1011")
+            logger.warning("message bus lost (Redis does not answer, or the channel layer's"
+                           " subscriber is disconnected): closing local sockets with 1011")
             bus.broken()
         bus.up = False
 
@@ -73,6 +79,6 @@ class BusWatch:
                            " closing local sockets with 1011")
             bus.broken()
         self.server = server
-        if not bus.up:
+        if not bus.up and subscribers_connected():
             logger.warning("message bus is back")
             bus.up = True

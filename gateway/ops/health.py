@@ -18,6 +18,7 @@ from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 
+from gateway.bus.target import connect
 from gateway.issuers.registry import registry
 
 CHECK_TIMEOUT = 1.0
@@ -44,7 +45,7 @@ async def check_redis() -> str | None:
     if url is None:
         return None
     client = _redis.get(url) or _redis.setdefault(
-        url, redis.from_url(url, socket_timeout=CHECK_TIMEOUT, socket_connect_timeout=CHECK_TIMEOUT))
+        url, connect(url, socket_timeout=CHECK_TIMEOUT, socket_connect_timeout=CHECK_TIMEOUT))
     try:
         await asyncio.wait_for(client.ping(), CHECK_TIMEOUT)
     except Exception as exc:

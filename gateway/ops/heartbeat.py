@@ -20,6 +20,8 @@ from typing import Any, Generic, TypeVar
 import redis.asyncio as redis
 from django.conf import settings
 
+from gateway.bus.target import connect
+
 logger = logging.getLogger("gateway.heartbeat")
 
 T = TypeVar("T")
@@ -113,8 +115,8 @@ class KeptAlive:
     def client(self) -> redis.Redis:
         loop = asyncio.get_running_loop()
         if loop not in self._clients:
-            self._clients[loop] = redis.from_url(self.url, socket_timeout=2.0,
-                                                 socket_connect_timeout=2.0)
+            self._clients[loop] = connect(self.url, socket_timeout=2.0,
+                                          socket_connect_timeout=2.0)
         return self._clients[loop]
 
     def keep_beating(self) -> None:

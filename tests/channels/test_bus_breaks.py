@@ -4,15 +4,18 @@ reconnected, and the bus watchdog acts on every kind of break, against a real Re
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import redis.asyncio as redis
 
+from devidp.stack import free_port
 from gateway.bus.health import bus
-from gateway.bus.redis import PubSubChannelLayer
+from gateway.bus.redis import PubSubChannelLayer, subscribers_connected
 from gateway.ops.buswatch import BusWatch
+from tests.redis_servers import PrivateRedis
 
 REDIS_URL = "redis://127.0.0.1:6379/13"  # a database of our own on the shared server
 
@@ -113,3 +116,30 @@ async def test_the_watchdog_closes_sockets_on_each_kind_of_break() -> None:
     server.run_id = "b" * 40
     await watch.check(server)  # type: ignore[arg-type]
     assert bus.up and len(closer.calls) == 3, "back, on the same Redis: nothing more to close"
+
+
+async def test_until_the_subscriber_is_back_the_bus_is_not(tmp_path: Path) -> None:
+    server = PrivateRedis(free_port(), tmp_path)
+    server.start()
+    made = PubSubChannelLayer(hosts=[server.url])
+    try:
+        await subscribed(made, "held")
+        assert subscribers_connected()
+        epoch = bus.epoch
+        server.stop()
+        await eventually(lambda: not subscribers_connected(), "the drop is seen")
+        server.start()
+        await eventually(subscribers_connected, "the subscriber reconnects by itself")
+        assert bus.epoch == epoch + 1
+    finally:
+        await made.flush()
+        server.stop()
+    assert subscribers_connected(), "a flushed layer has no subscriber to wait for"
+
+
+async def eventually(condition: Callable[[], bool], what: str, seconds: float = 10) -> None:
+    for _ in range(int(seconds / 0.05)):
+        if condition():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"not within {seconds} s: {what}")

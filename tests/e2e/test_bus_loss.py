@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
-import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -21,36 +20,7 @@ from devidp.stack import GatewayProcess, free_port, gateway_env, migrate, start_
 from gateway.sockets.addressing import revoke, subject_group
 from tests.e2e.conftest import Stack
 from tests.e2e.flows import closed_with, first_message, open_ws, service_token
-
-
-class PrivateRedis:
-    def __init__(self, port: int, workdir: Path) -> None:
-        self.port, self.workdir, self.process = port, workdir, None
-
-    def start(self) -> None:
-        binary = shutil.which("redis-server")
-        assert binary, "redis-server is missing: scripts/ensure-redis installs it"
-        self.process = subprocess.Popen(
-            [binary, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
-             "--appendonly", "no", "--dir", str(self.workdir)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            if subprocess.run(["redis-cli", "-p", str(self.port), "ping"], capture_output=True,
-                              text=True).stdout.strip() == "PONG":
-                return
-            time.sleep(0.05)
-        raise RuntimeError("private redis did not start")
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-
-
-    def cli(self, *command: str) -> str:
-        return subprocess.run(["redis-cli", "-p", str(self.port), *command], capture_output=True,
-                              text=True, check=True).stdout.strip()
+from tests.redis_servers import PrivateRedis, PrivateSentinel
 
 
 @pytest.fixture
@@ -62,7 +32,7 @@ def bus_gateway(stack: Stack, tmp_path: Path,
     redis.start()
     port = free_port()
     env = gateway_env(stack.idp.issuer, port, database_file=tmp_path / "db.sqlite3",
-                      redis_url=f"redis://127.0.0.1:{redis.port}/0",
+                      redis_url=redis.url,
                       extra={"GATEWAY_CHANNEL_LAYER": getattr(request, "param", "pubsub")})
     migrate(env)
     gateway = start_gateway(port, env, tmp_path / "gateway.log")
@@ -93,10 +63,10 @@ async def test_sockets_close_1011_when_redis_goes_and_work_again_when_it_returns
     await _revoke_reaches(redis, stack.idp.issuer, again)  # messages through Redis reach it
 
 
-async def _open_when_the_bus_is_back(gateway: GatewayProcess,
-                                     headers: dict[str, str]) -> ClientConnection:
+async def _open_when_the_bus_is_back(gateway: GatewayProcess, headers: dict[str, str],
+                                     seconds: float = 5) -> ClientConnection:
     """A socket past its welcome, retried while the watchdog still sees the bus down (1013)."""
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + seconds
     while True:
         ws = await open_ws(gateway.url, headers=headers)
         try:
@@ -117,7 +87,7 @@ async def _revoke_reaches(redis: PrivateRedis, issuer: str, ws: ClientConnection
                           layer: str = "pubsub") -> None:
     """A revoke sent through Redis closes ``ws`` with 4401: its process hears the bus."""
     kind = RedisPubSubChannelLayer if layer == "pubsub" else RedisChannelLayer
-    sender = kind(hosts=[f"redis://127.0.0.1:{redis.port}/0"])
+    sender = kind(hosts=[redis.url])
     group = subject_group(issuer, "svc-reader")
     await sender.group_send(group, revoke(group, "logged_out"))
     await sender.flush()
@@ -214,3 +184,71 @@ async def _logged(gateway: GatewayProcess, *needles: str, within: float = 5.0) -
         await asyncio.sleep(0.1)
     return False
 
+
+
+@dataclass
+class Replicated:
+    """A master, its replica and a Sentinel, each a real Redis server on a port of its own."""
+
+    master: PrivateRedis
+    replica: PrivateRedis
+    sentinel: PrivateSentinel
+
+    def stop(self) -> None:
+        for server in (self.sentinel, self.replica, self.master):
+            server.stop()
+
+
+@pytest.fixture
+def sentinel_gateway(stack: Stack, tmp_path: Path) -> Iterator[tuple[GatewayProcess, Replicated]]:
+    master = PrivateRedis(free_port(), tmp_path)
+    replica = PrivateRedis(free_port(), tmp_path, "--replicaof", "127.0.0.1", str(master.port))
+    servers = Replicated(master, replica, PrivateSentinel(free_port(), tmp_path, master))
+    try:
+        for server in (master, replica, servers.sentinel):
+            server.start()
+        _wait_until(lambda: str(replica.port) in servers.sentinel.cli("SENTINEL", "replicas", "gw"),
+                    "the sentinel to find the replica", 15)
+        port = free_port()
+        env = gateway_env(stack.idp.issuer, port, database_file=tmp_path / "db.sqlite3",
+                          redis_url=f"redis+sentinel://127.0.0.1:{servers.sentinel.port}/gw/0")
+        migrate(env)
+        gateway = start_gateway(port, env, tmp_path / "gateway.log")
+    except BaseException:
+        servers.stop()
+        raise
+    try:
+        yield gateway, servers
+    finally:
+        gateway.stop()
+        servers.stop()
+
+
+def _wait_until(condition: Callable[[], bool], what: str, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"waited {seconds} s for {what}"
+        time.sleep(0.1)
+
+
+async def test_through_sentinel_the_gateway_follows_a_failover_to_the_new_master(
+        stack: Stack, sentinel_gateway: tuple[GatewayProcess, Replicated]) -> None:
+    gateway, servers = sentinel_gateway
+    headers = _reader_headers(stack)
+    ws = await open_ws(gateway.url, headers=headers)
+    await first_message(ws)
+    await _revoke_reaches(servers.master, stack.idp.issuer, ws)  # found the master through Sentinel
+
+    held = await open_ws(gateway.url, headers=headers)
+    await first_message(held)
+    servers.master.stop()  # the master dies; the sentinel promotes the replica
+    with pytest.raises(ConnectionClosed) as closed:
+        await asyncio.wait_for(held.recv(), 5)
+    assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1011, "bus_lost")
+
+    await asyncio.to_thread(_wait_until, lambda: servers.sentinel.master_port() == servers.replica.port,
+                            "the sentinel to promote the replica", 30)
+    again = await _open_when_the_bus_is_back(gateway, headers, seconds=20)
+    await _revoke_reaches(servers.replica, stack.idp.issuer, again)  # the new master carries the bus
+    ready = await _readyz(gateway)
+    assert ready.status_code == 200, ready.text

@@ -19,8 +19,8 @@ from devidp.stack import free_port, gateway_env, start_gateway
 from gateway.ops.ledger import RedisLedger
 from tests.e2e.conftest import REDIS_URL, SOCKETS_PER_SUBJECT, Stack
 from tests.e2e.flows import closed_with, open_ws, service_token, user_tokens
-from tests.e2e.test_bus_loss import PrivateRedis
 from tests.e2e.test_pubsub import Client, admin_change
+from tests.redis_servers import PrivateRedis
 
 
 def lobby_grant(stack: Stack, group: str, *, presence: bool) -> dict:

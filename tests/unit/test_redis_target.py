@@ -1,0 +1,61 @@
+"""GATEWAY_REDIS_URL: one server, or a master found through Sentinel (gateway/bus/target.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from config.env import load_config
+from config.values import ConfigError
+from gateway.bus.target import RedisUrlError, layer_host, parse_sentinel
+from tests.unit.test_config_env import BASE
+
+
+@pytest.mark.parametrize("url", ["redis://127.0.0.1:6379/0", "rediss://:pw@cache:6380/2",
+                                 "unix:///run/redis.sock"])
+def test_a_server_url_is_used_as_it_is(url: str) -> None:
+    assert parse_sentinel(url) is None
+    assert layer_host(url) == url
+
+
+def test_a_sentinel_url_names_the_sentinels_the_service_and_the_data_nodes_credentials() -> None:
+    url = ("rediss+sentinel://gw:s%40cret@10.0.0.1:26380,[::1],sentinel-c/mymaster/3"
+           "?sentinel_password=watch")
+    target = parse_sentinel(url)
+    assert target is not None
+    assert target.sentinels == (("10.0.0.1", 26380), ("::1", 26379), ("sentinel-c", 26379))
+    assert (target.service, target.db, target.ssl) == ("mymaster", 3, True)
+    assert (target.username, target.password, target.sentinel_password) == ("gw", "s@cret", "watch")
+    assert layer_host(url) == {
+        "master_name": "mymaster", "sentinels": list(target.sentinels),
+        "sentinel_kwargs": {"password": "watch", "ssl": True},
+        "db": 3, "username": "gw", "password": "s@cret", "ssl": True}
+
+
+def test_a_sentinel_url_defaults_to_database_0_and_no_credentials() -> None:
+    target = parse_sentinel("redis+sentinel://127.0.0.1:26379/gw")
+    assert target is not None
+    assert (target.db, target.ssl, target.password, target.sentinel_password) == (0, False, None, None)
+    assert layer_host("redis+sentinel://127.0.0.1:26379/gw") == {
+        "master_name": "gw", "sentinels": [("127.0.0.1", 26379)], "sentinel_kwargs": {}, "db": 0}
+
+
+@pytest.mark.parametrize(("url", "fix"), [
+    ("http://:hunter2@x", r"or redis\+sentinel://host:26379/service/0"),
+    ("redis+sentinel://:hunter2@h:26379", "ends with /service"),
+    ("redis+sentinel://:hunter2@h:26379/gw/zero", "ends with /service"),
+    ("redis+sentinel://:hunter2@h:26379/gw/0/extra", "ends with /service"),
+    ("redis+sentinel://:hunter2@h:port/gw", "is not host or host:port"),
+    ("redis+sentinel://:hunter2@h1,,h2/gw", "is not host or host:port"),
+])
+def test_a_bad_url_is_refused_at_startup_naming_the_fix_not_the_password(url: str, fix: str) -> None:
+    with pytest.raises(RedisUrlError, match=fix) as refused:
+        parse_sentinel(url)
+    assert "hunter2" not in str(refused.value)
+    with pytest.raises(ConfigError, match="GATEWAY_REDIS_URL") as at_startup:
+        load_config({**BASE, "GATEWAY_REDIS_URL": url})
+    assert "hunter2" not in str(at_startup.value)
+
+
+def test_a_sentinel_url_switches_the_channel_layer_to_redis() -> None:
+    url = "redis+sentinel://127.0.0.1:26379/gw/1"
+    assert load_config({**BASE, "GATEWAY_REDIS_URL": url}).redis_url == url
