@@ -9,7 +9,8 @@ from config.values import ConfigError
 
 VARIABLES: dict[str, str] = {
     "GATEWAY_ADMIN_GROUPS": "comma-separated identity-provider groups or roles whose members "
-    "become superuser and staff at each login, and lose it at the next login without them; "
+    "become superuser and staff at each login and session refresh, and lose it at the next one "
+    "without them; "
     "admins matches admins and the Keycloak path /admins, /org/admins only that path "
     "(default: none)",
     "GATEWAY_STAFF_GROUPS": "comma-separated groups or roles whose members become staff with the "

@@ -3,8 +3,9 @@
 Shortly before the session's access token expires, a session-bound socket asks for a
 refresh: the stored refresh token is exchanged at the provider (async httpx), a
 returned ID token is verified (OIDC Core 1.0 §12.2: same iss and sub), the session is
-updated, and the socket adopts the new principal (new groups, new expiry). A refusal
-by the provider closes the socket with 4401 ``refresh_failed``.
+updated, and the socket adopts the new principal (new groups, new expiry); staff and
+superuser follow the new groups (``gateway.login.staff``). A refusal by the provider
+closes the socket with 4401 ``refresh_failed``.
 
 Several sockets (on several processes) of one session may ask at once; a lock per
 session (Redis when configured, else in-process) lets one of them refresh, and the
@@ -20,12 +21,15 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.contrib.auth import SESSION_KEY, get_user_model
 
 from gateway.bus.target import connect
 from gateway.issuers.registry import FETCH_TIMEOUT, registry
 from gateway.login.session_cache import announce
 from gateway.login.sessions import AUTH_KEY, NoSession, aload_auth, principal_from_session, snapshot_of
+from gateway.login.staff import apply_admin_level
 from oidc.errors import InvalidSubject, OidcError
 from oidc.profiles import extract_roles
 from oidc.types import Principal
@@ -117,6 +121,15 @@ async def _updated_auth(auth: dict[str, Any], body: dict[str, Any], now: float) 
     }
 
 
+async def _follow_admin_level(store: Any, claims: dict[str, Any]) -> None:
+    """Staff and superuser follow the refreshed groups and roles, as at a login: an
+    administrator removed from the group at the provider loses the admin at the next
+    refresh, not only at the next login."""
+    user = await get_user_model().objects.filter(pk=await store.aget(SESSION_KEY)).afirst()
+    if user is not None:
+        await sync_to_async(apply_admin_level)(user, claims.get("groups", ()), claims.get("roles", ()))
+
+
 async def refresh_session(session_key: str, *, not_before: float) -> Principal:
     """Refresh unless another socket already did (the stored expiry is past `not_before`)."""
     async with session_lock(session_key):
@@ -134,6 +147,7 @@ async def refresh_session(session_key: str, *, not_before: float) -> Principal:
         await store.aset(AUTH_KEY, updated)
         await store.asave()
         await announce([session_key], "refreshed")  # no process keeps the old claims
+        await _follow_admin_level(store, updated["claims"])
         principal = principal_from_session(updated)
         assert principal is not None
         return principal

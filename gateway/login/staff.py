@@ -1,9 +1,11 @@
-"""At each login: the admin level the identity provider gives, and a readable username.
+"""At each login (and session refresh): the admin level the identity provider gives, and a
+readable username.
 
 Admin level (``oidc.admin_roles``): members of ``GATEWAY_ADMIN_GROUPS`` become superuser
 and staff; members of ``GATEWAY_STAFF_GROUPS`` become staff in the ``gateway-staff``
 group (its permissions: ``gateway/migrations/0006_staff_group.py``). A user whose groups
-and roles no longer match loses both flags and the group at the next login. With neither
+and roles no longer match loses both flags and the group at the next login, or the next
+refresh of the session's tokens (``gateway.login.refresh``). With neither
 variable set the flags are left alone (an administrator may set them by hand).
 
 Username: ``preferred_username``, else the email address, else the opaque

@@ -12,17 +12,21 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from asgiref.sync import sync_to_async
 from django.conf import settings as django_settings
-from django.contrib.auth import get_user_model
+from django.contrib.auth import SESSION_KEY, get_user_model
 from django.contrib.sessions.middleware import SessionMiddleware
 from django.test import Client, RequestFactory
 
 from config.staffing import AdminMapping
 from gateway.issuers.registry import registry
+from gateway.login import refresh
 from gateway.login.backend import GatewayOIDCBackend
+from gateway.login.sessions import AUTH_KEY, session_store_class
 from gateway.login.staff import STAFF_GROUP
 from gateway.models import OidcIdentity
 from oidc.discovery import ProviderMetadata
+from tests.unit.factories import ID_HEADER, encode, id_claims
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -128,3 +132,28 @@ def test_the_migration_creates_gateway_staff_with_the_same_permissions() -> None
     migration.create_staff_group(apps, None)
     group = Group.objects.get(name=STAFF_GROUP)
     assert sorted(group.permissions.values_list("codename", flat=True)) == sorted(STAFF_PERMISSIONS)
+
+
+async def test_a_session_refresh_applies_the_providers_new_groups_to_staff_and_superuser(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    user = await sync_to_async(login)("u-9", ["engineering", "admins"])
+    assert await sync_to_async(flags)(user) == (True, True, True)
+    store = session_store_class()()
+    await store.aset(SESSION_KEY, str(user.pk))
+    await store.aset(AUTH_KEY, {
+        "expires_at": time.time() - 1, "refresh_token": "rt", "access_token": "at",
+        "id_token": "it", "claims": {"issuer": ISSUER, "subject": "u-9", "groups": ["admins"],
+                                     "roles": [], "scopes": [], "expires_at": time.time() - 1}})
+    await store.asave()
+    client_id = registry.issuers[ISSUER].client_id
+    id_token = encode(ID_HEADER, id_claims(iss=ISSUER, sub="u-9", aud=client_id, nonce=None,
+                                           iat=time.time(), exp=time.time() + 300,
+                                           groups=["engineering"]))
+
+    async def provider_answers(refresh_token: str) -> dict[str, Any]:
+        return {"access_token": "at-2", "id_token": id_token, "expires_in": 300}
+
+    monkeypatch.setattr(refresh, "_exchange", provider_answers)
+    principal = await refresh.refresh_session(store.session_key, not_before=time.time())
+    assert principal.groups == frozenset({"engineering"})
+    assert await sync_to_async(flags)(user) == (False, False, False), "no longer an admin"
