@@ -46,6 +46,14 @@ def subscribers_connected() -> bool:
     return not any(shard._pubsub is not None and shard._pubsub.disconnected for shard in _shards)
 
 
+async def drop_subscriber_connections() -> None:
+    """Disconnect the pub/sub layers' connections; the subscribers reconnect (to the master
+    the sentinels name now, with a Sentinel host) and report it."""
+    for shard in list(_shards):
+        if shard._redis is not None:
+            await shard._redis.connection_pool.disconnect()
+
+
 class ReportingShard(RedisSingleShardConnection):  # type: ignore[misc]  # channels-redis is untyped
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -15,12 +15,15 @@ is the sentinels' own, if they require one.
 from __future__ import annotations
 
 import functools
+import weakref
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import redis.asyncio as redis
+from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
+from redis.backoff import ConstantBackoff
 
 SENTINEL_SCHEMES = {"redis+sentinel": False, "rediss+sentinel": True}  # scheme: TLS
 SERVER_SCHEMES = {"redis", "rediss", "unix"}
@@ -59,10 +62,14 @@ class SentinelTarget:
             found["ssl"] = True
         return found
 
-    def client(self, **options: Any) -> redis.Redis:
-        sentinel = Sentinel(  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
+    def sentinel(self, **options: Any) -> Sentinel:
+        return Sentinel(  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
             list(self.sentinels), sentinel_kwargs=self._sentinel_kwargs(options))
-        master: redis.Redis = sentinel.master_for(self.service, **self._data_node(), **options)
+
+    def client(self, **options: Any) -> redis.Redis:
+        master: redis.Redis = self.sentinel(**options).master_for(
+            self.service, **self._data_node(), **options)
+        _followers.add(master)
         return master
 
     def layer_host(self) -> dict[str, Any]:
@@ -113,6 +120,17 @@ def _address(item: str) -> tuple[str, int]:
     return host, int(port) if port else SENTINEL_PORT
 
 
+_followers: weakref.WeakSet[redis.Redis] = weakref.WeakSet()
+
+
+async def drop_master_connections() -> None:
+    """Disconnect every client made here for a Sentinel target: its next command connects
+    to the master the sentinels name now (connections made earlier stay on the old master
+    after an ordered failover until Sentinel reconfigures it, up to about 10 s)."""
+    for client in list(_followers):
+        await client.connection_pool.disconnect()
+
+
 def connect(url: str, **options: Any) -> redis.Redis:
     """A client of the current master at ``url`` (plain or Sentinel), with ``options``
     (socket timeouts, retry) applied to its connections."""
@@ -122,7 +140,11 @@ def connect(url: str, **options: Any) -> redis.Redis:
     return target.client(**options)
 
 
-def layer_host(url: str) -> str | dict[str, Any]:
-    """The channel layer's ``hosts`` entry for ``url``."""
+def layer_host(url: str) -> dict[str, Any]:
+    """The channel layer's ``hosts`` entry for ``url``. Its connections retry a dropped
+    connection twice, 0.2 s apart, then fail (redis-py's default backs off for up to
+    seconds): the pub/sub layer's subscriber, which the bus waits for after an outage
+    (``gateway.bus.redis``), is back within about a second of Redis."""
     target = parse_sentinel(url)
-    return url if target is None else target.layer_host()
+    host = {"address": url} if target is None else target.layer_host()
+    return {**host, "retry": Retry(ConstantBackoff(0.2), 2), "socket_connect_timeout": 2.0}

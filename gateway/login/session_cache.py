@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import OrderedDict
 from typing import Any
 
@@ -46,6 +47,7 @@ REVOKED_GROUP = "gateway.sessions.revoked"
 TTL = 60.0  # seconds an entry may serve handshakes
 MAX_ENTRIES = 100_000
 REJOIN_SECONDS = 3600.0  # younger than the layers' one-day group expiry
+BREAK_CHECK_SECONDS = 0.5  # how often the listener looks for a break in the bus to rejoin after
 RETRY_SECONDS = 1.0
 
 
@@ -61,14 +63,22 @@ class SessionCache:
         self._entries: OrderedDict[str, tuple[float, Principal]] = OrderedDict()
 
     def _bus_trusted(self) -> bool:
-        """Whether the bus is up and unbroken since the entries were learnt; if not,
-        forget everything (the broadcast may have been lost meanwhile)."""
+        """Whether the bus is up and unbroken since the listener joined the broadcast; if
+        not, forget everything (the broadcast may have been lost meanwhile) until the
+        listener has joined it again (``heard_from``)."""
         if bus.up and bus.epoch == self.bus_epoch:
             return True
-        self.bus_epoch = bus.epoch
         self.generation += 1
         self._entries.clear()
-        return bus.up
+        return False
+
+    def heard_from(self, epoch: int) -> None:
+        """The listener joined the broadcast while the bus was at ``epoch``."""
+        self.enabled = True
+        if epoch != self.bus_epoch:
+            self.bus_epoch = epoch
+            self.generation += 1
+            self._entries.clear()
 
     def get(self, key: str, now: float) -> Principal | None:
         if not self.enabled or not self._bus_trusted():
@@ -141,16 +151,24 @@ async def _handle(layer: Any, message: dict[str, Any]) -> None:
 
 async def _serve(layer: Any) -> None:
     channel = await layer.new_channel("sessions.")
-    await layer.group_add(REVOKED_GROUP, channel)
-    sessions.enabled = True
+    await _join(layer, channel)
+    joined_at = time.monotonic()
     while True:
         try:
-            async with asyncio.timeout(REJOIN_SECONDS):
+            async with asyncio.timeout(BREAK_CHECK_SECONDS):
                 message = await layer.receive(channel)
         except TimeoutError:
-            await layer.group_add(REVOKED_GROUP, channel)
+            if bus.epoch != sessions.bus_epoch or time.monotonic() - joined_at > REJOIN_SECONDS:
+                await _join(layer, channel)  # after a break: a new Redis may not know us
+                joined_at = time.monotonic()
             continue
         await _handle(layer, message)
+
+
+async def _join(layer: Any, channel: str) -> None:
+    epoch = bus.epoch  # a break during the join leaves the cache off until the next one
+    await layer.group_add(REVOKED_GROUP, channel)
+    sessions.heard_from(epoch)
 
 
 async def listen() -> None:

@@ -14,7 +14,7 @@ import redis.asyncio as redis
 from devidp.stack import free_port
 from gateway.bus.health import bus
 from gateway.bus.redis import PubSubChannelLayer, subscribers_connected
-from gateway.ops.buswatch import BusWatch
+from gateway.ops.buswatch import BusWatch, MasterWatch
 from tests.redis_servers import PrivateRedis
 
 REDIS_URL = "redis://127.0.0.1:6379/13"  # a database of our own on the shared server
@@ -143,3 +143,26 @@ async def eventually(condition: Callable[[], bool], what: str, seconds: float = 
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"not within {seconds} s: {what}")
+
+
+class FakeSentinel:
+    def __init__(self) -> None:
+        self.master: tuple[str, int] | None = ("10.0.0.1", 6379)
+
+    async def discover_master(self, service: str) -> tuple[str, int]:
+        assert service == "gw"
+        if self.master is None:
+            raise redis.ConnectionError("no sentinel answers")
+        return self.master
+
+
+async def test_the_master_watch_sees_a_failover_only_when_the_named_master_changes() -> None:
+    sentinel = FakeSentinel()
+    watch = MasterWatch(sentinel, "gw")  # type: ignore[arg-type]
+    assert not await watch.moved(), "the first answer only sets the master"
+    assert not await watch.moved()
+    sentinel.master = None
+    assert not await watch.moved(), "silent sentinels: nothing to compare"
+    sentinel.master = ("10.0.0.2", 6379)
+    assert await watch.moved()
+    assert not await watch.moved()

@@ -11,6 +11,8 @@ from channels.testing import WebsocketCommunicator
 from django.conf import settings
 
 from config.asgi import application
+from gateway.bus.health import bus
+from gateway.ops.buswatch import BusWatch
 from gateway.sockets.addressing import revoke, subject_group
 from gateway.sockets.switchboard import renew_groups, switchboard
 from tests.channels.conftest import age_memberships, token
@@ -74,3 +76,32 @@ async def test_one_failing_group_does_not_stop_the_others(monkeypatch: pytest.Mo
 class _Quiet:
     def deliver(self, event: dict, shared: dict) -> None:
         pass
+
+
+async def test_after_a_break_in_the_bus_the_watchdog_joins_every_group_again() -> None:
+    """A restarted Redis has forgotten the core layer's memberships; a member the break did
+    not close (here: the socket, as the fake closer closes nothing) must hear again."""
+    comm = await _open_and_age()
+    layer = get_channel_layer()
+    layer.groups.pop(_subject())  # what a restarted Redis forgets
+    epoch = bus.epoch
+
+    async def closes_nothing(code: int, reason: str) -> int:
+        return 0
+
+    watch = BusWatch(closes_nothing)
+    try:
+        bus.broken()
+        await watch.check(_Answers())  # type: ignore[arg-type]
+        assert watch.rejoined == bus.epoch
+    finally:
+        bus.epoch = epoch
+    await layer.group_send(_subject(), revoke(_subject(), "logged_out"))
+    closed = await comm.receive_output(timeout=1)
+    assert (closed["type"], closed["code"]) == ("websocket.close", 4401)
+    await comm.disconnect()
+
+
+class _Answers:
+    async def info(self, section: str) -> dict[str, str]:
+        return {"run_id": "r" * 40}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from channels.layers import get_channel_layer
@@ -74,7 +74,10 @@ def test_a_break_in_the_bus_between_two_reads_empties_the_cache(cache: SessionCa
     bus.broken()  # down and back, or Redis replaced, or the subscriber reconnected
     assert cache.get("k", NOW) is None
     cache.put("k", principal(), NOW, cache.generation)
-    assert cache.get("k", NOW) is not None, "learnt after the break: kept"
+    assert cache.get("k", NOW) is None, "off until the listener has joined the broadcast again"
+    cache.heard_from(bus.epoch)
+    cache.put("k", principal(), NOW, cache.generation)
+    assert cache.get("k", NOW) is not None, "learnt after the rejoin: kept"
 
 
 def test_a_read_that_overlapped_a_break_in_the_bus_is_not_cached(cache: SessionCache,
@@ -116,3 +119,33 @@ async def test_the_listener_turns_the_cache_on_and_applies_the_broadcast() -> No
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     assert not session_cache.sessions.enabled
+
+
+async def test_after_a_break_the_listener_joins_the_broadcast_again(bus_up: None) -> None:
+    """A replaced Redis has forgotten the core layer's memberships: the listener joins again
+    (within BREAK_CHECK_SECONDS), and only then does the cache serve again."""
+    task = asyncio.create_task(listen())
+    layer = get_channel_layer()
+    try:
+        await eventually(lambda: sessions.enabled and sessions.bus_epoch == bus.epoch)
+        layer.groups.pop(REVOKED_GROUP)  # what a restarted Redis forgets
+        bus.broken()
+        sessions.put("k", principal(expires_at=time.time() + 3600), time.time(), sessions.generation)
+        assert sessions.get("k", time.time()) is None, "off until joined again"
+        await eventually(lambda: sessions.bus_epoch == bus.epoch)
+        assert REVOKED_GROUP in layer.groups
+        sessions.put("k", principal(expires_at=time.time() + 3600), time.time(), sessions.generation)
+        await get_channel_layer().group_send(
+            REVOKED_GROUP, {"type": "session.revoked", "session": "k", "reason": "logged_out"})
+        await eventually(lambda: sessions.get("k", time.time()) is None)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def eventually(condition: Callable[[], bool], seconds: float = 5) -> None:
+    for _ in range(int(seconds / 0.02)):
+        if condition():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"not within {seconds} s")

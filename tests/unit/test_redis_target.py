@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from config.env import load_config
@@ -14,7 +16,7 @@ from tests.unit.test_config_env import BASE
                                  "unix:///run/redis.sock"])
 def test_a_server_url_is_used_as_it_is(url: str) -> None:
     assert parse_sentinel(url) is None
-    assert layer_host(url) == url
+    assert without_connection_options(layer_host(url)) == {"address": url}
 
 
 def test_a_sentinel_url_names_the_sentinels_the_service_and_the_data_nodes_credentials() -> None:
@@ -25,7 +27,7 @@ def test_a_sentinel_url_names_the_sentinels_the_service_and_the_data_nodes_crede
     assert target.sentinels == (("10.0.0.1", 26380), ("::1", 26379), ("sentinel-c", 26379))
     assert (target.service, target.db, target.ssl) == ("mymaster", 3, True)
     assert (target.username, target.password, target.sentinel_password) == ("gw", "s@cret", "watch")
-    assert layer_host(url) == {
+    assert without_connection_options(layer_host(url)) == {
         "master_name": "mymaster", "sentinels": list(target.sentinels),
         "sentinel_kwargs": {"password": "watch", "ssl": True},
         "db": 3, "username": "gw", "password": "s@cret", "ssl": True}
@@ -35,8 +37,15 @@ def test_a_sentinel_url_defaults_to_database_0_and_no_credentials() -> None:
     target = parse_sentinel("redis+sentinel://127.0.0.1:26379/gw")
     assert target is not None
     assert (target.db, target.ssl, target.password, target.sentinel_password) == (0, False, None, None)
-    assert layer_host("redis+sentinel://127.0.0.1:26379/gw") == {
+    assert without_connection_options(layer_host("redis+sentinel://127.0.0.1:26379/gw")) == {
         "master_name": "gw", "sentinels": [("127.0.0.1", 26379)], "sentinel_kwargs": {}, "db": 0}
+
+
+def without_connection_options(host: dict[str, Any]) -> dict[str, Any]:
+    retry = host.pop("retry")
+    assert retry.get_retries() == 2, "a dropped layer connection is retried briefly, then fails"
+    assert host.pop("socket_connect_timeout") == 2.0
+    return host
 
 
 @pytest.mark.parametrize(("url", "fix"), [
