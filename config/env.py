@@ -59,6 +59,9 @@ VARIABLES: dict[str, str] = {
     "GATEWAY_SQLITE_PATH": "SQLite file used when no database URL is set (default var/gateway.sqlite3)",
     "GATEWAY_REDIS_URL": "redis://host:port/db, or redis+sentinel://host:26379,host:26379/service/db:"
     " switches the channel layer to Redis (default in-memory)",
+    "GATEWAY_REDIS_SHARDS": "space-separated Redis URLs (each may be redis+sentinel://) the channel"
+    " layer spreads its channels and groups over, for more than one Redis can carry; needs"
+    " GATEWAY_REDIS_URL, which keeps the gateway's own state (default: GATEWAY_REDIS_URL alone)",
     "GATEWAY_CHANNEL_LAYER": "Redis channel layer backend: pubsub (default) or core; see bench/README.md",
     "GATEWAY_SESSION_COOKIE_SECURE": "true to mark cookies Secure (default: true for https URLs)",
     "GATEWAY_MESSAGE_RATE": "frames per second one connection may send on average (token bucket "
@@ -131,9 +134,20 @@ class GatewayConfig:
     redis_url: str | None
     channel_layer: str
     cookie_secure: bool
+    redis_shards: tuple[str, ...] = ()  # the channel layer's hosts, if not just redis_url
     limits: Limits = Limits()
     admin: AdminMapping = field(default_factory=AdminMapping)
     deployment: Deployment = field(default_factory=Deployment)
+
+    @property
+    def layer_urls(self) -> tuple[str, ...]:
+        """The Redis servers the channel layer spreads its channels and groups over."""
+        return self.redis_shards or ((self.redis_url,) if self.redis_url else ())
+
+    @property
+    def bus_urls(self) -> tuple[str, ...]:
+        """Every Redis the bus needs: the gateway's own state's and the layer's."""
+        return tuple(dict.fromkeys(((self.redis_url,) if self.redis_url else ()) + self.layer_urls))
 
 
 def _required(env: Mapping[str, str], name: str) -> str:
@@ -223,11 +237,29 @@ def _database(env: Mapping[str, str]) -> DatabaseConfig:
 def _redis_url(env: Mapping[str, str]) -> str | None:
     url = env.get("GATEWAY_REDIS_URL", "").strip()
     if url:
-        try:
-            parse_sentinel(url)
-        except RedisUrlError as exc:
-            raise ConfigError(str(exc)) from None
+        _check_redis_url(url)
     return url or None
+
+
+def _check_redis_url(url: str) -> None:
+    try:
+        parse_sentinel(url)
+    except RedisUrlError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _redis_shards(env: Mapping[str, str]) -> tuple[str, ...]:
+    shards = tuple(dict.fromkeys(env.get("GATEWAY_REDIS_SHARDS", "").split()))
+    if shards and not env.get("GATEWAY_REDIS_URL", "").strip():
+        raise ConfigError("GATEWAY_REDIS_SHARDS needs GATEWAY_REDIS_URL as well: the gateway keeps"
+                          " its own state (socket ledger, roster, refresh locks) there; it may be"
+                          " one of the shards.")
+    if len(shards) == 1:
+        raise ConfigError("GATEWAY_REDIS_SHARDS lists one server: list two or more, separated by"
+                          " spaces, or leave it unset to use GATEWAY_REDIS_URL alone.")
+    for url in shards:
+        _check_redis_url(url)
+    return shards
 
 
 CHANNEL_LAYER_KINDS = ("pubsub", "core")
@@ -342,6 +374,7 @@ def load_config(env: Mapping[str, str] | None = None) -> GatewayConfig:
         dev=dev,
         database=_database(env),
         redis_url=_redis_url(env),
+        redis_shards=_redis_shards(env),
         channel_layer=_channel_layer(env),
         cookie_secure=read_bool(env, "GATEWAY_SESSION_COOKIE_SECURE", public_url.startswith("https:")),
         limits=_limits(env),

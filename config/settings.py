@@ -89,7 +89,7 @@ if GATEWAY.redis_url:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": _REDIS_LAYERS[GATEWAY.channel_layer],
-            "CONFIG": {"hosts": [layer_host(GATEWAY.redis_url)]}
+            "CONFIG": {"hosts": [layer_host(url) for url in GATEWAY.layer_urls]}
             | ({"channel_capacity": SWITCHBOARD_CAPACITY} if GATEWAY.channel_layer == "core" else {}),
         }
     }

@@ -51,7 +51,10 @@ async def drop_subscriber_connections() -> None:
     the sentinels name now, with a Sentinel host) and report it."""
     for shard in list(_shards):
         if shard._redis is not None:
-            await shard._redis.connection_pool.disconnect()
+            try:
+                await shard._redis.connection_pool.disconnect()
+            except Exception:  # a shard of a loop that is gone
+                logger.warning("could not drop a subscriber's connections", exc_info=True)
 
 
 class ReportingShard(RedisSingleShardConnection):  # type: ignore[misc]  # channels-redis is untyped

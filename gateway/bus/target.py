@@ -15,6 +15,7 @@ is the sentinels' own, if they require one.
 from __future__ import annotations
 
 import functools
+import logging
 import weakref
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,8 @@ import redis.asyncio as redis
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ConstantBackoff
+
+logger = logging.getLogger("gateway.bus")
 
 SENTINEL_SCHEMES = {"redis+sentinel": False, "rediss+sentinel": True}  # scheme: TLS
 SERVER_SCHEMES = {"redis", "rediss", "unix"}
@@ -128,7 +131,10 @@ async def drop_master_connections() -> None:
     to the master the sentinels name now (connections made earlier stay on the old master
     after an ordered failover until Sentinel reconfigures it, up to about 10 s)."""
     for client in list(_followers):
-        await client.connection_pool.disconnect()
+        try:
+            await client.connection_pool.disconnect()
+        except Exception:  # a client of a loop that is gone; its next use reconnects anyway
+            logger.warning("could not drop a Redis client's connections", exc_info=True)
 
 
 def connect(url: str, **options: Any) -> redis.Redis:

@@ -2,9 +2,10 @@
 
 channels-redis 4.3 keeps its ``on_disconnect``/``on_reconnect`` options but never calls
 them, and a socket whose groups live on a dead Redis is deaf: it would miss logouts and
-revocations. So each process asks Redis for its ``run_id`` every ``interval``:
+revocations. So each process asks every Redis of the bus (``GATEWAY_REDIS_URL`` and each
+of ``GATEWAY_REDIS_SHARDS``) for its ``run_id`` every ``interval``:
 
-- no answer: the bus is down (``bus.up`` false, handshakes refused with 1013);
+- no answer from one: the bus is down (``bus.up`` false, handshakes refused with 1013);
 - with Sentinel, the sentinels name another master than at the last check: a failover,
   perhaps ordered while the old master still runs, so every connection of this process
   is dropped to reconnect to the new one;
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import redis.asyncio as redis
@@ -42,19 +44,16 @@ from gateway.sockets.switchboard import rejoin_groups
 logger = logging.getLogger("gateway.buswatch")
 
 
-async def watch_bus(url: str, close_all: CloseAll, *, interval: float = 0.5) -> None:
-    client = connect(url, socket_timeout=1.0, socket_connect_timeout=1.0,
-                     retry=Retry(NoBackoff(), 2, supported_errors=(redis.TimeoutError,)))
-    target = parse_sentinel(url)
-    master = None if target is None else MasterWatch(
-        target.sentinel(socket_timeout=1.0, socket_connect_timeout=1.0), target.service)
-    watch = BusWatch(close_all, master)
+async def watch_bus(urls: Sequence[str], close_all: CloseAll, *, interval: float = 0.5) -> None:
+    """Check every Redis of the bus (the gateway's own, and each shard of the layer)."""
+    watch = BusWatch(close_all, [Watched.of(url) for url in urls])
     try:
         while True:
-            await watch.check(client)
+            await watch.check()
             await asyncio.sleep(interval)
     finally:
-        await client.aclose()
+        for watched in watch.targets:
+            await watched.client.aclose()
 
 
 @dataclass
@@ -76,29 +75,70 @@ class MasterWatch:
 
 
 @dataclass
+class Watched:
+    """One Redis of the bus: a client that never reconnects by itself, its last ``run_id``,
+    and with Sentinel, which master the sentinels name."""
+
+    client: redis.Redis
+    master: MasterWatch | None = None
+    server: str | None = None
+
+    @classmethod
+    def of(cls, url: str) -> Watched:
+        client = connect(url, socket_timeout=1.0, socket_connect_timeout=1.0,
+                         retry=Retry(NoBackoff(), 2, supported_errors=(redis.TimeoutError,)))
+        target = parse_sentinel(url)
+        master = None if target is None else MasterWatch(
+            target.sentinel(socket_timeout=1.0, socket_connect_timeout=1.0), target.service)
+        return cls(client, master)
+
+    async def failed_over(self) -> bool:
+        return self.master is not None and await self.master.moved()
+
+    async def replaced(self) -> bool:
+        """Whether Redis answers with another ``run_id`` than before; raises if it does not
+        answer."""
+        server = str((await self.client.info("server")).get("run_id", ""))
+        replaced, self.server = self.server is not None and server != self.server, server
+        return replaced
+
+
+@dataclass
 class BusWatch:
     close_all: CloseAll
-    master: MasterWatch | None = None  # with Sentinel
-    server: str | None = None  # run_id of the Redis that last answered
+    targets: list[Watched]
     epoch: int = field(default_factory=lambda: bus.epoch)  # the last break acted on
     rejoined: int = field(default_factory=lambda: bus.epoch)  # groups joined since this break
 
-    async def check(self, client: redis.Redis) -> None:
-        if self.master is not None and await self.master.moved():
-            logger.warning("Sentinel names another master: reconnecting, and closing local"
-                           " sockets with 1011")
-            bus.broken()
-            await client.connection_pool.disconnect()
-            await drop_master_connections()
-            await drop_subscriber_connections()
-        try:
-            info = await client.info("server")
-        except (redis.RedisError, OSError):
-            self._lost()
+    async def check(self) -> None:
+        if any([await watched.failed_over() for watched in self.targets]):
+            await self._failed_over()
+        answered = True
+        for watched in self.targets:
+            try:
+                if await watched.replaced():
+                    logger.warning("message bus replaced (Redis restarted or failed over):"
+                                   " closing local sockets with 1011")
+                    bus.broken()
+            except (redis.RedisError, OSError):
+                answered = False
+        if answered and subscribers_connected():
+            self._back()
         else:
-            self._answered(str(info.get("run_id", "")))
-            if not subscribers_connected():
-                self._lost()
+            self._lost()
+        await self._act()
+
+    async def _failed_over(self) -> None:
+        logger.warning("Sentinel names another master: reconnecting, and closing local"
+                       " sockets with 1011")
+        bus.broken()
+        for watched in self.targets:
+            await watched.client.connection_pool.disconnect()
+        await drop_master_connections()
+        await drop_subscriber_connections()
+
+    async def _act(self) -> None:
+        """Close the sockets after a break (or while down); re-join the groups once up."""
         if bus.epoch != self.epoch or not bus.up:
             self.epoch = bus.epoch
             await self.close_all(CloseCode.INTERNAL_ERROR, "bus_lost")
@@ -109,17 +149,12 @@ class BusWatch:
 
     def _lost(self) -> None:
         if bus.up:
-            logger.warning("message bus lost (Redis does not answer, or the channel layer's"
+            logger.warning("message bus lost (a Redis does not answer, or the channel layer's"
                            " subscriber is disconnected): closing local sockets with 1011")
             bus.broken()
         bus.up = False
 
-    def _answered(self, server: str) -> None:
-        if self.server is not None and server != self.server:
-            logger.warning("message bus replaced (Redis restarted or failed over):"
-                           " closing local sockets with 1011")
-            bus.broken()
-        self.server = server
-        if not bus.up and subscribers_connected():
+    def _back(self) -> None:
+        if not bus.up:
             logger.warning("message bus is back")
             bus.up = True

@@ -41,9 +41,13 @@ _redis: dict[str, redis.Redis] = {}
 
 
 async def check_redis() -> str | None:
-    url = settings.GATEWAY.redis_url
-    if url is None:
-        return None
+    """What the first Redis of the bus (own state, then each shard) that does not answer
+    raised, all asked at once."""
+    failures = await asyncio.gather(*(_ping(url) for url in settings.GATEWAY.bus_urls))
+    return next((failure for failure in failures if failure), None)
+
+
+async def _ping(url: str) -> str | None:
     client = _redis.get(url) or _redis.setdefault(
         url, connect(url, socket_timeout=CHECK_TIMEOUT, socket_connect_timeout=CHECK_TIMEOUT))
     try:

@@ -83,9 +83,9 @@ class Lifespan:
                          asyncio.create_task(keep_collections_young()),
                          # the session cache is on only while this hears the logouts:
                          asyncio.create_task(listen_for_session_revocations())]
-                if settings.GATEWAY.redis_url:
+                if settings.GATEWAY.bus_urls:
                     tasks.append(asyncio.create_task(
-                        watch_bus(settings.GATEWAY.redis_url, self.sockets.close_all)))
+                        watch_bus(settings.GATEWAY.bus_urls, self.sockets.close_all)))
                 lag_probe = settings.GATEWAY.deployment.loop_lag_probe  # opt-in, for benchmarks
                 if lag_probe is not None:
                     tasks.append(asyncio.create_task(probe(lag_probe)))

@@ -14,7 +14,7 @@ import redis.asyncio as redis
 from devidp.stack import free_port
 from gateway.bus.health import bus
 from gateway.bus.redis import PubSubChannelLayer, subscribers_connected
-from gateway.ops.buswatch import BusWatch, MasterWatch
+from gateway.ops.buswatch import BusWatch, MasterWatch, Watched
 from tests.redis_servers import PrivateRedis
 
 REDIS_URL = "redis://127.0.0.1:6379/13"  # a database of our own on the shared server
@@ -97,24 +97,24 @@ class Closer:
 
 async def test_the_watchdog_closes_sockets_on_each_kind_of_break() -> None:
     server, closer = FakeRedis(), Closer()
-    watch = BusWatch(closer)
-    await watch.check(server)  # type: ignore[arg-type]
-    await watch.check(server)  # type: ignore[arg-type]
+    watch = BusWatch(closer, [Watched(server)])  # type: ignore[arg-type]
+    await watch.check()
+    await watch.check()
     assert closer.calls == [] and bus.up
 
     server.run_id = "b" * 40  # restarted or failed over between two checks
-    await watch.check(server)  # type: ignore[arg-type]
+    await watch.check()
     assert closer.calls == [(1011, "bus_lost")] and bus.up
 
     bus.broken()  # the layer's subscriber reconnected
-    await watch.check(server)  # type: ignore[arg-type]
+    await watch.check()
     assert len(closer.calls) == 2
 
     server.run_id = None
-    await watch.check(server)  # type: ignore[arg-type]
+    await watch.check()
     assert not bus.up and len(closer.calls) == 3
     server.run_id = "b" * 40
-    await watch.check(server)  # type: ignore[arg-type]
+    await watch.check()
     assert bus.up and len(closer.calls) == 3, "back, on the same Redis: nothing more to close"
 
 
@@ -166,3 +166,18 @@ async def test_the_master_watch_sees_a_failover_only_when_the_named_master_chang
     sentinel.master = ("10.0.0.2", 6379)
     assert await watch.moved()
     assert not await watch.moved()
+
+
+async def test_with_shards_every_redis_of_the_bus_is_watched() -> None:
+    own, shard, closer = FakeRedis(), FakeRedis(), Closer()
+    watch = BusWatch(closer, [Watched(own), Watched(shard)])  # type: ignore[arg-type]
+    await watch.check()
+    shard.run_id = None  # one shard is gone: its groups are deaf
+    await watch.check()
+    assert not bus.up and closer.calls == [(1011, "bus_lost")]
+    shard.run_id = "c" * 40  # back, restarted
+    await watch.check()
+    assert bus.up
+    own.run_id = "d" * 40  # the gateway's own Redis restarted between two checks
+    await watch.check()
+    assert len(closer.calls) == 3

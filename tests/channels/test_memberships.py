@@ -12,7 +12,7 @@ from django.conf import settings
 
 from config.asgi import application
 from gateway.bus.health import bus
-from gateway.ops.buswatch import BusWatch
+from gateway.ops.buswatch import BusWatch, Watched
 from gateway.sockets.addressing import revoke, subject_group
 from gateway.sockets.switchboard import renew_groups, switchboard
 from tests.channels.conftest import age_memberships, token
@@ -89,10 +89,10 @@ async def test_after_a_break_in_the_bus_the_watchdog_joins_every_group_again() -
     async def closes_nothing(code: int, reason: str) -> int:
         return 0
 
-    watch = BusWatch(closes_nothing)
+    watch = BusWatch(closes_nothing, [Watched(_Answers())])  # type: ignore[arg-type]
     try:
         bus.broken()
-        await watch.check(_Answers())  # type: ignore[arg-type]
+        await watch.check()
         assert watch.rejoined == bus.epoch
     finally:
         bus.epoch = epoch

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from channels_redis.core import RedisChannelLayer
 from channels_redis.pubsub import RedisPubSubChannelLayer
+from channels_redis.utils import _consistent_hash
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
@@ -272,3 +273,50 @@ async def test_through_sentinel_an_ordered_failover_moves_the_bus_at_once(
 
     again = await _open_when_the_bus_is_back(gateway, headers)
     await _revoke_reaches(servers.replica, stack.idp.issuer, again)  # heard on the new master
+
+
+@pytest.fixture
+def sharded_gateway(stack: Stack,
+                    tmp_path: Path) -> Iterator[tuple[GatewayProcess, list[PrivateRedis]]]:
+    """A gateway whose layer spreads over two Redis servers; its own state is on the first."""
+    shards = [PrivateRedis(free_port(), tmp_path) for _ in range(2)]
+    for shard in shards:
+        shard.start()
+    port = free_port()
+    env = gateway_env(stack.idp.issuer, port, database_file=tmp_path / "db.sqlite3",
+                      redis_url=shards[0].url,
+                      extra={"GATEWAY_REDIS_SHARDS": " ".join(shard.url for shard in shards)})
+    migrate(env)
+    gateway = start_gateway(port, env, tmp_path / "gateway.log")
+    try:
+        yield gateway, shards
+    finally:
+        gateway.stop()
+        for shard in shards:
+            shard.stop()
+
+
+async def test_with_shards_groups_spread_over_every_redis_and_each_is_watched(
+        stack: Stack, sharded_gateway: tuple[GatewayProcess, list[PrivateRedis]]) -> None:
+    gateway, shards = sharded_gateway
+    headers = _reader_headers(stack)
+    ws = await open_ws(gateway.url, headers=headers)
+    await first_message(ws)
+    subscribed = [set(shard.cli("PUBSUB", "CHANNELS", "*").split()) for shard in shards]
+    assert all(subscribed), f"each shard carries some of the process's groups: {subscribed}"
+    group = f"asgi__group__{subject_group(stack.idp.issuer, 'svc-reader')}"
+    assert group in subscribed[_consistent_hash(group, 2)], "where channels-redis hashes it"
+
+    shards[1].stop()  # a shard that does not hold the gateway's own state
+    with pytest.raises(ConnectionClosed) as closed:
+        await asyncio.wait_for(ws.recv(), 5)
+    assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1011, "bus_lost")
+    shards[1].start()
+    again = await _open_when_the_bus_is_back(gateway, headers)
+    sender = RedisPubSubChannelLayer(hosts=[shard.url for shard in shards])  # another process
+    subject = subject_group(stack.idp.issuer, "svc-reader")
+    await sender.group_send(subject, revoke(subject, "logged_out"))
+    await sender.flush()
+    with pytest.raises(ConnectionClosed) as revoked:
+        await asyncio.wait_for(again.recv(), 5)
+    assert revoked.value.rcvd.code == 4401

@@ -68,3 +68,28 @@ def test_a_bad_url_is_refused_at_startup_naming_the_fix_not_the_password(url: st
 def test_a_sentinel_url_switches_the_channel_layer_to_redis() -> None:
     url = "redis+sentinel://127.0.0.1:26379/gw/1"
     assert load_config({**BASE, "GATEWAY_REDIS_URL": url}).redis_url == url
+
+
+def test_shards_spread_the_layer_and_every_redis_is_on_the_bus() -> None:
+    config = load_config({**BASE, "GATEWAY_REDIS_URL": "redis://a:6379/0",
+                          "GATEWAY_REDIS_SHARDS": "redis://a:6379/0  redis://b:6379/0\n"
+                                                  "redis+sentinel://s1,s2/c/0"})
+    assert config.layer_urls == ("redis://a:6379/0", "redis://b:6379/0", "redis+sentinel://s1,s2/c/0")
+    assert config.bus_urls == config.layer_urls
+    alone = load_config({**BASE, "GATEWAY_REDIS_URL": "redis://a:6379/0"})
+    assert alone.layer_urls == alone.bus_urls == ("redis://a:6379/0",)
+    apart = load_config({**BASE, "GATEWAY_REDIS_URL": "redis://own:6379/0",
+                         "GATEWAY_REDIS_SHARDS": "redis://b:6379/0 redis://c:6379/0"})
+    assert apart.bus_urls == ("redis://own:6379/0", "redis://b:6379/0", "redis://c:6379/0")
+
+
+@pytest.mark.parametrize(("env", "fix"), [
+    ({"GATEWAY_REDIS_SHARDS": "redis://a/0 redis://b/0"}, "needs GATEWAY_REDIS_URL"),
+    ({"GATEWAY_REDIS_URL": "redis://a/0", "GATEWAY_REDIS_SHARDS": "redis://b/0"}, "two or more"),
+    ({"GATEWAY_REDIS_URL": "redis://a/0", "GATEWAY_REDIS_SHARDS": "redis://b/0 http://:hunter2@c"},
+     "scheme 'http'"),
+])
+def test_bad_shards_are_refused_at_startup_naming_the_fix(env: dict[str, str], fix: str) -> None:
+    with pytest.raises(ConfigError, match=fix) as refused:
+        load_config({**BASE, **env})
+    assert "hunter2" not in str(refused.value)
