@@ -15,3 +15,8 @@ HANDSHAKE_WORK_DEFERRED = Counter(
     "gateway_handshake_work_deferred_total",
     "Request heads parsed in a later loop turn during a connection burst "
     "(gateway.handshake.pacing)")
+BUS_BREAKS = Counter(
+    "gateway_bus_breaks_total",
+    "Breaks in the message bus after which this process closed its sockets with 1011 "
+    "bus_lost: Redis lost, restarted or failed over, or the layer's subscriber reconnected "
+    "(gateway.ops.buswatch)")

@@ -37,6 +37,7 @@ from redis.backoff import NoBackoff
 from gateway.bus.health import bus
 from gateway.bus.redis import drop_subscriber_connections, subscribers_connected
 from gateway.bus.target import connect, drop_master_connections, parse_sentinel
+from gateway.observe.metrics import BUS_BREAKS
 from gateway.sockets.closecodes import CloseCode
 from gateway.sockets.live import CloseAll
 from gateway.sockets.switchboard import rejoin_groups
@@ -139,6 +140,8 @@ class BusWatch:
 
     async def _act(self) -> None:
         """Close the sockets after a break (or while down); re-join the groups once up."""
+        if bus.epoch != self.epoch:
+            BUS_BREAKS.inc()
         if bus.epoch != self.epoch or not bus.up:
             self.epoch = bus.epoch
             await self.close_all(CloseCode.INTERNAL_ERROR, "bus_lost")

@@ -14,6 +14,7 @@ import redis.asyncio as redis
 from devidp.stack import free_port
 from gateway.bus.health import bus
 from gateway.bus.redis import PubSubChannelLayer, subscribers_connected
+from gateway.observe.metrics import BUS_BREAKS
 from gateway.ops.buswatch import BusWatch, MasterWatch, Watched
 from tests.redis_servers import PrivateRedis
 
@@ -97,6 +98,7 @@ class Closer:
 
 async def test_the_watchdog_closes_sockets_on_each_kind_of_break() -> None:
     server, closer = FakeRedis(), Closer()
+    breaks = BUS_BREAKS._value.get()
     watch = BusWatch(closer, [Watched(server)])  # type: ignore[arg-type]
     await watch.check()
     await watch.check()
@@ -116,6 +118,7 @@ async def test_the_watchdog_closes_sockets_on_each_kind_of_break() -> None:
     server.run_id = "b" * 40
     await watch.check()
     assert bus.up and len(closer.calls) == 3, "back, on the same Redis: nothing more to close"
+    assert BUS_BREAKS._value.get() == breaks + 3, "each break counted once on /metrics"
 
 
 async def test_until_the_subscriber_is_back_the_bus_is_not(tmp_path: Path) -> None:
