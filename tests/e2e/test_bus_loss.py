@@ -23,6 +23,8 @@ from tests.e2e.conftest import Stack
 from tests.e2e.flows import closed_with, first_message, open_ws, service_token
 from tests.redis_servers import PrivateRedis, PrivateSentinel
 
+pytestmark = pytest.mark.database_free  # Redis outages: the PostgreSQL pass skips them
+
 
 @pytest.fixture
 def bus_gateway(stack: Stack, tmp_path: Path,

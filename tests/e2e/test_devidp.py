@@ -27,7 +27,7 @@ from joserfc.jwk import KeySet
 
 import devidp
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.database_free]
 
 
 def _free_port() -> int:
