@@ -53,7 +53,7 @@ def parse_auth_frame(message: dict[str, Any]) -> Credential | None:
         return None
     try:
         frame = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # nested past the interpreter's limit
         return None
     if not isinstance(frame, dict) or frame.get("type") != "auth":
         return None

@@ -79,7 +79,7 @@ def principal_of_claims(raw: str) -> tuple[Principal, str]:
         raise CannotCheck("The claims are larger than 64 KiB.")
     try:
         claims = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # nested past the interpreter's limit
         raise CannotCheck("The claims are not valid JSON.") from None
     if not isinstance(claims, dict):
         raise CannotCheck("The claims must be one JSON object, like a token's payload.")

@@ -111,10 +111,12 @@ async def test_unknown_session_closes_4401() -> None:
     assert await _refusal(comm) == (4401, "no_session")
 
 
-async def test_invalid_auth_message_closes_4401() -> None:
+@pytest.mark.parametrize("frame", ["{not json", "[" * 19_000, '{"type": "auth", "token": NaN}'],
+                         ids=["not json", "nested past the recursion limit", "NaN"])
+async def test_invalid_auth_message_closes_4401(frame: str) -> None:
     comm = _communicator()
     assert (await comm.connect())[0]
-    await comm.send_to(text_data="{not json")
+    await comm.send_to(text_data=frame)
     message = await comm.receive_output()
     assert (message["code"], message["reason"]) == (4401, "invalid_auth_message")
 

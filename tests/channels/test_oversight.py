@@ -187,6 +187,7 @@ def test_check_access_for_pasted_service_claims() -> None:
 
 @pytest.mark.parametrize(("claims", "problem"), [
     ("not json", "not valid JSON"),
+    ("[" * 30_000, "not valid JSON"),  # nested past the interpreter's recursion limit
     ("[1]", "must be one JSON object"),
     ('{"iss": "https://evil.example.com", "sub": "x"}', "is not a trusted issuer"),
     (json.dumps({"iss": LOGIN_ISSUER}), "would refuse these claims: missing_claim"),
