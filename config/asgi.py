@@ -16,6 +16,7 @@ from config.deployment import IpNetwork  # noqa: E402
 from consumers.base import close_all_local  # noqa: E402
 from gateway.handshake.middleware import Handshake, OriginGuard  # noqa: E402
 from gateway.handshake.routes import load_route_policies  # noqa: E402
+from gateway.ops.bodylimit import BoundedBody  # noqa: E402
 from gateway.ops.drain import Drain  # noqa: E402
 from gateway.ops.lifespan import Lifespan  # noqa: E402
 from gateway.sockets.live import LocalSockets  # noqa: E402
@@ -27,7 +28,9 @@ websocket = OriginGuard(
 
 router = ProtocolTypeRouter(
     {
-        "http": django_http,
+        # Django reads a whole body before any view, without a limit: bound it first.
+        "http": BoundedBody(django_http, max_bytes=settings.GATEWAY.deployment.max_body_bytes,
+                            seconds=settings.GATEWAY.deployment.body_timeout),
         "websocket": websocket,
         "lifespan": Lifespan(LocalSockets(close_all=close_all_local)),
     }

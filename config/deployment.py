@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from config.values import ConfigError, read_bool, read_seconds
+from config.values import ConfigError, read_bool, read_int, read_seconds
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -45,6 +45,10 @@ VARIABLES: dict[str, str] = {
     "8192 to 1048576 (default 32768: a 16 KiB token and room)",
     "GATEWAY_WS_COMPRESSION": "true to accept permessage-deflate from clients that offer it "
     "(default false: every frame is written once, uncompressed; see docs/deploy.md)",
+    "GATEWAY_MAX_BODY_BYTES": "largest HTTP request body; a larger one gets 413 before it is "
+    "read, 65536 to 104857600 (default 1048576)",
+    "GATEWAY_BODY_TIMEOUT_SECONDS": "an HTTP request body not complete within this gets 408, "
+    "1 to 600 (default 30)",
 }
 
 
@@ -59,6 +63,8 @@ class Deployment:
     metrics_scope: str = "gateway.metrics"
     drain_seconds: float = 10.0
     loop_lag_probe: Path | None = None
+    max_body_bytes: int = 1024 * 1024
+    body_timeout: float = 30.0
 
 
 def networks(env: Mapping[str, str], name: str) -> tuple[IpNetwork, ...]:
@@ -107,4 +113,8 @@ def load_deployment(env: Mapping[str, str], *, https: bool) -> Deployment:
         drain_seconds=read_seconds(env, "GATEWAY_DRAIN_SECONDS", Deployment.drain_seconds, 0, 1800),
         loop_lag_probe=Path(probe) if (probe := env.get("GATEWAY_LOOP_LAG_PROBE", "").strip())
         else None,
+        max_body_bytes=read_int(env, "GATEWAY_MAX_BODY_BYTES", Deployment.max_body_bytes,
+                                65536, 100 * 1024 * 1024),
+        body_timeout=read_seconds(env, "GATEWAY_BODY_TIMEOUT_SECONDS", Deployment.body_timeout,
+                                  1, 600),
     )
