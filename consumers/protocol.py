@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from gateway.handshake.credentials import Credential
+from gateway.sockets.envelope import lone_surrogate
 from oidc.channels import InvalidChannel, group_name, normalise_channel
 from oidc.types import ChannelName, CredentialKind
 
@@ -71,6 +72,8 @@ def _decode(text_data: str | None, bytes_data: bytes | None) -> dict[str, Any] |
         frame = json.loads(text_data, parse_constant=_refuse_constant)
     except (ValueError, RecursionError):
         return FrameError("invalid_json", "the frame is not valid JSON")
+    if lone_surrogate(text_data, frame):
+        return FrameError("invalid_json", "the frame has a lone UTF-16 surrogate escape")
     if not isinstance(frame, dict):
         return FrameError("invalid_frame", "the frame must be a JSON object")
     return frame

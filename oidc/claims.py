@@ -45,7 +45,10 @@ def numeric_date(claims: Mapping[str, Any], name: str, *, required: bool) -> flo
     value = claims[name]
     if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
         raise MissingClaim(f"{name} is not a NumericDate", claim=name)
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:  # an int past any float
+        raise MissingClaim(f"{name} is not a NumericDate", claim=name) from None
 
 
 def validate_iss(claims: Mapping[str, Any], expected: str) -> None:

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from oidc.claims import (
+    numeric_date,
     validate_aud,
     validate_azp,
     validate_exp,
@@ -165,6 +166,15 @@ def groups_of(claims: Mapping[str, Any], issuer: IssuerConfig) -> tuple[frozense
     return extract_groups(claims, issuer.profile, issuer.client_id), False
 
 
+def _expires_at(claims: Mapping[str, Any]) -> float:
+    """``exp`` as seconds; 0.0 when it is no number (where it is required, it was checked
+    before); an int too large for a float is refused (:class:`MissingClaim`)."""
+    exp = claims.get("exp")
+    if isinstance(exp, bool) or not isinstance(exp, int | float):
+        return 0.0
+    return numeric_date(claims, "exp", required=True) or 0.0
+
+
 def principal_from_claims(
     claims: Mapping[str, Any],
     issuer: IssuerConfig,
@@ -179,7 +189,6 @@ def principal_from_claims(
     A groups overage is refused here (:class:`GroupsOverage`) unless the issuer admits it.
     """
     sub = subject if subject is not None else validate_sub(claims)
-    exp = claims.get("exp")
     sid = claims.get("sid")
     groups, overage = groups_of(claims, issuer)
     return Principal(
@@ -190,7 +199,7 @@ def principal_from_claims(
         roles=extract_roles(claims, issuer.profile, issuer.client_id),
         scopes=extract_scopes(claims, issuer.profile, issuer.client_id),
         claims=claims,  # Principal freezes a copy unless it is already a read-only view
-        expires_at=float(exp) if isinstance(exp, int | float) and not isinstance(exp, bool) else 0.0,
+        expires_at=_expires_at(claims),
         sid=sid if isinstance(sid, str) else None,
         credential=credential,
         kid=kid,

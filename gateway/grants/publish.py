@@ -22,7 +22,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from gateway.handshake.authn import principal_for_token
 from gateway.observe.audit import audit
-from gateway.sockets.envelope import message_event
+from gateway.sockets.envelope import lone_surrogate, message_event
 from oidc.channels import InvalidChannel, normalise_channel
 from oidc.errors import OidcError
 from oidc.types import ChannelName, CredentialKind, Principal
@@ -66,6 +66,8 @@ def _body(request: HttpRequest) -> tuple[ChannelName, Any]:
         body = json.loads(request.body, parse_constant=_no_constants)
     except (ValueError, RecursionError):
         raise Refused(400, "invalid_json") from None
+    if lone_surrogate(request.body.decode("latin-1"), body):
+        raise Refused(400, "invalid_json", "a lone UTF-16 surrogate escape cannot be published")
     if not isinstance(body, dict) or set(body) != {"channel", "payload"}:
         raise Refused(400, "invalid_body", 'send exactly {"channel": ..., "payload": ...}')
     try:

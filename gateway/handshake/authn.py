@@ -12,7 +12,7 @@ from gateway.handshake.tickets import redeem_ticket
 from gateway.issuers.registry import registry
 from gateway.login.session_cache import sessions
 from gateway.login.sessions import NoSession, SessionExpired, aload_auth, principal_from_session
-from oidc.errors import OidcError, TokenError
+from oidc.errors import MalformedToken, OidcError, TokenError
 from oidc.introspection import PrincipalCache
 from oidc.jws import peek
 from oidc.types import CredentialKind, Principal
@@ -79,6 +79,8 @@ async def principal_for_token(token: str, kind: CredentialKind, *, now: float) -
     """
     if not token:
         raise TokenError("empty bearer token")
+    if not token.isascii():  # RFC 6750 b64token; also keeps it out of introspection
+        raise MalformedToken("the token is not ASCII")
     if looks_like_jwt(token) or not settings.GATEWAY.introspection:
         cached = verified_jwts.get(token, now)
         if cached is not None and _key_still_trusted(cached):

@@ -95,7 +95,7 @@ async def burn_url_tickets(scope: Mapping[str, Any]) -> int:
 
 async def redeem_ticket(ticket: str, *, now: float) -> Redeemed:
     """Consume a ticket atomically; return what it is bound to."""
-    if not ticket or len(ticket) > MAX_TICKET_CHARS:
+    if not ticket or len(ticket) > MAX_TICKET_CHARS or not ticket.isascii():
         raise InvalidTicket()
     row = await WsTicket.objects.filter(ticket_hash=_hash(ticket)).afirst()
     if row is None:

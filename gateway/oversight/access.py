@@ -30,6 +30,7 @@ from gateway.issuers.registry import registry
 from gateway.login.sessions import aload_auth, principal_from_session
 from gateway.models import OidcIdentity, SessionBinding
 from gateway.observe.audit import audit
+from gateway.sockets.envelope import lone_surrogate
 from oidc.channels import InvalidChannel, normalise_channel
 from oidc.errors import OidcError
 from oidc.grants import Grant, allowed_operations, grants_for_channel, operations_by_target
@@ -57,7 +58,8 @@ class Explanation:
 
 def principal_of_user(user_id: str) -> tuple[Principal, str]:
     """The principal of a user's newest session that still holds a login."""
-    user = get_user_model().objects.filter(pk=user_id).first() if user_id.isdigit() else None
+    known = user_id.isascii() and user_id.isdigit() and len(user_id) <= 18  # a BigAutoField
+    user = get_user_model().objects.filter(pk=int(user_id)).first() if known else None
     if user is None:
         raise CannotCheck("No such user.")
     identities = OidcIdentity.objects.filter(user=user)
@@ -81,6 +83,8 @@ def principal_of_claims(raw: str) -> tuple[Principal, str]:
         claims = json.loads(raw)
     except (ValueError, RecursionError):  # nested past the interpreter's limit
         raise CannotCheck("The claims are not valid JSON.") from None
+    if lone_surrogate(raw, claims):
+        raise CannotCheck("The claims are not valid JSON: a lone UTF-16 surrogate escape.")
     if not isinstance(claims, dict):
         raise CannotCheck("The claims must be one JSON object, like a token's payload.")
     issuer = registry.issuers.get(str(claims.get("iss")))

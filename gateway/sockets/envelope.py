@@ -3,12 +3,29 @@ message, and the list of what a principal's grants allow (welcome, channels, con
 
 from __future__ import annotations
 
+import json
+import re
 import time
 import uuid
 from typing import Any
 
 from oidc.channels import group_name
 from oidc.types import ChannelName
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def lone_surrogate(text: str, value: Any) -> bool:
+    """Whether JSON ``text``, decoded to ``value``, holds a lone UTF-16 surrogate escape
+    (``"\\ud800"``): Python decodes it into a string no UTF-8 encoder (msgpack, the
+    websocket, the page) can write. The full check runs only if such an escape occurs."""
+    if _SURROGATE_ESCAPE.search(text) is None:
+        return False
+    try:
+        json.dumps(value, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def message_event(channel: ChannelName, payload: Any) -> dict[str, Any]:

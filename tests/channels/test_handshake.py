@@ -121,6 +121,19 @@ async def test_invalid_auth_message_closes_4401(frame: str) -> None:
     assert (message["code"], message["reason"]) == (4401, "invalid_auth_message")
 
 
+@pytest.mark.parametrize(("frame", "reason"), [
+    ('{"type": "auth", "ticket": "\\ud800"}', "invalid_ticket"),
+    ('{"type": "auth", "ticket": "caf\u00e9"}', "invalid_ticket"),
+    ('{"type": "auth", "token": "\\ud800"}', "malformed_token"),
+])
+async def test_a_credential_no_encoder_can_write_closes_4401_not_1011(frame: str, reason: str) -> None:
+    comm = _communicator()
+    assert (await comm.connect())[0]
+    await comm.send_to(text_data=frame)
+    message = await comm.receive_output()
+    assert (message["code"], message["reason"]) == (4401, reason)
+
+
 async def test_revoke_event_closes_socket_4401() -> None:
     from channels.layers import get_channel_layer
 

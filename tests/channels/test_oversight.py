@@ -188,6 +188,9 @@ def test_check_access_for_pasted_service_claims() -> None:
 @pytest.mark.parametrize(("claims", "problem"), [
     ("not json", "not valid JSON"),
     ("[" * 30_000, "not valid JSON"),  # nested past the interpreter's recursion limit
+    (json.dumps({"iss": LOGIN_ISSUER, "sub": "\ud800"}), "lone UTF-16 surrogate"),
+    (json.dumps({"iss": LOGIN_ISSUER, "sub": "x", "exp": 10 ** 400}),
+     "would refuse these claims: missing_claim"),
     ("[1]", "must be one JSON object"),
     ('{"iss": "https://evil.example.com", "sub": "x"}', "is not a trusted issuer"),
     (json.dumps({"iss": LOGIN_ISSUER}), "would refuse these claims: missing_claim"),
@@ -195,6 +198,12 @@ def test_check_access_for_pasted_service_claims() -> None:
 def test_check_access_says_what_is_wrong_with_pasted_claims(claims: str, problem: str) -> None:
     html = staff_client("check_access").post("/admin/access/", {"claims": claims}).content.decode()
     assert 'id="problem"' in html and problem in html
+
+
+@pytest.mark.parametrize("user", ["\u00b2", "9" * 5000, "-1", "1.0"])
+def test_check_access_for_a_user_id_that_is_no_id_says_no_such_user(user: str) -> None:
+    html = staff_client("check_access").get("/admin/access/", {"user": user}).content.decode()
+    assert "No such user." in html
 
 
 def test_check_access_for_a_user_without_a_session_says_so() -> None:

@@ -44,6 +44,8 @@ async def test_publish_is_accepted_and_reaches_the_channel_group() -> None:
     ({"body": {"channel": "deploys", "payload": 1}, "bearer": token(scope="ws publish",
                                                                     exp=1)}, 401, "expired_token"),
     ({"body": None, "raw": b"{", "bearer": token(scope="publish")}, 400, "invalid_json"),
+    ({"body": None, "raw": b'{"channel": "deploys", "payload": "\\ud800"}',
+      "bearer": token(scope="publish")}, 400, "invalid_json"),  # no layer can encode it
     ({"body": [1], "bearer": token(scope="publish")}, 400, "invalid_body"),
     ({"body": {"channel": "deploys"}, "bearer": token(scope="publish")}, 400, "invalid_body"),
     ({"body": {"channel": "d", "payload": 1, "x": 2}, "bearer": token(scope="publish")}, 400,

@@ -148,6 +148,9 @@ async def test_ping_is_acknowledged() -> None:
     ('{"v": 1, "type": "subscribe", "id": "x", "channel": 7}', "invalid_channel", "x"),
     ('{"v": 1, "type": "publish", "id": "x", "channel": "deploys", "payload": NaN}',
      "invalid_json", None),
+    ('{"v": 1, "type": "publish", "id": "x", "channel": "deploys", "payload": "\\ud800"}',
+     "invalid_json", None),  # a lone surrogate: nothing downstream could encode it
+    ('{"v": 1, "type": "auth", "id": "x", "ticket": "\\udc00"}', "invalid_json", None),
 ])
 async def test_bad_frames_get_an_error_reply(frame: str, error: str, echo_id: str | None) -> None:
     comm = await connect(ALICE)
