@@ -25,15 +25,22 @@ async def introspect(token: str, kind: CredentialKind, *, now: float) -> Princip
     metadata = registry.metadata.get(issuer.issuer)
     if metadata is None or not metadata.introspection_endpoint:
         raise KeysUnavailable("introspection endpoint not known yet")
-    async with httpx.AsyncClient(timeout=FETCH_TIMEOUT, follow_redirects=False) as client:
-        response = await client.post(
-            metadata.introspection_endpoint,
-            data={"token": token, "token_type_hint": "access_token"},
-            auth=(settings.GATEWAY.client_id, settings.GATEWAY.client_secret),
-            headers={"Accept": "application/json"},
-        )
+    try:
+        async with httpx.AsyncClient(timeout=FETCH_TIMEOUT, follow_redirects=False) as client:
+            response = await client.post(
+                metadata.introspection_endpoint,
+                data={"token": token, "token_type_hint": "access_token"},
+                auth=(settings.GATEWAY.client_id, settings.GATEWAY.client_secret),
+                headers={"Accept": "application/json"},
+            )
+    except httpx.HTTPError as exc:  # unreachable or too slow: try again later, as for keys
+        raise KeysUnavailable(f"introspection failed: {type(exc).__name__}") from None
     if response.status_code != 200:
         raise KeysUnavailable(f"introspection answered HTTP {response.status_code}")
-    principal = principal_from_introspection(response.json(), issuer, now=now)
+    try:
+        answer = response.json()
+    except (ValueError, RecursionError):
+        raise KeysUnavailable("introspection answered no JSON") from None
+    principal = principal_from_introspection(answer, issuer, now=now)
     cache.put(token, principal, now)
     return principal.with_credential(kind)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from typing import Any
 
 import pytest
 from channels.testing import WebsocketCommunicator
 
 from config.asgi import application
+from gateway.issuers.registry import registry
+from oidc.discovery import ProviderMetadata
 from tests.channels.conftest import ORIGIN, token
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -242,3 +246,20 @@ async def test_a_refused_token_is_audited_with_its_kind_kid_and_jti_hash(
     assert (event["outcome"], event["credential"], event["kid"]) == ("deny", "subprotocol", "k1")
     assert len(event["jti_hash"]) == 16 and "jti-secret" not in json.dumps(event)
     assert bad not in json.dumps(event)
+
+
+async def test_an_unreachable_introspection_endpoint_closes_1013_not_1011(settings: Any) -> None:
+    settings.GATEWAY = dataclasses.replace(settings.GATEWAY, introspection=True)
+    issuer = settings.GATEWAY.issuer
+    before = registry.metadata.get(issuer)
+    registry.metadata[issuer] = ProviderMetadata(
+        issuer=issuer, authorization_endpoint=f"{issuer}/auth", token_endpoint=f"{issuer}/token",
+        jwks_uri=f"{issuer}/jwks", introspection_endpoint="http://127.0.0.1:1/introspect")
+    try:
+        comm = _communicator(headers=[(b"authorization", b"Bearer an-opaque-token")])
+        assert await _refusal(comm) == (1013, "keys_unavailable")
+    finally:
+        if before is None:
+            registry.metadata.pop(issuer, None)
+        else:
+            registry.metadata[issuer] = before
