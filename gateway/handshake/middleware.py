@@ -33,6 +33,7 @@ from gateway.handshake.pacing import turns
 from gateway.handshake.tickets import burn_url_tickets
 from gateway.observe.audit import audit, scope_fields
 from gateway.observe.metrics import AUTH_SECONDS
+from gateway.observe.sent import NotingSend
 from gateway.sockets.closecodes import CloseCode, close_for, reason_text
 from oidc.policy import RoutePolicy, evaluate, find_policy
 from oidc.types import CredentialKind
@@ -62,18 +63,12 @@ async def run_consumer(app: ASGIApp, scope: dict[str, Any], receive: Any, send: 
     The bus watchdog notices a lost Redis within a second; a handshake in that window
     fails inside Channels (joining groups) and would otherwise end as HTTP 500.
     """
-    accepted = False
-
-    async def tracked_send(message: dict[str, Any]) -> None:
-        nonlocal accepted
-        accepted = accepted or message["type"] == "websocket.accept"
-        await send(message)
-
+    noting = NotingSend(send, "websocket.accept")
     try:
-        await app(scope, receive, tracked_send)
+        await app(scope, receive, noting)
     except (RedisError, OSError):
         audit("connect", "deny", "bus_unavailable", **scope_fields(scope))
-        if not accepted:
+        if not noting.seen:
             await send(accept_message(scope))
         await send({"type": "websocket.close", "code": int(CloseCode.TRY_AGAIN_LATER),
                     "reason": "bus_unavailable"})

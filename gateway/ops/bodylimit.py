@@ -20,6 +20,7 @@ import json
 from typing import Any
 
 from gateway.observe.audit import audit
+from gateway.observe.sent import NotingSend
 
 Scope = dict[str, Any]
 
@@ -38,18 +39,12 @@ class BoundedBody:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = False
-
-        async def tracked_send(message: dict[str, Any]) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
+        noting = NotingSend(send, "http.response.start")
         try:
             self._check_declared(scope)
-            await self.app(scope, self._bounded(receive), tracked_send)
+            await self.app(scope, self._bounded(receive), noting)
         except BodyRefused as refused:
-            if started:
+            if noting.seen:
                 raise
             await _refuse(scope, send, refused)
 

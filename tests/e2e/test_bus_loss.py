@@ -33,17 +33,21 @@ def bus_gateway(stack: Stack, tmp_path: Path,
     parameter (default pubsub)."""
     redis = PrivateRedis(free_port(), tmp_path)
     redis.start()
-    port = free_port()
-    env = gateway_env(stack.idp.issuer, port, database_file=tmp_path / "db.sqlite3",
-                      redis_url=redis.url,
-                      extra={"GATEWAY_CHANNEL_LAYER": getattr(request, "param", "pubsub")})
-    migrate(env)
-    gateway = start_gateway(port, env, tmp_path / "gateway.log")
+    gateway = _gateway_on(stack, tmp_path, redis.url,
+                          GATEWAY_CHANNEL_LAYER=getattr(request, "param", "pubsub"))
     try:
         yield gateway, redis
     finally:
         gateway.stop()
         redis.stop()
+
+
+def _gateway_on(stack: Stack, tmp_path: Path, redis_url: str, **extra: str) -> GatewayProcess:
+    port = free_port()
+    env = gateway_env(stack.idp.issuer, port, database_file=tmp_path / "db.sqlite3",
+                      redis_url=redis_url, extra=extra)
+    migrate(env)
+    return start_gateway(port, env, tmp_path / "gateway.log")
 
 
 async def test_sockets_close_1011_when_redis_goes_and_work_again_when_it_returns(
@@ -209,11 +213,8 @@ def sentinel_gateway(stack: Stack, tmp_path: Path) -> Iterator[tuple[GatewayProc
             server.start()
         _wait_until(lambda: str(replica.port) in servers.sentinel.cli("SENTINEL", "replicas", "gw"),
                     "the sentinel to find the replica", 15)
-        port = free_port()
-        env = gateway_env(stack.idp.issuer, port, database_file=tmp_path / "db.sqlite3",
-                          redis_url=f"redis+sentinel://127.0.0.1:{servers.sentinel.port}/gw/0")
-        migrate(env)
-        gateway = start_gateway(port, env, tmp_path / "gateway.log")
+        gateway = _gateway_on(stack, tmp_path,
+                              f"redis+sentinel://127.0.0.1:{servers.sentinel.port}/gw/0")
     except BaseException:
         servers.stop()
         raise
@@ -284,12 +285,8 @@ def sharded_gateway(stack: Stack,
     shards = [PrivateRedis(free_port(), tmp_path) for _ in range(2)]
     for shard in shards:
         shard.start()
-    port = free_port()
-    env = gateway_env(stack.idp.issuer, port, database_file=tmp_path / "db.sqlite3",
-                      redis_url=shards[0].url,
-                      extra={"GATEWAY_REDIS_SHARDS": " ".join(shard.url for shard in shards)})
-    migrate(env)
-    gateway = start_gateway(port, env, tmp_path / "gateway.log")
+    gateway = _gateway_on(stack, tmp_path, shards[0].url,
+                          GATEWAY_REDIS_SHARDS=" ".join(shard.url for shard in shards))
     try:
         yield gateway, shards
     finally:
