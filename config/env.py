@@ -142,12 +142,16 @@ class GatewayConfig:
     @property
     def layer_urls(self) -> tuple[str, ...]:
         """The Redis servers the channel layer spreads its channels and groups over."""
-        return self.redis_shards or ((self.redis_url,) if self.redis_url else ())
+        return self.redis_shards or self._own_redis
 
     @property
     def bus_urls(self) -> tuple[str, ...]:
         """Every Redis the bus needs: the gateway's own state's and the layer's."""
-        return tuple(dict.fromkeys(((self.redis_url,) if self.redis_url else ()) + self.layer_urls))
+        return tuple(dict.fromkeys(self._own_redis + self.layer_urls))
+
+    @property
+    def _own_redis(self) -> tuple[str, ...]:
+        return (self.redis_url,) if self.redis_url else ()
 
 
 def _required(env: Mapping[str, str], name: str) -> str:

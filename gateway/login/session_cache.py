@@ -68,8 +68,7 @@ class SessionCache:
         listener has joined it again (``heard_from``)."""
         if bus.up and bus.epoch == self.bus_epoch:
             return True
-        self.generation += 1
-        self._entries.clear()
+        self._forget_all()
         return False
 
     def heard_from(self, epoch: int) -> None:
@@ -77,8 +76,7 @@ class SessionCache:
         self.enabled = True
         if epoch != self.bus_epoch:
             self.bus_epoch = epoch
-            self.generation += 1
-            self._entries.clear()
+            self._forget_all()
 
     def get(self, key: str, now: float) -> Principal | None:
         if not self.enabled or not self._bus_trusted():
@@ -109,7 +107,10 @@ class SessionCache:
 
     def turn_off(self) -> None:
         self.enabled = False
-        self.generation += 1
+        self._forget_all()
+
+    def _forget_all(self) -> None:
+        self.generation += 1  # a read under way may predate what was lost
         self._entries.clear()
 
     def __len__(self) -> int:

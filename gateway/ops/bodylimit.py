@@ -19,7 +19,7 @@ import asyncio
 import json
 from typing import Any
 
-from gateway.observe.audit import audit
+from gateway.observe.audit import audit, scope_fields
 from gateway.observe.sent import NotingSend
 
 Scope = dict[str, Any]
@@ -55,36 +55,39 @@ class BoundedBody:
             if not value.isdigit():
                 raise BodyRefused(400, "invalid_content_length", "send a decimal Content-Length")
             if int(value) > self.max_bytes:
-                raise BodyRefused(413, "payload_too_large", f"at most {self.max_bytes} bytes")
+                raise self._too_large()
+
+    def _too_large(self) -> BodyRefused:
+        return BodyRefused(413, "payload_too_large", f"at most {self.max_bytes} bytes")
 
     def _bounded(self, receive: Any) -> Any:
         """``receive`` that counts the body and times it; after the last chunk it is the
         plain ``receive`` (Django keeps listening for the disconnect during the view)."""
-        deadline = asyncio.get_running_loop().time() + self.seconds
-        state = {"received": 0, "complete": False}
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.seconds
+        received, complete = 0, False
 
         async def bounded() -> dict[str, Any]:
-            if state["complete"]:
+            nonlocal received, complete
+            if complete:
                 return await receive()  # type: ignore[no-any-return]
-            remaining = deadline - asyncio.get_running_loop().time()
             try:
-                message: dict[str, Any] = await asyncio.wait_for(receive(), max(remaining, 0.0))
+                message: dict[str, Any] = await asyncio.wait_for(
+                    receive(), max(deadline - loop.time(), 0.0))
             except TimeoutError:
                 raise BodyRefused(408, "body_timeout", f"send the body within {self.seconds:g} s") from None
             if message["type"] == "http.request":
-                state["received"] += len(message.get("body", b""))
-                if state["received"] > self.max_bytes:
-                    raise BodyRefused(413, "payload_too_large", f"at most {self.max_bytes} bytes")
-                state["complete"] = not message.get("more_body", False)
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise self._too_large()
+                complete = not message.get("more_body", False)
             return message
 
         return bounded
 
 
 async def _refuse(scope: Scope, send: Any, refused: BodyRefused) -> None:
-    client = scope.get("client")
-    audit("http", "deny", refused.reason, route=str(scope.get("path", ""))[:200],
-          remote=str(client[0]) if client else None, detail=refused.detail)
+    audit("http", "deny", refused.reason, detail=refused.detail, **scope_fields(scope))
     body = json.dumps({"error": refused.reason, "detail": refused.detail}).encode()
     await send({"type": "http.response.start", "status": refused.status,
                 "headers": [(b"content-type", b"application/json"),

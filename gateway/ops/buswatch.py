@@ -67,11 +67,11 @@ class MasterWatch:
 
     async def moved(self) -> bool:
         try:
-            address = tuple(await self.sentinel.discover_master(self.service))
+            host, port = await self.sentinel.discover_master(self.service)
         except (redis.RedisError, OSError):
             return False  # no sentinel answers: the master's own check below decides
-        moved = self.address is not None and address != self.address
-        self.address = (str(address[0]), int(address[1]))
+        address = (str(host), int(port))
+        moved, self.address = self.address is not None and address != self.address, address
         return moved
 
 
@@ -133,9 +133,7 @@ class BusWatch:
         logger.warning("Sentinel names another master: reconnecting, and closing local"
                        " sockets with 1011")
         bus.broken()
-        for watched in self.targets:
-            await watched.client.connection_pool.disconnect()
-        await drop_master_connections()
+        await drop_master_connections()  # the watchdog's own Sentinel clients among them
         await drop_subscriber_connections()
 
     async def _act(self) -> None:

@@ -76,7 +76,6 @@ class Switchboard:
         self.adding: dict[str, asyncio.Future[None]] = {}  # groups still being joined
         self.listener: asyncio.Task[None] | None = None
         self.dropped = 0  # events that named no group with local members
-        self.unrenewed = 0  # groups the last renew could not join
 
     async def join(self, group: str, member: Member) -> None:
         """Add a local member; the first one makes the process a member of the layer group,
@@ -129,23 +128,23 @@ class Switchboard:
             if self.channel is not None:
                 await self.layer.group_discard(group, self.channel)
 
-    async def renew(self) -> int:
+    async def renew(self) -> tuple[int, int]:
         """Re-join every group, so none outlives the layer's membership expiry.
 
         The in-memory and core Redis layers drop a membership a day after it was added;
         a socket kept alive that long would silently miss logouts, grant changes and
         messages. The pub/sub layer never expires them and treats this as a no-op.
         """
-        renewed = self.unrenewed = 0
+        renewed = failed = 0
         for group in list(self.members):
             try:
                 await self.layer.group_add(group, await self._channel())
                 renewed += 1
             except Exception:  # the bus may be down (the bus watchdog closes the sockets)
-                self.unrenewed += 1
-        if self.unrenewed:
-            logger.warning("could not renew %d groups", self.unrenewed)
-        return renewed
+                failed += 1
+        if failed:
+            logger.warning("could not renew %d groups", failed)
+        return renewed, failed
 
     async def deliver(self, event: Event) -> int:
         """Hand one event to the local members of its group, ``SLICE`` per loop turn;
@@ -206,14 +205,11 @@ def switchboard() -> Switchboard:
 async def renew_groups() -> int:
     """Re-join this process's groups (the lifespan calls this hourly)."""
     board = _BOARDS.get(asyncio.get_running_loop())
-    return await board.renew() if board is not None else 0
+    return (await board.renew())[0] if board is not None else 0
 
 
 async def rejoin_groups() -> bool:
     """Re-join every group after a break in the bus (a restarted or failed-over Redis has
     forgotten the core layer's memberships); True when every group was joined."""
     board = _BOARDS.get(asyncio.get_running_loop())
-    if board is None:
-        return True
-    await board.renew()
-    return board.unrenewed == 0
+    return board is None or (await board.renew())[1] == 0

@@ -5,8 +5,9 @@ The trusted issuer's keys are installed in the registry from locally generated k
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -52,3 +53,12 @@ def age_memberships(layer: Any) -> None:
     for members in layer.groups.values():
         for channel in members:
             members[channel] = time.time() - layer.group_expiry - 60
+
+
+async def eventually(condition: Callable[[], bool], what: str, seconds: float = 10) -> None:
+    """Wait until ``condition()`` holds, polling every 20 ms; fail naming ``what``."""
+    for _ in range(int(seconds / 0.02)):
+        if condition():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"not within {seconds} s: {what}")

@@ -4,7 +4,7 @@ reconnected, and the bus watchdog acts on every kind of break, against a real Re
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ from gateway.bus.health import bus
 from gateway.bus.redis import PubSubChannelLayer, subscribers_connected
 from gateway.observe.metrics import BUS_BREAKS
 from gateway.ops.buswatch import BusWatch, MasterWatch, Watched
+from tests.channels.conftest import eventually
 from tests.redis_servers import PrivateRedis
 
 REDIS_URL = "redis://127.0.0.1:6379/13"  # a database of our own on the shared server
@@ -138,14 +139,6 @@ async def test_until_the_subscriber_is_back_the_bus_is_not(tmp_path: Path) -> No
         await made.flush()
         server.stop()
     assert subscribers_connected(), "a flushed layer has no subscriber to wait for"
-
-
-async def eventually(condition: Callable[[], bool], what: str, seconds: float = 10) -> None:
-    for _ in range(int(seconds / 0.05)):
-        if condition():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"not within {seconds} s: {what}")
 
 
 class FakeSentinel:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 from channels.layers import get_channel_layer
@@ -13,6 +13,7 @@ from gateway.bus.health import bus
 from gateway.login import session_cache
 from gateway.login.session_cache import REVOKED_GROUP, SessionCache, announce, listen, sessions
 from oidc.types import CredentialKind, Principal
+from tests.channels.conftest import eventually
 
 NOW = 1_000_000.0
 
@@ -127,25 +128,17 @@ async def test_after_a_break_the_listener_joins_the_broadcast_again(bus_up: None
     task = asyncio.create_task(listen())
     layer = get_channel_layer()
     try:
-        await eventually(lambda: sessions.enabled and sessions.bus_epoch == bus.epoch)
+        await eventually(lambda: sessions.enabled and sessions.bus_epoch == bus.epoch, "joined")
         layer.groups.pop(REVOKED_GROUP)  # what a restarted Redis forgets
         bus.broken()
         sessions.put("k", principal(expires_at=time.time() + 3600), time.time(), sessions.generation)
         assert sessions.get("k", time.time()) is None, "off until joined again"
-        await eventually(lambda: sessions.bus_epoch == bus.epoch)
+        await eventually(lambda: sessions.bus_epoch == bus.epoch, "joined again")
         assert REVOKED_GROUP in layer.groups
         sessions.put("k", principal(expires_at=time.time() + 3600), time.time(), sessions.generation)
         await get_channel_layer().group_send(
             REVOKED_GROUP, {"type": "session.revoked", "session": "k", "reason": "logged_out"})
-        await eventually(lambda: sessions.get("k", time.time()) is None)
+        await eventually(lambda: sessions.get("k", time.time()) is None, "the revocation")
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-
-
-async def eventually(condition: Callable[[], bool], seconds: float = 5) -> None:
-    for _ in range(int(seconds / 0.02)):
-        if condition():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"not within {seconds} s")
