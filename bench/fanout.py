@@ -51,18 +51,17 @@ import asyncio
 import contextlib
 import json
 import multiprocessing as mp
-import re
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from array import array
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from queue import Empty
-from typing import Any
+from typing import Any, TypeVar
 
 from websockets.asyncio.client import ClientConnection, connect
 
@@ -70,6 +69,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import devidp
 from bench.process import run_fast
+from bench.rawws import Subscriber, Tally, open_subscriber, sent_time
 from bench.stack import BareServer, bench_env, cpu_seconds, load_average, raise_file_limit
 from devidp.stack import ROOT, free_port, migrate, start_gateway
 from tests.e2e.flows import service_token
@@ -81,6 +81,7 @@ SUBSCRIBER_CLIENT = "svc-reader"
 PUBLISHER_CLIENT = "svc-publisher"
 TARGETS = ("L", "R", "G")
 CLOSE_WAIT = 60.0  # seconds for the clients to close a target's sockets
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -115,35 +116,21 @@ async def open_socket(target: Target, index: int, source: str) -> ClientConnecti
         raise
 
 
-async def open_sockets(target: Target, count: int, first: int, source: str,
-                       concurrency: int) -> tuple[list[ClientConnection], list[str]]:
+async def open_all(count: int, first: int, concurrency: int,
+                   opener: Callable[[int], Awaitable[T]]) -> tuple[list[T], list[str]]:
     semaphore = asyncio.Semaphore(concurrency)
-    sockets: list[ClientConnection] = []
+    sockets: list[T] = []
     failures: list[str] = []
 
     async def open_one(index: int) -> None:
         try:
             async with semaphore:
-                sockets.append(await open_socket(target, index, source))
+                sockets.append(await opener(index))
         except Exception as exc:  # counted and reported, never fatal for the run
             failures.append(f"{type(exc).__name__}: {exc}"[:200])
 
     await asyncio.gather(*(open_one(first + i) for i in range(count)))
     return sockets, failures
-
-
-MESSAGE = re.compile(rb'"type":\s*"message"')
-SENT = re.compile(rb'"sent":\s*([0-9.eE+-]+)')
-
-
-def sent_time(frame: bytes) -> float | None:
-    """The payload's send time if ``frame`` is a message frame. Found in the raw bytes,
-    without decoding or parsing the JSON: 13 instead of 18 µs of client CPU per frame,
-    which the clients would otherwise take from the server's cores."""
-    if MESSAGE.search(frame) is None:
-        return None
-    found = SENT.search(frame)
-    return float(found.group(1)) if found else None
 
 
 async def receive_all(sockets: list[ClientConnection], args: argparse.Namespace,
@@ -203,16 +190,73 @@ async def run_job(worker: int, source: str, job: tuple[Target, int, int], args: 
     target, count, first = job
     ready, results = queues
     go, done, measured = flags
-    sockets, failures = await open_sockets(target, count, first, source, args.connect_concurrency)
+    client = RawClient(target, source, args) if args.client == "raw" else LibraryClient(target, source, args)
+    sockets, failures = await open_all(count, first, args.connect_concurrency, client.open)
     ready.put((target.name, worker, len(sockets), failures[:3], len(failures)))
     result: dict[str, Any] = {"received": 0, "complete": 0, "sockets": len(sockets),
                               "first": float("inf"), "last": 0.0, "latencies": array("d")}
     if await asyncio.to_thread(go.wait, args.setup_timeout):
-        result = await receive_all(sockets, args, done)
+        result = await client.receive(sockets, done)
     results.put((target.name, worker, result))
     await asyncio.to_thread(measured.wait, args.setup_timeout)  # server CPU is read first
     await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
     results.put((target.name, worker, None))  # closed
+
+
+@dataclass
+class LibraryClient:
+    """Subscribers on the ``websockets`` client: a reader task per socket."""
+
+    target: Target
+    source: str
+    args: argparse.Namespace
+
+    async def open(self, index: int) -> ClientConnection:
+        return await open_socket(self.target, index, self.source)
+
+    async def receive(self, sockets: list[ClientConnection], done: Any) -> dict[str, Any]:
+        return await receive_all(sockets, self.args, done)
+
+
+@dataclass
+class RawClient:
+    """Subscribers parsing frames in place (``bench/rawws.py``): no task per socket or frame."""
+
+    target: Target
+    source: str
+    args: argparse.Namespace
+    tally: Tally = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.tally = Tally(self.args.messages)
+
+    async def open(self, index: int) -> Subscriber:
+        subscribe = (json.dumps({"v": 1, "type": "subscribe", "id": 1, "channel": CHANNEL}).encode()
+                     if self.target.subscribe else None)
+        subscriber, reply = await open_subscriber(
+            self.target.urls[index % len(self.target.urls)], self.target.headers, subscribe,
+            self.is_ready, self.tally, self.source)
+        if self.target.subscribe and reply.get("type") != "ack":
+            await subscriber.close()
+            raise RuntimeError(f"subscribe refused: {reply}")
+        return subscriber
+
+    def is_ready(self, reply: dict) -> bool:
+        return reply.get("id") == 1 if self.target.subscribe else reply.get("type") == "welcome"
+
+    async def receive(self, sockets: list[Subscriber], done: Any) -> dict[str, Any]:
+        """Count until every socket has M messages, or as ``watchdog`` would stop."""
+        for subscriber in sockets:
+            subscriber.counting = True
+        hard_deadline = time.monotonic() + self.args.max_seconds
+        finished_at = 0.0
+        while self.tally.complete < len(sockets) and time.monotonic() < hard_deadline:
+            await asyncio.sleep(0.05)
+            if done.is_set() and not finished_at:
+                finished_at = time.time()
+            if finished_at and time.time() - max(self.tally.last, finished_at) >= self.args.idle:
+                break
+        return self.tally.result(len(sockets))
 
 
 def subscriber_process(worker: int, source: str, args: argparse.Namespace, commands: Any,
@@ -514,6 +558,9 @@ def main() -> None:
     parser.add_argument("--layer", choices=("pubsub", "core", "flat"), default="pubsub",
                         help="flat: the in-memory default, one gateway process (--gateways 1)")
     parser.add_argument("--procs", type=int, default=4, help="subscriber client processes")
+    parser.add_argument("--client", choices=("raw", "websockets"), default="raw",
+                        help="subscribers: RFC 6455 parsed in place (bench/rawws.py), or the "
+                             "websockets library's client with a reader task per socket")
     parser.add_argument("--gateways", type=int, default=2, help="gateway processes (R and G)")
     parser.add_argument("--payload-bytes", type=int, default=64)
     parser.add_argument("--connect-concurrency", type=int, default=50,

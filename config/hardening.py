@@ -23,12 +23,15 @@ requests). Both let an unauthenticated client hold connections without bound. So
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
-from websockets.exceptions import InvalidState
+from websockets.exceptions import InvalidState, ProtocolError
+from websockets.frames import Frame, Opcode
+from websockets.protocol import State
 
 from gateway.handshake.pacing import turns
 from gateway.sockets.writenow import EXTENSION as WRITE_NOW
@@ -116,6 +119,14 @@ class HttpToolsProtocol(_HttpToolsProtocol):
             self.transport.close()
 
 
+@functools.lru_cache(maxsize=1)
+def _text_frame(data: bytes) -> bytes:
+    """``data`` framed as websockets frames a server's text message without extensions.
+    A published message is the same bytes object for every subscriber of the process,
+    so it is framed once, not once per socket."""
+    return Frame(Opcode.TEXT, data).serialize(mask=False, extensions=[])
+
+
 CREDENTIAL_HEADERS = frozenset({b"authorization", b"cookie", b"sec-websocket-protocol"})
 
 
@@ -147,9 +158,18 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
                 or self.initial_response is not None or not self.writable.is_set()
                 or self.transport.is_closing()):
             return False
+        conn = self.conn
+        if conn.extensions or conn.writes:  # compression, or bytes not yet flushed
+            return self._write_through_protocol(data)
+        if conn.state is not State.OPEN or conn.expect_continuation_frame:
+            return False
+        self.transport.write(_text_frame(data))  # what send_text would write
+        return True
+
+    def _write_through_protocol(self, data: bytes) -> bool:
         try:
             self.conn.send_text(data)
-        except InvalidState:
+        except (InvalidState, ProtocolError):
             return False
         self.transport.write(b"".join(self.conn.data_to_send()))
         return True

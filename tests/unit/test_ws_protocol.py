@@ -45,7 +45,8 @@ class Transport(asyncio.Transport):
     def resume_reading(self) -> None: ...
 
 
-async def _accepted() -> tuple[WebSocketProtocol, Transport, dict[str, Any], asyncio.Event]:
+async def _accepted(deflate: bool = False) -> tuple[WebSocketProtocol, Transport, dict[str, Any],
+                                                   asyncio.Event]:
     scopes: list[dict[str, Any]] = []
     done = asyncio.Event()
 
@@ -57,12 +58,13 @@ async def _accepted() -> tuple[WebSocketProtocol, Transport, dict[str, Any], asy
         await done.wait()
 
     config = Config(app=app, ws="config.hardening:WebSocketProtocol", lifespan="off",
-                    ws_per_message_deflate=False)
+                    ws_per_message_deflate=deflate)
     config.load()
     protocol = WebSocketProtocol(config=config, server_state=ServerState(), app_state={})
     transport = Transport()
     protocol.connection_made(transport)
-    protocol.data_received(HANDSHAKE)
+    offer = b"Sec-WebSocket-Extensions: permessage-deflate\r\n" if deflate else b""
+    protocol.data_received(HANDSHAKE[:-2] + offer + b"\r\n")
     for _ in range(20):
         await asyncio.sleep(0)
     assert b"101 Switching Protocols" in transport.written
@@ -79,6 +81,31 @@ async def test_the_scope_offers_a_writer_that_writes_one_text_frame_at_once() ->
     done.set()
 
 
+async def test_the_writer_frames_every_payload_length_as_websockets_does() -> None:
+    _protocol, transport, scope, done = await _accepted()
+    write = write_now_of(scope)
+    assert write is not None
+    for size, head in ((125, b"\x81\x7d"), (200, b"\x81\x7e\x00\xc8"),
+                       (70_000, b"\x81\x7f" + (70_000).to_bytes(8, "big"))):
+        payload = b"a" * size
+        assert write(payload) is True
+        assert write(payload) is True  # the same bytes again: framed once, written twice
+        assert bytes(transport.written) == 2 * (head + payload)
+        transport.written.clear()
+    done.set()
+
+
+async def test_with_compression_the_writer_goes_through_the_protocol() -> None:
+    protocol, transport, scope, done = await _accepted(deflate=True)
+    assert protocol.conn.extensions  # permessage-deflate was negotiated
+    write = write_now_of(scope)
+    assert write is not None
+    assert write(b"x" * 300) is True
+    first, size = transport.written[0], transport.written[1]
+    assert first == 0xC1 and size < 126  # FIN + RSV1 (compressed) + text, much shorter than 300
+    done.set()
+
+
 async def test_the_writer_refuses_rather_than_waits_on_a_paused_or_closed_socket() -> None:
     protocol, transport, scope, done = await _accepted()
     write = write_now_of(scope)
@@ -92,6 +119,18 @@ async def test_the_writer_refuses_rather_than_waits_on_a_paused_or_closed_socket
     assert write(b"x") is False and not transport.written
     protocol.close_sent = False
     transport.closing = True
+    assert write(b"x") is False and not transport.written
+    done.set()
+
+
+async def test_the_writer_refuses_once_a_close_frame_is_on_its_way() -> None:
+    protocol, transport, scope, done = await _accepted()
+    write = write_now_of(scope)
+    assert write is not None
+    protocol.shutdown()  # server shutdown: websockets sends 1012 while uvicorn's close_sent is unset
+    assert transport.written[:2] == b"\x88\x02"
+    transport.written.clear()
+    transport.closing = False  # the protocol's own state must refuse, whatever the transport says
     assert write(b"x") is False and not transport.written
     done.set()
 
