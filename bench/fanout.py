@@ -24,7 +24,9 @@ application, plus R's routes) on Redis DB 9, with the channel layer chosen by ``
 ``svc-reader`` may subscribe to ``bench``) is saved through the admin's ``save_model`` in
 a separate Django process, as in tests/e2e/test_pubsub.py.
 
-The same ``--procs`` client processes (uvloop, ``bench/process.py``) serve every target:
+The same ``--procs`` client processes (uvloop, ``bench/process.py``) serve every target,
+with the same client (``--client``: by default ``bench/rawws.py``, which parses frames in
+place; ``websockets`` for the library's client with a reader task per socket):
 each holds its share of the sockets (for R and G split evenly over the gateways) from its own 127.0.0.x source
 address. A socket is ready on G's subscribe ack, on L's and R's welcome. Once every
 socket is ready, the publisher sends M messages at ``--rate`` per second (0: as fast
