@@ -27,6 +27,7 @@ from channels.routing import ProtocolTypeRouter
 from config.asgi import application as production
 from config.asgi import django_http, router, websocket
 from consumers.base import GatewayConsumer
+from gateway.ops.drain import Receive, Scope, Send
 
 FANOUT_GROUP = "bench-fanout"
 WELCOME = '{"type":"welcome"}'
@@ -72,16 +73,17 @@ ROUTES = {"/bench/open/": OpenConsumer.as_asgi(), "/bench/lean/": LeanConsumer.a
           "/bench/fanout-pub/": FanoutPublisher.as_asgi()}
 
 
-async def _websocket(scope, receive, send):
+async def _websocket(scope: Scope, receive: Receive, send: Send) -> None:
     app = ROUTES.get(scope["path"], websocket)
-    return await app(scope, receive, send)
+    await app(scope, receive, send)
 
 
 application = ProtocolTypeRouter({"http": django_http, "websocket": _websocket,
                                   "lifespan": router.application_mapping["lifespan"]})
 
 
-async def deployed(scope, receive, send):
+async def deployed(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["type"] == "websocket" and scope["path"] in ROUTES:
-        return await ROUTES[scope["path"]](scope, receive, send)
-    return await production(scope, receive, send)
+        await ROUTES[scope["path"]](scope, receive, send)
+    else:
+        await production(scope, receive, send)

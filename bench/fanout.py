@@ -58,12 +58,13 @@ import subprocess
 import sys
 import tempfile
 import time
+import typing
 from array import array
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from queue import Empty
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from websockets.asyncio.client import ClientConnection, connect
 
@@ -167,7 +168,7 @@ async def receive_all(sockets: list[ClientConnection], args: argparse.Namespace,
             "latencies": latencies}
 
 
-async def watchdog(readers: list[asyncio.Future[None]], args: argparse.Namespace, done: Any,
+async def watchdog(readers: Sequence[asyncio.Future[None]], args: argparse.Namespace, done: Any,
                    last_at: list[float]) -> None:
     """Wait for the readers; stop them after --max-seconds, or once the publisher has finished
     and this process has received nothing for --idle seconds (missing messages are lost)."""
@@ -192,45 +193,66 @@ async def run_job(worker: int, source: str, job: tuple[Target, int, int], args: 
     target, count, first = job
     ready, results = queues
     go, done, measured = flags
-    client = RawClient(target, source, args) if args.client == "raw" else LibraryClient(target, source, args)
-    sockets, failures = await open_all(count, first, args.connect_concurrency, client.open)
-    ready.put((target.name, worker, len(sockets), failures[:3], len(failures)))
-    result: dict[str, Any] = {"received": 0, "complete": 0, "sockets": len(sockets),
+    client: Subscribers[Any] = (RawClient if args.client == "raw" else LibraryClient)(
+        target, source, args)
+    failures = await client.connect(count, first)
+    ready.put((target.name, worker, len(client.sockets), failures[:3], len(failures)))
+    result: dict[str, Any] = {"received": 0, "complete": 0, "sockets": len(client.sockets),
                               "first": float("inf"), "last": 0.0, "latencies": array("d")}
     if await asyncio.to_thread(go.wait, args.setup_timeout):
-        result = await client.receive(sockets, done)
+        result = await client.receive(done)
     results.put((target.name, worker, result))
     await asyncio.to_thread(measured.wait, args.setup_timeout)  # server CPU is read first
-    await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
+    await client.close()
     results.put((target.name, worker, None))  # closed
 
 
-@dataclass
-class LibraryClient:
-    """Subscribers on the ``websockets`` client: a reader task per socket."""
+class Closable(typing.Protocol):
+    async def close(self) -> None: ...
 
-    target: Target
-    source: str
-    args: argparse.Namespace
+
+S = TypeVar("S", bound=Closable)
+
+
+class Subscribers(Generic[S]):
+    """One client process's subscribers to one target."""
+
+    def __init__(self, target: Target, source: str, args: argparse.Namespace) -> None:
+        self.target, self.source, self.args = target, source, args
+        self.sockets: list[S] = []
+
+    async def connect(self, count: int, first: int) -> list[str]:
+        """Open sockets ``first``.. ``first + count - 1``; returns why some failed."""
+        self.sockets, failures = await open_all(count, first, self.args.connect_concurrency,
+                                                self.open)
+        return failures
+
+    async def close(self) -> None:
+        await asyncio.gather(*(ws.close() for ws in self.sockets), return_exceptions=True)
+
+    async def open(self, index: int) -> S:
+        raise NotImplementedError
+
+    async def receive(self, done: Any) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+class LibraryClient(Subscribers[ClientConnection]):
+    """Subscribers on the ``websockets`` client: a reader task per socket."""
 
     async def open(self, index: int) -> ClientConnection:
         return await open_socket(self.target, index, self.source)
 
-    async def receive(self, sockets: list[ClientConnection], done: Any) -> dict[str, Any]:
-        return await receive_all(sockets, self.args, done)
+    async def receive(self, done: Any) -> dict[str, Any]:
+        return await receive_all(self.sockets, self.args, done)
 
 
-@dataclass
-class RawClient:
+class RawClient(Subscribers[Subscriber]):
     """Subscribers parsing frames in place (``bench/rawws.py``): no task per socket or frame."""
 
-    target: Target
-    source: str
-    args: argparse.Namespace
-    tally: Tally = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.tally = Tally(self.args.messages)
+    def __init__(self, target: Target, source: str, args: argparse.Namespace) -> None:
+        super().__init__(target, source, args)
+        self.tally = Tally(args.messages)
 
     async def open(self, index: int) -> Subscriber:
         subscribe = (json.dumps({"v": 1, "type": "subscribe", "id": 1, "channel": CHANNEL}).encode()
@@ -243,11 +265,12 @@ class RawClient:
             raise RuntimeError(f"subscribe refused: {reply}")
         return subscriber
 
-    def is_ready(self, reply: dict) -> bool:
+    def is_ready(self, reply: dict[str, Any]) -> bool:
         return reply.get("id") == 1 if self.target.subscribe else reply.get("type") == "welcome"
 
-    async def receive(self, sockets: list[Subscriber], done: Any) -> dict[str, Any]:
+    async def receive(self, done: Any) -> dict[str, Any]:
         """Count until every socket has M messages, or as ``watchdog`` would stop."""
+        sockets = self.sockets
         for subscriber in sockets:
             subscriber.counting = True
         hard_deadline = time.monotonic() + self.args.max_seconds
@@ -470,7 +493,7 @@ def print_rows(rows: dict[str, Row]) -> None:
 
 # --- orchestration ---------------------------------------------------------------------
 
-def save_grants(env: dict[str, str], changes: list[tuple[str, dict]]) -> float:
+def save_grants(env: dict[str, str], changes: list[tuple[str, dict[str, Any]]]) -> float:
     """Apply grant changes through the admin's save_model (script from the e2e tests);
     returns when they were committed (the admin process's clock)."""
     done = subprocess.run([sys.executable, "-c", "import django; django.setup()\n" + ADMIN_SCRIPT,

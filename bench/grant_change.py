@@ -34,7 +34,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import devidp
-from bench.fanout import CHANNEL, SUBSCRIBER_CLIENT, Target, open_sockets, save_grants
+from bench.fanout import CHANNEL, SUBSCRIBER_CLIENT, Target, open_all, open_socket, save_grants
 from bench.process import run_fast
 from bench.stack import bench_env, cpu_seconds, load_average
 from devidp.stack import GatewayProcess, free_port, migrate, start_gateway
@@ -73,7 +73,7 @@ async def one_size(gateway: GatewayProcess, env: dict[str, str], issuer: str, to
                    count: int) -> dict[str, Any]:
     target = Target("G", (f"{gateway.url.replace('http://', 'ws://')}/ws/events/",),
                     {"Authorization": f"Bearer {token}"}, subscribe=True)
-    sockets, failures = await open_sockets(target, count, 0, SOURCE, 100)
+    sockets, failures = await open_all(count, 0, 100, lambda i: open_socket(target, i, SOURCE))
     if failures:
         raise RuntimeError(f"{len(failures)} sockets failed, e.g. {failures[0]}")
     pid = gateway.process.pid

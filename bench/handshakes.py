@@ -43,9 +43,14 @@ def auth_histogram(gateway: str | None) -> tuple[float, float]:
     if gateway is None:  # L has no histogram
         return 0.0, 0.0
     text = httpx.get(f"{gateway}/metrics").text
-    total = float(re.search(r"^gateway_auth_seconds_sum (\S+)", text, re.M).group(1))
-    count = float(re.search(r"^gateway_auth_seconds_count (\S+)", text, re.M).group(1))
-    return total, count
+    return _metric(text, "gateway_auth_seconds_sum"), _metric(text, "gateway_auth_seconds_count")
+
+
+def _metric(text: str, name: str) -> float:
+    found = re.search(rf"^{name} (\S+)", text, re.M)
+    if found is None:
+        raise RuntimeError(f"/metrics has no {name}")
+    return float(found.group(1))
 
 
 async def run_mode(url: str, headers: list[dict[str, str]], n: int, concurrency: int) -> float:
@@ -152,7 +157,7 @@ def main() -> None:
         samples: dict[str, list[Sample]] = {}
         for round_ in range(args.rounds):
             batch = fresh[round_ * args.connections:(round_ + 1) * args.connections]
-            modes = {
+            modes: dict[str, tuple[str, list[dict[str, str]]]] = {
                 "L (bare websockets)": (bare.url, [{}]),
                 "no auth": (f"{ws}/bench/open/", [{}]),
                 "no auth, lean": (f"{ws}/bench/lean/", [{}]),

@@ -22,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from websockets.asyncio.client import ClientConnection
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import devidp
@@ -34,7 +36,7 @@ REDIS_URL = "redis://127.0.0.1:6379/8"
 
 def last_call_received(log: Path) -> float:
     """When the gateway received the provider's latest back-channel logout call."""
-    times = [json.loads(line)["received_at"] for line in log.read_text().splitlines()
+    times = [float(json.loads(line)["received_at"]) for line in log.read_text().splitlines()
              if line.startswith("{") and '"backchannel_logout"' in line and '"allow"' in line]
     return max(times)
 
@@ -49,7 +51,7 @@ async def one_round(urls: list[str], issuer: str, sockets: int, log: Path) -> tu
         await ws.recv()  # welcome
     closed_at: list[float] = []
 
-    async def wait_closed(ws) -> None:
+    async def wait_closed(ws: ClientConnection) -> None:
         await ws.wait_closed()
         assert ws.close_code == 4401, ws.close_code
         closed_at.append(time.time())

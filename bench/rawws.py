@@ -21,6 +21,7 @@ import time
 from array import array
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -59,13 +60,13 @@ class Tally:
     """What one client process's subscribers received."""
 
     messages: int  # M: a socket is complete once it has this many message frames
-    latencies: array = field(default_factory=lambda: array("d"))
+    latencies: array[float] = field(default_factory=lambda: array("d"))
     received: int = 0
     complete: int = 0
     first: float = float("inf")
     last: float = 0.0
 
-    def result(self, sockets: int) -> dict[str, object]:
+    def result(self, sockets: int) -> dict[str, Any]:
         return {"received": self.received, "complete": self.complete, "sockets": sockets,
                 "first": self.first, "last": self.last, "latencies": self.latencies}
 
@@ -74,11 +75,11 @@ class Subscriber(asyncio.Protocol):
     """One socket: the opening handshake, then frames until the close."""
 
     def __init__(self, request: bytes, key: bytes, subscribe: bytes | None,
-                 ready: Callable[[dict], bool], tally: Tally) -> None:
+                 ready: Callable[[dict[str, Any]], bool], tally: Tally) -> None:
         self.request, self.subscribe, self.ready_when, self.tally = request, subscribe, ready, tally
         self.accept = base64.b64encode(hashlib.sha1(key + GUID).digest())
         loop = asyncio.get_running_loop()
-        self.ready: asyncio.Future[dict] = loop.create_future()  # the reply that made it ready
+        self.ready: asyncio.Future[dict[str, Any]] = loop.create_future()  # the reply that made it ready
         self.closed: asyncio.Future[None] = loop.create_future()
         self.transport: asyncio.Transport | None = None
         self.buffer = b""
@@ -183,8 +184,8 @@ class Subscriber(asyncio.Protocol):
 
 
 async def open_subscriber(url: str, headers: dict[str, str], subscribe: bytes | None,
-                          ready: Callable[[dict], bool], tally: Tally,
-                          source: str) -> tuple[Subscriber, dict]:
+                          ready: Callable[[dict[str, Any]], bool], tally: Tally,
+                          source: str) -> tuple[Subscriber, dict[str, Any]]:
     """Connect from ``source``, upgrade, send ``subscribe`` (if any) and wait for the reply
     that ``ready`` accepts; returns the subscriber and that reply."""
     parts = urlsplit(url)

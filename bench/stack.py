@@ -27,7 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from devidp.stack import HOST, free_port, gateway_env  # noqa: E402
+from devidp.launcher import HOST  # noqa: E402
+from devidp.stack import free_port, gateway_env  # noqa: E402
 
 BENCH_SECRET_KEY = "bench-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
 LAYERS = ("flat", "channels", "redis")  # BENCH_CHANNEL_LAYER values; redis needs a URL

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import httpx
 
@@ -41,7 +41,7 @@ OPAQUE_AUDIENCE = "urn:wsgateway:opaque-api"
 API_SCOPES = ("ws", "publish", "ops")
 
 #: Initial users (login -> attributes); ``set_groups`` changes the provider, not this dict.
-USERS: dict[str, dict] = {
+USERS: dict[str, dict[str, Any]] = {
     "alice": {
         "password": "alice-password",
         "groups": ["engineering", "admins"],
@@ -64,7 +64,7 @@ CLIENTS: dict[str, str] = {
 }
 
 
-def stop_process(process: subprocess.Popen, timeout: float = 5.0) -> None:
+def stop_process(process: subprocess.Popen[bytes], timeout: float = 5.0) -> None:
     """Terminate a child process, killing it if it does not exit in time (idempotent)."""
     if process.poll() is None:
         process.terminate()
@@ -83,20 +83,21 @@ class DevIdpError(RuntimeError):
 class DevIdp:
     issuer: str
     port: int
-    process: subprocess.Popen
+    process: subprocess.Popen[bytes]
     keys_file: Path
     log_file: Path | None = None
     _log_handle: IO[bytes] | None = field(default=None, repr=False)
-    _tmpdir: tempfile.TemporaryDirectory | None = field(default=None, repr=False)
+    _tmpdir: tempfile.TemporaryDirectory[str] | None = field(default=None, repr=False)
 
-    def _post(self, path: str, json: object | None = None) -> dict:
+    def _post(self, path: str, json: object | None = None) -> dict[str, Any]:
         try:
             response = httpx.post(f"{self.issuer}{path}", json=json, timeout=10.0)
         except httpx.HTTPError as exc:
             raise DevIdpError(f"devidp {path} failed: {exc}") from exc
         if response.status_code != 200:
             raise DevIdpError(f"devidp {path} answered {response.status_code}: {response.text}")
-        return response.json()
+        answer: dict[str, Any] = response.json()
+        return answer
 
     def rotate_keys(self) -> str:
         """Add a new RS256 signing key (old keys stay in the JWKS); returns the new kid."""
@@ -193,7 +194,7 @@ def start(
     """
     check_installed()
     node = _node()
-    tmpdir: tempfile.TemporaryDirectory | None = None
+    tmpdir: tempfile.TemporaryDirectory[str] | None = None
     if keys_file is None or log_file is None:
         tmpdir = tempfile.TemporaryDirectory(prefix="devidp-")
     if keys_file is None:
@@ -216,7 +217,7 @@ def start(
     )
     log_handle = log_file.open("ab")
 
-    def launch() -> subprocess.Popen:
+    def launch() -> subprocess.Popen[bytes]:
         return subprocess.Popen(
             [node, str(SERVER_SCRIPT)],
             cwd=PACKAGE_DIR,
@@ -248,7 +249,7 @@ class DevIdpStalled(DevIdpError):
 
 
 def wait_ready_relaunching(
-    idp: DevIdp, launch: Callable[[], subprocess.Popen], timeout: float, attempts: int
+    idp: DevIdp, launch: Callable[[], subprocess.Popen[bytes]], timeout: float, attempts: int
 ) -> None:
     """Wait for discovery; a process that stalls is replaced, up to ``attempts`` in all.
 
