@@ -15,7 +15,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -116,8 +116,9 @@ class GatewayProcess:
 def start_gateway(port: int, env: Mapping[str, str], log_file: Path,
                   ready_timeout: float = 30.0, app: str = serve.DEFAULT_APP,
                   *, workers: int | None = None, migrate: bool = False,
-                  ) -> GatewayProcess:
-    """Run the gateway through the production launch and wait until /readyz answers 200.
+                  ready_statuses: Container[int] = (200,)) -> GatewayProcess:
+    """Run the gateway through the production launch and wait until /readyz answers 200
+    (or another of ``ready_statuses``, for a gateway that is meant not to be ready).
 
     ``workers`` defaults to ``GATEWAY_WORKERS`` in ``env``, else 1. The launcher and its
     workers form one process group, so ``stop`` can always clean up.
@@ -137,7 +138,7 @@ def start_gateway(port: int, env: Mapping[str, str], log_file: Path,
         if process.poll() is not None:
             raise RuntimeError(f"gateway exited early:\n{gateway.log()[-3000:]}")
         try:
-            if httpx.get(f"{gateway.url}/readyz", timeout=1).status_code == 200:
+            if httpx.get(f"{gateway.url}/readyz", timeout=1).status_code in ready_statuses:
                 return gateway
         except httpx.HTTPError:
             pass

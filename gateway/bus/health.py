@@ -19,6 +19,7 @@ from dataclasses import dataclass
 class BusHealth:
     up: bool = True
     epoch: int = 0
+    disagreement: str | None = None  # why this process's shard list may not be used
 
     def broken(self) -> None:
         """Messages sent to this process may have been lost since the last epoch."""

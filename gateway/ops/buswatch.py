@@ -20,14 +20,24 @@ new sockets subscribe again. Once the bus is up, the switchboard re-joins every 
 still has members in (a replaced Redis has forgotten the core layer's memberships).
 The client here retries a slow answer, never a dropped connection: reconnecting by
 itself could hide a restart between two checks.
+
+With shards, channels-redis picks a group's shard by hashing its name over the list in
+``GATEWAY_REDIS_SHARDS``: a process with another list or order would join and send to
+other shards, and miss logouts and revocations. So the processes agree on it
+(:class:`ShardAgreement`): the first list seen stays in the gateway's own Redis while any
+process with it runs, and a process with another list counts the bus as down (handshakes
+refused, ``/readyz`` 503 naming the fix) until it is restarted with that list, or until
+every process with it is gone.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import redis.asyncio as redis
 from redis.asyncio.retry import Retry
@@ -45,9 +55,17 @@ from gateway.sockets.switchboard import rejoin_groups
 logger = logging.getLogger("gateway.buswatch")
 
 
-async def watch_bus(urls: Sequence[str], close_all: CloseAll, *, interval: float = 0.5) -> None:
-    """Check every Redis of the bus (the gateway's own, and each shard of the layer)."""
-    watch = BusWatch(close_all, [Watched.of(url) for url in urls])
+SHARDS_KEY = "gateway:bus:shards"
+SHARDS_TTL = 30  # seconds the list outlives the last process that holds it
+
+
+async def watch_bus(urls: Sequence[str], close_all: CloseAll, *, shards: Sequence[str] = (),
+                    interval: float = 0.5) -> None:
+    """Check every Redis of the bus (``urls``: the gateway's own first, then each shard of
+    the layer), and that every process lists the same ``shards``."""
+    targets = [Watched.of(url) for url in urls]
+    agreement = ShardAgreement(targets[0].client, shard_list_id(shards)) if shards else None
+    watch = BusWatch(close_all, targets, agreement)
     try:
         while True:
             await watch.check()
@@ -104,10 +122,37 @@ class Watched:
         return replaced
 
 
+def shard_list_id(urls: Sequence[str]) -> str:
+    """The shard list, in order, without credentials or options, as a short hash."""
+    bare = [urlsplit(url)._replace(query="", fragment="") for url in urls]
+    listed = "\n".join(part._replace(netloc=part.netloc.rpartition("@")[2]).geturl() for part in bare)
+    return hashlib.sha256(listed.encode()).hexdigest()[:16]
+
+
+@dataclass
+class ShardAgreement:
+    """Whether this process's shard list is the one the running processes use (the first
+    one written to the gateway's own Redis, kept alive while any process with it runs)."""
+
+    client: redis.Redis
+    mine: str
+
+    async def agreed(self) -> bool:
+        """Raises if the gateway's own Redis does not answer."""
+        await self.client.set(SHARDS_KEY, self.mine, ex=SHARDS_TTL, nx=True)
+        current = await self.client.get(SHARDS_KEY)
+        listed = current.decode() if isinstance(current, bytes) else current
+        if listed == self.mine:
+            await self.client.expire(SHARDS_KEY, SHARDS_TTL)
+            return True
+        return False
+
+
 @dataclass
 class BusWatch:
     close_all: CloseAll
     targets: list[Watched]
+    agreement: ShardAgreement | None = None
     epoch: int = field(default_factory=lambda: bus.epoch)  # the last break acted on
     rejoined: int = field(default_factory=lambda: bus.epoch)  # groups joined since this break
 
@@ -123,11 +168,28 @@ class BusWatch:
                     bus.broken()
             except (redis.RedisError, OSError):
                 answered = False
-        if answered and subscribers_connected():
+        if answered and await self._shards_agree() and subscribers_connected():
             self._back()
         else:
             self._lost()
         await self._act()
+
+    async def _shards_agree(self) -> bool:
+        if self.agreement is None:
+            return True
+        try:
+            agreed = await self.agreement.agreed()
+        except (redis.RedisError, OSError):
+            return False
+        if not agreed and bus.disagreement is None:
+            logger.error("GATEWAY_REDIS_SHARDS differs from the list the running gateways use"
+                         " (in another order or with other servers): refusing sockets until this"
+                         " process is restarted with the same list, or no process with the"
+                         " other list is left")
+        bus.disagreement = None if agreed else (
+            "bus: GATEWAY_REDIS_SHARDS differs from the running gateways' list; every gateway"
+            " must list the same shards in the same order")
+        return agreed
 
     async def _failed_over(self) -> None:
         logger.warning("Sentinel names another master: reconnecting, and closing local"

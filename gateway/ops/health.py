@@ -3,7 +3,8 @@
 ``/healthz``: the process answers (liveness; it never checks dependencies, so an outage
 of Redis does not make an orchestrator restart every instance at once).
 ``/readyz``: this instance can serve sockets: the database answers, Redis answers when
-configured, and the login issuer's keys are loaded. Otherwise 503, naming each failing
+configured (and, with shards, this process lists them as the others do), and the login
+issuer's keys are loaded. Otherwise 503, naming each failing
 dependency, so a load balancer stops sending traffic here.
 """
 
@@ -18,6 +19,7 @@ from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 
+from gateway.bus.health import bus
 from gateway.bus.target import connect
 from gateway.issuers.registry import registry
 
@@ -57,6 +59,10 @@ async def _ping(url: str) -> str | None:
     return None
 
 
+async def check_shards() -> str | None:
+    return bus.disagreement
+
+
 async def check_keys() -> str | None:
     keys = registry.keys.get(settings.GATEWAY.issuer)
     if keys is None or not keys.loaded:
@@ -70,7 +76,7 @@ async def healthz(request: HttpRequest) -> JsonResponse:
 
 @never_cache
 async def readyz(request: HttpRequest) -> JsonResponse:
-    results = await asyncio.gather(check_database(), check_redis(), check_keys())
+    results = await asyncio.gather(check_database(), check_redis(), check_shards(), check_keys())
     failing = [result for result in results if result is not None]
     loaded = sorted(issuer for issuer, keys in registry.keys.items() if keys.loaded)
     body = {"status": "not_ready" if failing else "ready", "failing": failing,

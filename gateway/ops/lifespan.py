@@ -85,7 +85,8 @@ class Lifespan:
                          asyncio.create_task(listen_for_session_revocations())]
                 if settings.GATEWAY.bus_urls:
                     tasks.append(asyncio.create_task(
-                        watch_bus(settings.GATEWAY.bus_urls, self.sockets.close_all)))
+                        watch_bus(settings.GATEWAY.bus_urls, self.sockets.close_all,
+                                  shards=settings.GATEWAY.redis_shards)))
                 lag_probe = settings.GATEWAY.deployment.loop_lag_probe  # opt-in, for benchmarks
                 if lag_probe is not None:
                     tasks.append(asyncio.create_task(probe(lag_probe)))

@@ -15,7 +15,9 @@ from devidp.stack import free_port
 from gateway.bus.health import bus
 from gateway.bus.redis import PubSubChannelLayer, subscribers_connected
 from gateway.observe.metrics import BUS_BREAKS
-from gateway.ops.buswatch import BusWatch, MasterWatch, Watched
+from gateway.ops import buswatch
+from gateway.ops.buswatch import BusWatch, MasterWatch, ShardAgreement, Watched, shard_list_id
+from gateway.ops.health import check_shards
 from tests.channels.conftest import eventually
 from tests.redis_servers import PrivateRedis
 
@@ -26,7 +28,7 @@ REDIS_URL = "redis://127.0.0.1:6379/13"  # a database of our own on the shared s
 def bus_restored() -> Iterator[None]:
     up, epoch = bus.up, bus.epoch
     yield
-    bus.up, bus.epoch = up, epoch
+    bus.up, bus.epoch, bus.disagreement = up, epoch, None
 
 
 @pytest.fixture
@@ -115,8 +117,9 @@ async def test_the_watchdog_closes_sockets_on_each_kind_of_break() -> None:
 
     server.run_id = None
     await watch.check()
-    assert not bus.up and len(closer.calls) == 3
-    server.run_id = "b" * 40
+    # mypy keeps bus.up narrowed from the assert above, across the awaits that change it
+    assert not bus.up and len(closer.calls) == 3  # type: ignore[unreachable]
+    server.run_id = "b" * 40  # type: ignore[unreachable]
     await watch.check()
     assert bus.up and len(closer.calls) == 3, "back, on the same Redis: nothing more to close"
     assert BUS_BREAKS._value.get() == breaks + 3, "each break counted once on /metrics"
@@ -174,6 +177,56 @@ async def test_with_shards_every_redis_of_the_bus_is_watched() -> None:
     shard.run_id = "c" * 40  # back, restarted
     await watch.check()
     assert bus.up
-    own.run_id = "d" * 40  # the gateway's own Redis restarted between two checks
+    # mypy keeps bus.up narrowed from the assert above, across the awaits that change it
+    own.run_id = "d" * 40  # type: ignore[unreachable]  # the gateway's own Redis restarted between two checks
     await watch.check()
     assert len(closer.calls) == 3
+
+
+def test_a_shard_list_is_known_by_its_servers_in_order_without_secrets() -> None:
+    listed = shard_list_id(["redis://a:6379/0", "redis://b:6379/0"])
+    assert listed == shard_list_id(["redis://:pw@a:6379/0", "redis://user:x@b:6379/0?ssl=1"])
+    assert listed != shard_list_id(["redis://b:6379/0", "redis://a:6379/0"]), "order matters"
+    assert listed != shard_list_id(["redis://a:6379/0", "redis://c:6379/0"])
+    sentinel = "redis+sentinel://:pw@s1:26379,s2:26379/bus/0?sentinel_password=secret"
+    assert shard_list_id([sentinel]) == shard_list_id(["redis+sentinel://s1:26379,s2:26379/bus/0"])
+
+
+@pytest.fixture
+async def own_redis() -> AsyncIterator[redis.Redis]:
+    client = redis.from_url(REDIS_URL)
+    await client.delete(buswatch.SHARDS_KEY)
+    yield client
+    await client.delete(buswatch.SHARDS_KEY)
+    await client.aclose()
+
+
+async def test_the_first_shard_list_holds_while_a_process_with_it_runs(
+        own_redis: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(buswatch, "SHARDS_TTL", 1)
+    first, other = ShardAgreement(own_redis, "first"), ShardAgreement(own_redis, "other")
+    assert await first.agreed()
+    assert not await other.agreed()
+    await asyncio.sleep(0.6)
+    assert await first.agreed(), "still running: its list is kept alive"
+    await asyncio.sleep(0.6)
+    assert not await other.agreed()
+    await asyncio.sleep(1.2)  # every process with the first list is gone
+    assert await other.agreed()
+    assert not await first.agreed(), "a process back with the old list is refused in turn"
+
+
+async def test_a_process_with_another_shard_list_refuses_sockets_until_it_agrees(
+        own_redis: redis.Redis) -> None:
+    server, closer = FakeRedis(), Closer()
+    await own_redis.set(buswatch.SHARDS_KEY, "running", ex=30)
+    watch = BusWatch(closer, [Watched(server)], ShardAgreement(own_redis, "mine"))  # type: ignore[arg-type]
+    await watch.check()
+    assert not bus.up and closer.calls == [(1011, "bus_lost")]
+    assert (await check_shards() or "").startswith("bus: GATEWAY_REDIS_SHARDS differs")
+
+    await own_redis.delete(buswatch.SHARDS_KEY)  # the processes with the other list are gone
+    await watch.check()
+    # mypy keeps bus.up narrowed from the assert above, across the awaits that change it
+    assert bus.up and await check_shards() is None  # type: ignore[unreachable]
+    assert await own_redis.get(buswatch.SHARDS_KEY) == b"mine"  # type: ignore[unreachable]

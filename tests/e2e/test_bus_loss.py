@@ -295,6 +295,40 @@ def sharded_gateway(stack: Stack,
             shard.stop()
 
 
+async def test_a_gateway_listing_the_shards_in_another_order_refuses_sockets(
+        stack: Stack, tmp_path: Path,
+        sharded_gateway: tuple[GatewayProcess, list[PrivateRedis]]) -> None:
+    """Another order hashes groups to other shards: such a process would miss logouts."""
+    first, shards = sharded_gateway
+    port = free_port()
+    env = gateway_env(stack.idp.issuer, port, database_file=tmp_path / "db.sqlite3",
+                      redis_url=shards[0].url,
+                      extra={"GATEWAY_REDIS_SHARDS": f"{shards[1].url} {shards[0].url}"})
+    other = start_gateway(port, env, tmp_path / "other.log", ready_statuses=(200, 503))
+    try:
+        failing = await _failing_until(other, "bus: GATEWAY_REDIS_SHARDS differs")
+        assert any(item.startswith("bus: GATEWAY_REDIS_SHARDS differs") for item in failing), failing
+        headers = _reader_headers(stack)
+        assert await closed_with(other.url, headers=headers) == (1013, "bus_unavailable")
+        assert "GATEWAY_REDIS_SHARDS differs" in other.log()
+        assert (await _readyz(first)).status_code == 200, "the first list stays in use"
+        ws = await open_ws(first.url, headers=headers)
+        await first_message(ws)
+        await ws.close()
+    finally:
+        other.stop()
+
+
+async def _failing_until(gateway: GatewayProcess, prefix: str) -> list[str]:
+    """/readyz's failing list once an item starts with ``prefix`` (or after 10 s)."""
+    deadline = time.monotonic() + 10
+    while True:
+        failing: list[str] = (await _readyz(gateway)).json()["failing"]
+        if any(item.startswith(prefix) for item in failing) or time.monotonic() > deadline:
+            return failing
+        await asyncio.sleep(0.2)
+
+
 async def test_with_shards_groups_spread_over_every_redis_and_each_is_watched(
         stack: Stack, sharded_gateway: tuple[GatewayProcess, list[PrivateRedis]]) -> None:
     gateway, shards = sharded_gateway
