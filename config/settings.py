@@ -33,6 +33,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "gateway.ops.hostcheck.host_check",  # 400 disallowed_host, audited
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",  # static files under any ASGI server
     "django.contrib.sessions.middleware.SessionMiddleware",

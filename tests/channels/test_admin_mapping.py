@@ -52,7 +52,7 @@ def mapping(settings: Any) -> None:
 def login(sub: str, groups: list[str], roles: list[str] = (), **claims: Any) -> Any:  # type: ignore[assignment]
     """One browser login as the callback view runs it, after the ID token was verified."""
     request = RequestFactory().get("/oidc/callback/")
-    SessionMiddleware(lambda r: None).process_request(request)  # type: ignore[arg-type,return-value]
+    SessionMiddleware(lambda r: None).process_request(request)  # type: ignore[arg-type]
     backend = GatewayOIDCBackend()
     backend.request = request
     backend.token_response = {"expires_in": 300, "scope": "openid"}

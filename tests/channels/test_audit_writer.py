@@ -6,6 +6,8 @@ import json
 import logging
 import threading
 
+import pytest
+
 from gateway.observe.audit import BatchWriter
 
 
@@ -53,7 +55,7 @@ class Broken(logging.Handler):
         raise OSError("disk full")
 
 
-def test_a_sink_that_raises_does_not_stop_the_other_sinks(monkeypatch) -> None:
+def test_a_sink_that_raises_does_not_stop_the_other_sinks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(logging, "raiseExceptions", False)  # handleError stays quiet
     good = Blocking()
     good.gate.set()

@@ -24,6 +24,11 @@ from tests.redis_servers import PrivateRedis
 REDIS_URL = "redis://127.0.0.1:6379/13"  # a database of our own on the shared server
 
 
+def bus_up() -> bool:
+    """``bus.up`` read afresh (mypy would keep it narrowed across the awaits that change it)."""
+    return bus.up
+
+
 @pytest.fixture(autouse=True)
 def bus_restored() -> Iterator[None]:
     up, epoch = bus.up, bus.epoch
@@ -105,11 +110,11 @@ async def test_the_watchdog_closes_sockets_on_each_kind_of_break() -> None:
     watch = BusWatch(closer, [Watched(server)])  # type: ignore[arg-type]
     await watch.check()
     await watch.check()
-    assert closer.calls == [] and bus.up
+    assert closer.calls == [] and bus_up()
 
     server.run_id = "b" * 40  # restarted or failed over between two checks
     await watch.check()
-    assert closer.calls == [(1011, "bus_lost")] and bus.up
+    assert closer.calls == [(1011, "bus_lost")] and bus_up()
 
     bus.broken()  # the layer's subscriber reconnected
     await watch.check()
@@ -117,11 +122,10 @@ async def test_the_watchdog_closes_sockets_on_each_kind_of_break() -> None:
 
     server.run_id = None
     await watch.check()
-    # mypy keeps bus.up narrowed from the assert above, across the awaits that change it
-    assert not bus.up and len(closer.calls) == 3  # type: ignore[unreachable]
-    server.run_id = "b" * 40  # type: ignore[unreachable]
+    assert not bus_up() and len(closer.calls) == 3
+    server.run_id = "b" * 40
     await watch.check()
-    assert bus.up and len(closer.calls) == 3, "back, on the same Redis: nothing more to close"
+    assert bus_up() and len(closer.calls) == 3, "back, on the same Redis: nothing more to close"
     assert BUS_BREAKS._value.get() == breaks + 3, "each break counted once on /metrics"
 
 
@@ -173,12 +177,11 @@ async def test_with_shards_every_redis_of_the_bus_is_watched() -> None:
     await watch.check()
     shard.run_id = None  # one shard is gone: its groups are deaf
     await watch.check()
-    assert not bus.up and closer.calls == [(1011, "bus_lost")]
+    assert not bus_up() and closer.calls == [(1011, "bus_lost")]
     shard.run_id = "c" * 40  # back, restarted
     await watch.check()
-    assert bus.up
-    # mypy keeps bus.up narrowed from the assert above, across the awaits that change it
-    own.run_id = "d" * 40  # type: ignore[unreachable]  # the gateway's own Redis restarted between two checks
+    assert bus_up()
+    own.run_id = "d" * 40  # the gateway's own Redis restarted between two checks
     await watch.check()
     assert len(closer.calls) == 3
 
@@ -222,11 +225,10 @@ async def test_a_process_with_another_shard_list_refuses_sockets_until_it_agrees
     await own_redis.set(buswatch.SHARDS_KEY, "running", ex=30)
     watch = BusWatch(closer, [Watched(server)], ShardAgreement(own_redis, "mine"))  # type: ignore[arg-type]
     await watch.check()
-    assert not bus.up and closer.calls == [(1011, "bus_lost")]
+    assert not bus_up() and closer.calls == [(1011, "bus_lost")]
     assert (await check_shards() or "").startswith("bus: GATEWAY_REDIS_SHARDS differs")
 
     await own_redis.delete(buswatch.SHARDS_KEY)  # the processes with the other list are gone
     await watch.check()
-    # mypy keeps bus.up narrowed from the assert above, across the awaits that change it
-    assert bus.up and await check_shards() is None  # type: ignore[unreachable]
-    assert await own_redis.get(buswatch.SHARDS_KEY) == b"mine"  # type: ignore[unreachable]
+    assert bus_up() and await check_shards() is None
+    assert await own_redis.get(buswatch.SHARDS_KEY) == b"mine"

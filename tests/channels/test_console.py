@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
@@ -31,13 +32,14 @@ def signed_in(groups: list[str]) -> Client:
     return client
 
 
-def console_config(client: Client) -> dict:
+def console_config(client: Client) -> dict[str, Any]:
     response = client.get("/console/")
     assert response.status_code == 200
     assert "no-store" in response["Cache-Control"]
     text = response.content.decode()
     start = text.index('<script id="console-config" type="application/json">') + 52
-    return json.loads(text[start:text.index("</script>", start)])
+    config: dict[str, Any] = json.loads(text[start:text.index("</script>", start)])
+    return config
 
 
 def test_the_console_shows_the_principal_and_what_its_grants_allow() -> None:

@@ -8,18 +8,20 @@ from channels.layers import get_channel_layer
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError
+from django.http import HttpRequest
 from django.test import RequestFactory
 
+from gateway.admin import ChannelAdmin
 from gateway.grants.store import GRANTS_GROUP, GrantCache, cache, read_version
 from gateway.models import Channel, Grant, GrantChange
-from oidc.grants import Operation
+from oidc.grants import GrantSnapshot, Operation
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 ISS = "https://idp.example.com"
 
 
-def _admin_request(username: str = "root"):
+def _admin_request(username: str = "root") -> HttpRequest:
     user, _ = get_user_model().objects.get_or_create(
         username=username, defaults={"is_staff": True, "is_superuser": True})
     request = RequestFactory().post("/admin/gateway/grant/")
@@ -40,6 +42,8 @@ def test_admin_changes_record_who_before_and_after() -> None:
     assert [c.action for c in (create, update, delete)] == ["create", "update", "delete"]
     assert {c.username for c in (create, update, delete)} == {"root"}
     assert create.user == request.user and create.before is None
+    assert create.after is not None and update.before is not None and update.after is not None
+    assert delete.before is not None
     assert create.after["target"] == "deploys" and create.after["publish"] is False
     assert update.before["publish"] is False and update.after["publish"] is True
     assert delete.before["publish"] is True and delete.after is None
@@ -71,7 +75,9 @@ def test_channel_names_are_normalised_and_listed_with_their_grants() -> None:
     assert channel.name == "alerts.critical"
     Grant.objects.create(issuer=ISS, value="admins", target="alerts.*", presence=True)
     Grant.objects.create(issuer=ISS, value="eng", target="deploys")
-    html = admin.site._registry[Channel].who_can_do_what(channel)
+    channel_admin = admin.site._registry[Channel]
+    assert isinstance(channel_admin, ChannelAdmin)
+    html = channel_admin.who_can_do_what(channel)
     assert "admins" in html and "presence, subscribe" in html and "eng<" not in html
 
 
@@ -79,7 +85,7 @@ async def test_cache_reloads_only_when_the_version_moves() -> None:
     loads: list[int] = []
     from gateway.grants.store import load_snapshot
 
-    async def counting_load(version: int):
+    async def counting_load(version: int) -> GrantSnapshot:
         loads.append(version)
         return await load_snapshot(version)
 

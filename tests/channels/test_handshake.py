@@ -63,7 +63,7 @@ async def test_auth_message_carrier() -> None:
     ({"aud": "someone-else"}, "invalid_audience"),
     ({"iss": "https://evil.example"}, "unknown_issuer"),
 ])
-async def test_bad_tokens_close_4401_with_reason(overrides: dict, reason: str) -> None:
+async def test_bad_tokens_close_4401_with_reason(overrides: dict[str, Any], reason: str) -> None:
     comm = _communicator(headers=[(b"authorization", f"Bearer {token(**overrides)}".encode())])
     assert await _refusal(comm) == (4401, reason)
 
@@ -169,18 +169,21 @@ async def test_expiring_notice_then_close_4401_at_expiry() -> None:
     assert time.time() >= expires_at - 0.05
 
 
-async def test_verified_token_is_cached_until_its_key_leaves_the_jwks(monkeypatch) -> None:
+async def test_verified_token_is_cached_until_its_key_leaves_the_jwks(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     from gateway.handshake import authn
     from gateway.issuers.registry import registry
     from oidc.jwks import JwksCache
+    from oidc.types import Principal
+    from oidc.verify import verify_access_token
     from tests.channels.conftest import ISSUER
     from tests.unit.factories import KEY2, jwks_of
 
     authn.verified_jwts._entries.clear()
-    calls = []
-    real = authn.verify_access_token
+    calls: list[int] = []
+    real = verify_access_token  # what authn calls, until patched below
 
-    async def counting(*args, **kwargs):
+    async def counting(*args: Any, **kwargs: Any) -> Principal:
         calls.append(1)
         return await real(*args, **kwargs)
 
@@ -226,7 +229,7 @@ async def test_a_socket_never_hops_to_the_database_thread(monkeypatch: pytest.Mo
     [(b"authorization", f"Basic {token()}".encode())],
     [(b"authorization", b"Bearer    ")],
 ])
-async def test_duplicate_or_malformed_authorization_is_refused(headers) -> None:
+async def test_duplicate_or_malformed_authorization_is_refused(headers: list[tuple[bytes, bytes]]) -> None:
     """Two Authorization fields are ambiguous (a proxy may forward either), so neither counts."""
     assert await _refusal(_communicator(headers=headers)) == (4401, "invalid_token")
 
@@ -235,7 +238,7 @@ async def test_a_refused_token_is_audited_with_its_kind_kid_and_jti_hash(
         monkeypatch: pytest.MonkeyPatch) -> None:
     import gateway.handshake.middleware
 
-    events: list[dict] = []
+    events: list[dict[str, Any]] = []
     monkeypatch.setattr(gateway.handshake.middleware, "audit",
                         lambda event, outcome, reason, **fields: events.append(
                             {"event": event, "outcome": outcome, "reason": reason, **fields}))

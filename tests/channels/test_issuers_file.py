@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.conf import settings
@@ -29,7 +30,7 @@ algorithms = ["RS256"]
 '''
 
 
-def _with_file(tmp_path: Path, text: str):
+def _with_file(tmp_path: Path, text: str) -> override_settings:
     path = tmp_path / "issuers.toml"
     path.write_text(text)
     return override_settings(GATEWAY=dataclasses.replace(settings.GATEWAY, issuers_file=path))
@@ -116,7 +117,7 @@ def test_introspection_is_not_a_per_issuer_key(tmp_path: Path) -> None:
         configured_issuers()
 
 
-async def test_the_registry_calls_the_provider_at_its_internal_url(monkeypatch) -> None:
+async def test_the_registry_calls_the_provider_at_its_internal_url(monkeypatch: pytest.MonkeyPatch) -> None:
     import dataclasses as dc
 
     from gateway.issuers import registry as registry_module
@@ -125,7 +126,7 @@ async def test_the_registry_calls_the_provider_at_its_internal_url(monkeypatch) 
     public = "https://login.example.com/realms/gateway"
     fetched: list[str] = []
 
-    async def fetch(url: str) -> dict:
+    async def fetch(url: str) -> dict[str, Any]:
         fetched.append(url)
         if url.endswith("/.well-known/openid-configuration"):
             return {"issuer": public, "authorization_endpoint": f"{public}/auth",

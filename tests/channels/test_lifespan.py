@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import gc
+from collections.abc import Callable, MutableMapping
+from typing import Any
+
+import pytest
 
 from config.asgi import application
 from gateway.issuers import registry as registry_module
@@ -17,10 +21,10 @@ from tests.unit.factories import KEY1, jwks_of
 async def test_startup_tunes_the_collector_and_shutdown_completes() -> None:
     gc.unfreeze()
     thresholds = gc.get_threshold()
-    inbox: asyncio.Queue[dict] = asyncio.Queue()
+    inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     sent: list[str] = []
 
-    async def send(message: dict) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         sent.append(message["type"])
 
     await inbox.put({"type": "lifespan.startup"})
@@ -39,11 +43,11 @@ async def test_startup_tunes_the_collector_and_shutdown_completes() -> None:
     assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
 
 
-def _gated_registry(monkeypatch, gate: asyncio.Event) -> Registry:
+def _gated_registry(monkeypatch: pytest.MonkeyPatch, gate: asyncio.Event) -> Registry:
     """A registry for one issuer whose discovery answers only once ``gate`` is set."""
     issuer = "https://slow.example"
 
-    async def fetch(url: str) -> dict:
+    async def fetch(url: str) -> dict[str, Any]:
         if url.endswith("/.well-known/openid-configuration"):
             await gate.wait()
             return {"issuer": issuer, "authorization_endpoint": f"{issuer}/auth",
@@ -57,23 +61,24 @@ def _gated_registry(monkeypatch, gate: asyncio.Event) -> Registry:
     return slow
 
 
-async def _start(sent: list[str]) -> tuple[asyncio.Task[None], asyncio.Queue[dict]]:
-    inbox: asyncio.Queue[dict] = asyncio.Queue()
+async def _start(sent: list[str]) -> tuple[asyncio.Task[None], asyncio.Queue[dict[str, Any]]]:
+    inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
 
-    async def send(message: dict) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         sent.append(message["type"])
 
     await inbox.put({"type": "lifespan.startup"})
     return asyncio.create_task(application({"type": "lifespan"}, inbox.get, send)), inbox
 
 
-async def _stop(task: asyncio.Task[None], inbox: asyncio.Queue[dict]) -> None:
+async def _stop(task: asyncio.Task[None], inbox: asyncio.Queue[dict[str, Any]]) -> None:
     await inbox.put({"type": "lifespan.shutdown"})
     await asyncio.wait_for(task, 5)
     gc.unfreeze()
 
 
-async def test_startup_completes_only_once_the_issuers_keys_are_loaded(monkeypatch) -> None:
+async def test_startup_completes_only_once_the_issuers_keys_are_loaded(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """A new worker must not take handshakes it would deny with keys_unavailable."""
     gate = asyncio.Event()
     slow = _gated_registry(monkeypatch, gate)
@@ -94,7 +99,8 @@ async def test_startup_completes_only_once_the_issuers_keys_are_loaded(monkeypat
         await _stop(task, inbox)
 
 
-async def test_a_provider_that_never_answers_delays_startup_only_boundedly(monkeypatch) -> None:
+async def test_a_provider_that_never_answers_delays_startup_only_boundedly(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     gate = asyncio.Event()
     slow = _gated_registry(monkeypatch, gate)
     monkeypatch.setattr(lifespan_module, "FIRST_LOAD_WAIT", 0.2)
@@ -111,6 +117,6 @@ async def test_a_provider_that_never_answers_delays_startup_only_boundedly(monke
         await _stop(task, inbox)
 
 
-async def _until(condition) -> None:
+async def _until(condition: Callable[[], bool]) -> None:
     while not condition():
         await asyncio.sleep(0.01)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import pytest
 from channels.layers import get_channel_layer
@@ -74,7 +75,7 @@ async def test_one_failing_group_does_not_stop_the_others(monkeypatch: pytest.Mo
 
 
 class _Quiet:
-    def deliver(self, event: dict, shared: dict) -> None:
+    def deliver(self, event: dict[str, Any], shared: dict[str, Any]) -> None:
         pass
 
 

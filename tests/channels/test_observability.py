@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+from typing import Any
 
 import pytest
 from channels.testing import WebsocketCommunicator
@@ -58,7 +59,7 @@ def test_explain_allows_and_shows_each_step(monkeypatch: pytest.MonkeyPatch) -> 
     ("/nowhere/", {}, "no_route"),
 ])
 def test_explain_names_the_failing_check(monkeypatch: pytest.MonkeyPatch, route: str,
-                                         claims: dict, reason: str) -> None:
+                                         claims: dict[str, Any], reason: str) -> None:
     monkeypatch.setattr("sys.stdin", io.StringIO(token(**claims)))
     with pytest.raises(CommandError, match=reason):
         call_command("explain", route=route, stdout=io.StringIO())

@@ -149,6 +149,7 @@ def _session_for(user: Any, groups: list[str]) -> None:
         "issuer": LOGIN_ISSUER, "subject": "sub-carol", "groups": groups, "roles": [],
         "scopes": ["openid", "ws"], "client_id": "gateway", "sid": "s1"}}
     store.save()
+    assert store.session_key is not None
     SessionBinding.objects.create(session_key=store.session_key, issuer=LOGIN_ISSUER,
                                   subject="sub-carol", sid="s1")
 
@@ -160,7 +161,8 @@ def test_check_access_for_a_user_explains_channels_by_grant() -> None:
     carol = get_user_model().objects.create_user("carol")
     OidcIdentity.objects.create(user=carol, issuer=LOGIN_ISSUER, subject="sub-carol")
     _session_for(carol, ["ops"])
-    page = staff_client(*ALL).get("/admin/access/", {"user": carol.pk, "channel": "Alerts.X"})
+    query: dict[str, int | str] = {"user": carol.pk, "channel": "Alerts.X"}
+    page = staff_client(*ALL).get("/admin/access/", query)
     html = page.content.decode()
     assert page.status_code == 200
     assert "session of" in html and "<code>sub-carol</code>" in html

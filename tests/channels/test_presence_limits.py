@@ -60,7 +60,8 @@ def limits() -> Iterator[Any]:
 
 
 async def next_frame(comm: WebsocketCommunicator) -> dict[str, Any]:
-    return json.loads(await comm.receive_from(timeout=1))
+    frame: dict[str, Any] = json.loads(await comm.receive_from(timeout=1))
+    return frame
 
 
 async def subscribe(comm: WebsocketCommunicator, channel: str = "deploys") -> None:

@@ -6,27 +6,29 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import json
+from typing import Any
 
 import pytest
-from channels.testing import WebsocketCommunicator
+from channels.testing import ApplicationCommunicator, WebsocketCommunicator
 from django.conf import settings
 from django.test import AsyncClient, override_settings
 
 from config.asgi import application
 from gateway.bus.health import bus
 from gateway.handshake.tickets import InvalidTicket, redeem_ticket, store_ticket
+from oidc.config import GroupOverage
 from tests.channels.conftest import ORIGIN, token
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def deployment(**changes: object) -> override_settings:
+def deployment(**changes: Any) -> override_settings:
     cfg = settings.GATEWAY
     return override_settings(GATEWAY=dataclasses.replace(
         cfg, deployment=dataclasses.replace(cfg.deployment, **changes)))
 
 
-def audit_events(caplog: pytest.LogCaptureFixture) -> list[dict]:
+def audit_events(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
     return [json.loads(r.message) for r in caplog.records if r.name == "gateway.audit"]
 
 
@@ -36,7 +38,7 @@ def audit_log(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
     return caplog
 
 
-async def test_metrics_refuse_a_request_without_credentials(audit_log) -> None:
+async def test_metrics_refuse_a_request_without_credentials(audit_log: pytest.LogCaptureFixture) -> None:
     response = await AsyncClient().get("/metrics")
     assert response.status_code == 401
     assert response["WWW-Authenticate"].startswith("Bearer")
@@ -44,7 +46,7 @@ async def test_metrics_refuse_a_request_without_credentials(audit_log) -> None:
     assert audit_events(audit_log)[-1]["reason"] == "not_authenticated"
 
 
-async def test_metrics_refuse_a_token_without_the_scope(audit_log) -> None:
+async def test_metrics_refuse_a_token_without_the_scope(audit_log: pytest.LogCaptureFixture) -> None:
     response = await AsyncClient().get(
         "/metrics", headers={"authorization": f"Bearer {token(scope='ws')}"})
     assert response.status_code == 403
@@ -87,7 +89,8 @@ async def test_readyz_names_an_unreachable_redis() -> None:
     assert response.json()["failing"] == ["redis: ConnectionError"]
 
 
-async def test_a_handshake_while_the_bus_is_down_is_refused_and_audited(audit_log) -> None:
+async def test_a_handshake_while_the_bus_is_down_is_refused_and_audited(
+        audit_log: pytest.LogCaptureFixture) -> None:
     bus.up = False
     try:
         comm = WebsocketCommunicator(application, "/ws/",
@@ -139,9 +142,9 @@ async def test_x_forwarded_headers_count_only_from_trusted_proxies(peer: str, cl
                                                                    scheme: str) -> None:
     from config.asgi import behind_proxies
 
-    seen: list[dict] = []
+    seen: list[dict[str, Any]] = []
 
-    async def app(scope: dict, receive: object, send: object) -> None:
+    async def app(scope: dict[str, Any], receive: object, send: object) -> None:
         seen.append(scope)
 
     wrapped = behind_proxies(app, (ipaddress.ip_network("10.0.0.0/24"),))
@@ -170,7 +173,8 @@ def test_token_pages_are_never_cached(path: str) -> None:
     ("admit", "allow", "groups_overage_admitted", None),
 ])
 async def test_a_groups_overage_token_is_audited_and_follows_the_setting(
-        audit_log, setting: str, outcome: str, reason: str, close: tuple | None) -> None:
+        audit_log: pytest.LogCaptureFixture, setting: GroupOverage, outcome: str, reason: str,
+        close: tuple[int, str] | None) -> None:
     from gateway.issuers.registry import registry
 
     issuer = settings.GATEWAY.issuer
@@ -243,3 +247,28 @@ def test_other_origins_get_no_cors_permission() -> None:
     minted = Client().post("/ws/ticket", headers={"origin": foreign,
                                                   "authorization": f"Bearer {token()}"})
     assert not minted.has_header("Access-Control-Allow-Origin")
+
+
+async def get_with_host(host: bytes) -> tuple[int, bytes]:
+    """GET /healthz through the whole ASGI application with this Host header."""
+    scope = {"type": "http", "http_version": "1.1", "method": "GET", "path": "/healthz",
+             "raw_path": b"/healthz", "query_string": b"", "scheme": "http",
+             "headers": [(b"host", host)], "client": ("198.51.100.7", 50000),
+             "server": ("127.0.0.1", 8000)}
+    comm = ApplicationCommunicator(application, scope)
+    await comm.send_input({"type": "http.request", "body": b"", "more_body": False})
+    start, body = await comm.receive_output(timeout=5), await comm.receive_output(timeout=5)
+    await comm.wait(timeout=5)
+    return start["status"], body["body"]
+
+
+async def test_a_request_for_another_host_is_refused_and_audited(
+        audit_log: pytest.LogCaptureFixture) -> None:
+    assert await get_with_host(b"evil.example") == (400, b"disallowed_host")
+    event = audit_events(audit_log)[-1]
+    assert (event["event"], event["outcome"], event["reason"]) == ("http", "deny", "disallowed_host")
+    assert (event["detail"], event["route"], event["remote"]) == (
+        "Host: evil.example", "/healthz", "198.51.100.7")
+    assert not [r for r in audit_log.records if r.name.startswith("django.security")], \
+        "refused before Django's own check, which logs a traceback with DEBUG on"
+    assert (await get_with_host(b"127.0.0.1:8000"))[0] == 200

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from channels.layers import get_channel_layer
@@ -12,11 +13,14 @@ from oidc.channels import group_name
 from oidc.types import ChannelName
 from tests.channels.conftest import token
 
+if TYPE_CHECKING:
+    from django.test.client import _MonkeyPatchedASGIResponse
+
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 async def post(body: object, *, bearer: str | None = None, content_type: str = "application/json",
-               raw: bytes | None = None):
+               raw: bytes | None = None) -> _MonkeyPatchedASGIResponse:
     headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
     data = raw if raw is not None else json.dumps(body)
     return await AsyncClient().post("/api/publish", data=data, content_type=content_type,
@@ -59,7 +63,8 @@ async def test_publish_is_accepted_and_reaches_the_channel_group() -> None:
     ({"body": None, "raw": b"a=b", "content_type": "application/x-www-form-urlencoded",
       "bearer": token(scope="publish")}, 415, "unsupported_media_type"),
 ])
-async def test_refusals(kwargs: dict, status: int, error: str | None, caplog) -> None:
+async def test_refusals(kwargs: dict[str, Any], status: int, error: str | None,
+                        caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level("INFO", logger="gateway.audit")
     response = await post(**kwargs)
     assert response.status_code == status, response.content

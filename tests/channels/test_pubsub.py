@@ -72,7 +72,8 @@ async def send_raw(comm: WebsocketCommunicator, *, text: str | None = None,
 
 async def request(comm: WebsocketCommunicator, **frame: Any) -> dict[str, Any]:
     await comm.send_to(text_data=json.dumps({"v": 1} | frame))
-    return json.loads(await comm.receive_from())
+    reply: dict[str, Any] = json.loads(await comm.receive_from())
+    return reply
 
 
 async def test_bob_subscribes_to_deploys_but_not_alerts() -> None:

@@ -7,6 +7,7 @@ Defined = one JSON reply of type ack/error (carrying an ``id`` key), or a close 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -89,7 +90,7 @@ async def _run(sequence: list[tuple[str, Any]]) -> None:
 
 
 @pytest.fixture
-def isolated_cache():
+def isolated_cache() -> Iterator[None]:
     yield
     cache.__dict__.pop("current", None)
     cache.clear()

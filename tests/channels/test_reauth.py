@@ -32,7 +32,8 @@ def user_token(groups: list[str], **claims: Any) -> str:
 
 async def _request(comm: WebsocketCommunicator, **frame: Any) -> dict[str, Any]:
     await comm.send_to(text_data=json.dumps({"v": 1} | frame))
-    return json.loads(await comm.receive_from())
+    reply: dict[str, Any] = json.loads(await comm.receive_from())
+    return reply
 
 
 async def _connected(groups: list[str]) -> WebsocketCommunicator:

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as redis
+from redis.asyncio.client import Pipeline
 
 from gateway.ops.roster import INFO_KEY, ROSTER_KEY, RedisRoster, SocketEntry
 
@@ -73,10 +74,10 @@ async def test_changes_made_together_go_out_in_one_transaction(clean: None) -> N
     pipelines = 0
     make_pipeline = client.pipeline
 
-    def counted(*args: object, **kwargs: object) -> object:
+    def counted(transaction: bool = True, shard_hint: str | None = None) -> Pipeline:
         nonlocal pipelines
         pipelines += 1
-        return make_pipeline(*args, **kwargs)  # type: ignore[arg-type]
+        return make_pipeline(transaction, shard_hint)
 
     client.pipeline = counted  # type: ignore[method-assign]
     sockets = [f"s{n}" for n in range(50)]

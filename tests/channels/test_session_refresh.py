@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import time
+from typing import NoReturn
 
 import pytest
 from channels.testing import WebsocketCommunicator
+from django.contrib.sessions.backends.base import SessionBase
 
 from config.asgi import application
 from gateway.login import refresh
@@ -17,20 +19,21 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 async def _session(expires_at: float) -> str:
-    store = session_store_class()()
+    store: SessionBase = session_store_class()()
     await store.aset("_auth_user_id", "1")
     await store.aset(AUTH_KEY, {
         "expires_at": expires_at, "refresh_token": "rt", "access_token": "at", "id_token": "it",
         "claims": {"issuer": ISSUER, "subject": "carol", "sid": "s-1", "groups": ["engineering"],
                    "roles": [], "scopes": ["ws"], "expires_at": expires_at, "client_id": "gateway"}})
     await store.asave()
+    assert store.session_key is not None
     return store.session_key
 
 
-async def test_unreachable_provider_keeps_the_socket_until_expiry(monkeypatch) -> None:
-    attempts = []
+async def test_unreachable_provider_keeps_the_socket_until_expiry(monkeypatch: pytest.MonkeyPatch) -> None:
+    attempts: list[str] = []
 
-    async def unreachable(refresh_token: str):
+    async def unreachable(refresh_token: str) -> NoReturn:
         attempts.append(refresh_token)
         raise refresh.ProviderUnreachable("ConnectError")
 
@@ -49,8 +52,8 @@ async def test_unreachable_provider_keeps_the_socket_until_expiry(monkeypatch) -
     assert time.time() >= expires_at - 0.05
 
 
-async def test_refused_refresh_closes_at_once(monkeypatch) -> None:
-    async def refused(refresh_token: str):
+async def test_refused_refresh_closes_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def refused(refresh_token: str) -> NoReturn:
         raise refresh.RefreshFailed("HTTP 400")
 
     monkeypatch.setattr(refresh, "_exchange", refused)

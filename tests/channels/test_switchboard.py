@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from channels.layers import get_channel_layer
 
+import consumers.protocol
 import consumers.pubsub
 from consumers.base import OUTBOX_FRAMES
 from consumers.pubsub import PubSubConsumer
@@ -35,7 +36,7 @@ async def _subscribed(count: int) -> list[Any]:
 async def test_many_local_subscribers_are_one_layer_member_and_one_encoding(
         monkeypatch: pytest.MonkeyPatch) -> None:
     encoded: list[dict[str, Any]] = []
-    real_encode = consumers.pubsub.encode
+    real_encode = consumers.protocol.encode  # what consumers.pubsub calls, until patched below
 
     def counting(frame: dict[str, Any]) -> str:
         encoded.append(frame)

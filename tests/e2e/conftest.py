@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,7 +27,7 @@ class Stack:
     def gateway(self) -> str:
         return self.gateways[0].url
 
-    def audit_events(self, index: int = 0) -> list[dict]:
+    def audit_events(self, index: int = 0) -> list[dict[str, Any]]:
         events = []
         for line in self.gateways[index].log().splitlines():
             if line.startswith("{") and '"outcome"' in line:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from html import unescape
+from typing import Any, cast
 from urllib.parse import parse_qs, urlencode, urljoin, urlsplit, urlunsplit
 
 import httpx
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.typing import Subprotocol
 
 
 def follow(client: httpx.Client, response: httpx.Response, *, stop_at: str | None = None,
@@ -33,7 +36,7 @@ def post_login_form(client: httpx.Client, page: httpx.Response, login: str,
 
 
 def authorize(client: httpx.Client, gateway: str, login: str, password: str,
-              *, tamper_auth_request=None) -> str:
+              *, tamper_auth_request: Callable[[str], str] | None = None) -> str:
     """Run the login up to the provider's redirect back; return the callback URL."""
     start = client.get(f"{gateway}/oidc/authenticate/")
     assert start.is_redirect, start.text[:300]
@@ -72,16 +75,18 @@ def ws_url(gateway: str, path: str = "/ws/") -> str:
 
 
 async def open_ws(gateway: str, *, path: str = "/ws/", headers: dict[str, str] | None = None,
-                  subprotocols: list[str] | None = None):
+                  subprotocols: list[str] | None = None) -> ClientConnection:
+    offered = cast("list[Subprotocol] | None", subprotocols)  # Subprotocol is a NewType of str
     return await connect(ws_url(gateway, path), additional_headers=headers or {},
-                         subprotocols=subprotocols, open_timeout=5, close_timeout=2)
+                         subprotocols=offered, open_timeout=5, close_timeout=2)
 
 
-async def first_message(ws) -> dict:
-    return json.loads(await ws.recv())
+async def first_message(ws: ClientConnection) -> dict[str, Any]:
+    message: dict[str, Any] = json.loads(await ws.recv())
+    return message
 
 
-async def closed_with(gateway: str, **kwargs) -> tuple[int, str]:
+async def closed_with(gateway: str, **kwargs: Any) -> tuple[int, str]:
     """Connect and expect the gateway to close at once; return (code, reason)."""
     from websockets.exceptions import ConnectionClosed
 
@@ -94,8 +99,9 @@ async def closed_with(gateway: str, **kwargs) -> tuple[int, str]:
     raise AssertionError(f"socket stayed open and sent {message!r}")
 
 
-def discovery(issuer: str) -> dict:
-    return httpx.get(f"{issuer}/.well-known/openid-configuration").json()
+def discovery(issuer: str) -> dict[str, Any]:
+    metadata: dict[str, Any] = httpx.get(f"{issuer}/.well-known/openid-configuration").json()
+    return metadata
 
 
 def service_token(issuer: str, client: str, scope: str, resource: str) -> str:
@@ -107,11 +113,12 @@ def service_token(issuer: str, client: str, scope: str, resource: str) -> str:
                           data={"grant_type": "client_credentials", "scope": scope,
                                 "resource": resource})
     assert response.status_code == 200, response.text
-    return response.json()["access_token"]
+    token: str = response.json()["access_token"]
+    return token
 
 
 def user_tokens(issuer: str, gateway: str, user: str, password: str,
-                scope: str = "openid profile email offline_access ws") -> dict:
+                scope: str = "openid profile email offline_access ws") -> dict[str, Any]:
     """A user's tokens from a hand-driven code flow with PKCE (the gateway's client)."""
     import base64
     import hashlib
@@ -136,7 +143,8 @@ def user_tokens(issuer: str, gateway: str, user: str, password: str,
                           data={"grant_type": "authorization_code", "code": code,
                                 "redirect_uri": callback, "code_verifier": verifier})
     assert response.status_code == 200, response.text
-    return response.json()
+    tokens: dict[str, Any] = response.json()
+    return tokens
 
 
 def logout_at_provider(issuer: str, client: httpx.Client) -> None:

@@ -6,11 +6,13 @@ import asyncio
 import json
 import time
 import uuid
+from typing import Any
 
 import httpx
 import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
+from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from tests.e2e.conftest import Stack
@@ -19,16 +21,17 @@ from tests.e2e.flows import first_message, login, logout_at_provider, open_ws, s
 EVENT = "http://schemas.openid.net/event/backchannel-logout"
 
 
-async def _open(stack: Stack, client: httpx.Client, index: int):
+async def _open(stack: Stack, client: httpx.Client, index: int) -> ClientConnection:
     gateway = stack.gateways[index].url
     ws = await open_ws(gateway, headers={"Cookie": session_cookie(client), "Origin": gateway})
     await first_message(ws)
     return ws
 
 
-async def _close_code(ws, timeout: float = 3.0) -> int:
+async def _close_code(ws: ClientConnection, timeout: float = 3.0) -> int:
     with pytest.raises(ConnectionClosed) as closed:
         await asyncio.wait_for(ws.recv(), timeout)
+    assert closed.value.rcvd is not None
     return closed.value.rcvd.code
 
 
@@ -61,7 +64,7 @@ def _signing_key(stack: Stack) -> tuple[KeySet, str]:
     return KeySet.import_key_set(keys), keys["keys"][0]["kid"]
 
 
-def _logout_token(stack: Stack, **changes) -> str:
+def _logout_token(stack: Stack, **changes: Any) -> str:
     keyset, kid = _signing_key(stack)
     now = int(time.time())
     claims = {"iss": stack.idp.issuer, "aud": "gateway", "iat": now, "exp": now + 60,
@@ -76,7 +79,10 @@ def _logout_token(stack: Stack, **changes) -> str:
             claims[name] = value
     if header["alg"] == "none":
         import base64
-        enc = lambda d: base64.urlsafe_b64encode(json.dumps(d).encode()).rstrip(b"=").decode()  # noqa: E731
+
+        def enc(d: dict[str, Any]) -> str:
+            return base64.urlsafe_b64encode(json.dumps(d).encode()).rstrip(b"=").decode()
+
         return f"{enc(header)}.{enc(claims)}."
     return jwt.encode(header, claims, keyset)
 
@@ -103,7 +109,7 @@ def test_valid_crafted_token_then_replay(stack: Stack) -> None:
     ({"sid": None, "sub": None}, "missing_claim"),
     ({"iss": "http://127.0.0.1:1/evil"}, "unknown_issuer"),
 ])
-async def test_invalid_logout_tokens_get_400_and_close_nothing(stack: Stack, changes: dict,
+async def test_invalid_logout_tokens_get_400_and_close_nothing(stack: Stack, changes: dict[str, Any],
                                                                reason: str) -> None:
     alice = login(stack.gateway, "alice", "alice-password")
     ws = await _open(stack, alice, 0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 import httpx
 import pytest
@@ -30,10 +31,11 @@ def svc_token(stack: Stack) -> str:
 
 @pytest.fixture(scope="module")
 def alice_token(stack: Stack) -> str:
-    return user_tokens(stack.idp.issuer, stack.gateway, "alice", "alice-password")["access_token"]
+    token: str = user_tokens(stack.idp.issuer, stack.gateway, "alice", "alice-password")["access_token"]
+    return token
 
 
-async def _welcome_via(stack: Stack, carrier: str, token: str) -> dict:
+async def _welcome_via(stack: Stack, carrier: str, token: str) -> dict[str, Any]:
     if carrier == "header":
         ws = await open_ws(stack.gateway, headers={"Authorization": f"Bearer {token}"})
     elif carrier == "subprotocol":
@@ -44,7 +46,8 @@ async def _welcome_via(stack: Stack, carrier: str, token: str) -> dict:
         await ws.send(json.dumps({"type": "auth", "token": token}))
     welcome = await first_message(ws)
     await ws.close()
-    return welcome["principal"]
+    principal: dict[str, Any] = welcome["principal"]
+    return principal
 
 
 @pytest.mark.parametrize("carrier", ["header", "subprotocol", "message"])
@@ -66,12 +69,15 @@ async def test_user_token_opens_websocket(stack: Stack, alice_token: str, carrie
 
 def _ticket(stack: Stack, client: httpx.Client) -> str:
     page = client.get(f"{stack.gateway}/")
-    csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+    match = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
+    assert match is not None
+    csrf = match.group(1)
     response = client.post(f"{stack.gateway}/ws/ticket", headers={
         "X-CSRFToken": csrf, "Origin": stack.gateway})
     assert response.status_code == 200, response.text
     assert response.headers["Cache-Control"] == "no-store"
-    return response.json()["ticket"]
+    ticket: str = response.json()["ticket"]
+    return ticket
 
 
 async def test_ticket_works_once(stack: Stack) -> None:
@@ -139,6 +145,7 @@ async def test_first_message_must_be_auth(stack: Stack) -> None:
     await ws.send("hello")
     with pytest.raises(ConnectionClosed) as closed:
         await ws.recv()
+    assert closed.value.rcvd is not None
     assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (4401, "invalid_auth_message")
 
 
@@ -162,7 +169,8 @@ def _bearer_ticket(stack: Stack, token: str) -> str:
     response = httpx.post(f"{stack.gateway}/ws/ticket", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 200, response.text
     assert response.headers["Cache-Control"] == "no-store"
-    return response.json()["ticket"]
+    ticket: str = response.json()["ticket"]
+    return ticket
 
 
 @pytest.mark.parametrize("who", ["service", "user"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from typing import Any
 
 import httpx
 import pytest
@@ -22,12 +23,12 @@ from tests.e2e.flows import (
 )
 
 
-def _events(stack: Stack, event: str, outcome: str, reason: str) -> list[dict]:
+def _events(stack: Stack, event: str, outcome: str, reason: str) -> list[dict[str, Any]]:
     return [e for e in stack.audit_events() if e["event"] == event
             and e["outcome"] == outcome and e["reason"] == reason]
 
 
-def _wait_for_event(stack: Stack, event: str, outcome: str, reason: str) -> dict:
+def _wait_for_event(stack: Stack, event: str, outcome: str, reason: str) -> dict[str, Any]:
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
         found = _events(stack, event, outcome, reason)
@@ -125,6 +126,7 @@ async def test_logged_out_session_closes_4401(stack: Stack) -> None:
     from websockets.exceptions import ConnectionClosed
     with pytest.raises(ConnectionClosed) as closed:
         await ws.recv()
+    assert closed.value.rcvd is not None
     assert closed.value.rcvd.code == 4401
     code, reason = await closed_with(stack.gateway, headers={"Cookie": cookie,
                                                              "Origin": stack.gateway})

@@ -88,7 +88,7 @@ class RawHandshake:
                 if isinstance(event, Response):
                     assert event.status_code == 101, event.status_code
                 elif isinstance(event, Frame) and event.opcode is Opcode.TEXT:
-                    return dict(json.loads(event.data))
+                    return dict(json.loads(bytes(event.data)))
 
 
 async def test_a_burst_of_heads_arriving_together_is_paced_and_every_handshake_completes(

@@ -61,6 +61,7 @@ async def test_sockets_close_1011_when_redis_goes_and_work_again_when_it_returns
     redis.stop()
     with pytest.raises(ConnectionClosed) as closed:
         await asyncio.wait_for(ws.recv(), 5)
+    assert closed.value.rcvd is not None
     assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1011, "bus_lost")
 
     redis.start()
@@ -98,6 +99,7 @@ async def _revoke_reaches(redis: PrivateRedis, issuer: str, ws: ClientConnection
     await sender.flush()
     with pytest.raises(ConnectionClosed) as revoked:
         await asyncio.wait_for(ws.recv(), 5)
+    assert revoked.value.rcvd is not None
     assert revoked.value.rcvd.code == 4401
 
 
@@ -113,6 +115,7 @@ async def test_sockets_close_1011_when_the_bus_subscriber_is_dropped(
     assert int(redis.cli("CLIENT", "KILL", "TYPE", "pubsub")) >= 1
     with pytest.raises(ConnectionClosed) as closed:
         await asyncio.wait_for(ws.recv(), 5)
+    assert closed.value.rcvd is not None
     assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1011, "bus_lost")
     assert "message bus subscriber reconnected" in gateway.log()
 
@@ -137,6 +140,7 @@ async def test_sockets_close_1011_when_redis_restarts_between_two_checks(
     redis.start()  # back within a fraction of a second, with another run_id
     with pytest.raises(ConnectionClosed) as closed:
         await asyncio.wait_for(ws.recv(), 5)
+    assert closed.value.rcvd is not None
     assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1011, "bus_lost")
 
     again = await _open_when_the_bus_is_back(gateway, headers)
@@ -245,6 +249,7 @@ async def test_through_sentinel_the_gateway_follows_a_failover_to_the_new_master
     servers.master.stop()  # the master dies; the sentinel promotes the replica
     with pytest.raises(ConnectionClosed) as closed:
         await asyncio.wait_for(held.recv(), 5)
+    assert closed.value.rcvd is not None
     assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1011, "bus_lost")
 
     await asyncio.to_thread(_wait_until, lambda: servers.sentinel.master_port() == servers.replica.port,
@@ -269,6 +274,7 @@ async def test_through_sentinel_an_ordered_failover_moves_the_bus_at_once(
     assert servers.sentinel.cli("SENTINEL", "FAILOVER", "gw") == "OK"
     with pytest.raises(ConnectionClosed) as closed:
         await asyncio.wait_for(held.recv(), 5)
+    assert closed.value.rcvd is not None
     assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1011, "bus_lost")
     assert servers.sentinel.master_port() == servers.replica.port
     assert servers.master.process is not None and servers.master.process.poll() is None, \
@@ -344,6 +350,7 @@ async def test_with_shards_groups_spread_over_every_redis_and_each_is_watched(
     shards[1].stop()  # a shard that does not hold the gateway's own state
     with pytest.raises(ConnectionClosed) as closed:
         await asyncio.wait_for(ws.recv(), 5)
+    assert closed.value.rcvd is not None
     assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1011, "bus_lost")
     shards[1].start()
     again = await _open_when_the_bus_is_back(gateway, headers)
@@ -353,4 +360,5 @@ async def test_with_shards_groups_spread_over_every_redis_and_each_is_watched(
     await sender.flush()
     with pytest.raises(ConnectionClosed) as revoked:
         await asyncio.wait_for(again.recv(), 5)
+    assert revoked.value.rcvd is not None
     assert revoked.value.rcvd.code == 4401

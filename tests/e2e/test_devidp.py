@@ -18,12 +18,13 @@ from collections.abc import Iterator
 from html import unescape
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urljoin, urlsplit
 
 import httpx
 import pytest
 from joserfc import jwt
-from joserfc.jwk import KeySet
+from joserfc.jwk import KeySet, KeySetSerialization
 
 import devidp
 
@@ -101,25 +102,28 @@ def idp(
 
 
 @pytest.fixture(scope="module")
-def discovery(idp: devidp.DevIdp) -> dict:
+def discovery(idp: devidp.DevIdp) -> dict[str, Any]:
     response = httpx.get(f"{idp.issuer}/.well-known/openid-configuration")
     response.raise_for_status()
-    return response.json()
+    document: dict[str, Any] = response.json()
+    return document
 
 
-def _jwks(discovery: dict) -> dict:
+def _jwks(discovery: dict[str, Any]) -> KeySetSerialization:
     response = httpx.get(discovery["jwks_uri"])
     response.raise_for_status()
-    return response.json()
+    jwks: KeySetSerialization = response.json()
+    return jwks
 
 
-def _decode(token: str, discovery: dict) -> jwt.Token:
+def _decode(token: str, discovery: dict[str, Any]) -> jwt.Token:
     return jwt.decode(token, KeySet.import_key_set(_jwks(discovery)), algorithms=["RS256"])
 
 
-def _header(token: str) -> dict:
+def _header(token: str) -> dict[str, Any]:
     segment = token.split(".")[0]
-    return json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    header: dict[str, Any] = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    return header
 
 
 def _pkce() -> tuple[str, str]:
@@ -152,7 +156,7 @@ def _login_form(page: httpx.Response) -> str:
 
 def _authorize(
     client: httpx.Client,
-    discovery: dict,
+    discovery: dict[str, Any],
     *,
     login: str,
     password: str,
@@ -193,14 +197,14 @@ def _callback_params(response: httpx.Response, callback: str | None = None) -> d
 
 
 def _code_flow(
-    discovery: dict,
+    discovery: dict[str, Any],
     login: str,
     password: str,
     *,
     scope: str = "openid profile email ws publish",
     callback: str | None = None,
     client: httpx.Client | None = None,
-) -> dict:
+) -> dict[str, Any]:
     callback = callback or CALLBACK
     with httpx.Client(follow_redirects=False) as own_client:
         response, verifier, state = _authorize(
@@ -225,10 +229,11 @@ def _code_flow(
         },
     )
     assert token.status_code == 200, token.text
-    return token.json()
+    tokens: dict[str, Any] = token.json()
+    return tokens
 
 
-def test_discovery(idp: devidp.DevIdp, discovery: dict) -> None:
+def test_discovery(idp: devidp.DevIdp, discovery: dict[str, Any]) -> None:
     assert discovery["issuer"] == idp.issuer
     assert idp.issuer.startswith("http://127.0.0.1:")
     assert discovery["authorization_response_iss_parameter_supported"] is True
@@ -245,7 +250,7 @@ def test_discovery(idp: devidp.DevIdp, discovery: dict) -> None:
     assert "client_credentials" in discovery["grant_types_supported"]
 
 
-def test_client_credentials_jwt(discovery: dict) -> None:
+def test_client_credentials_jwt(discovery: dict[str, Any]) -> None:
     response = httpx.post(
         discovery["token_endpoint"],
         auth=("svc-publisher", devidp.CLIENTS["svc-publisher"]),
@@ -266,7 +271,7 @@ def test_client_credentials_jwt(discovery: dict) -> None:
         assert claim in claims
 
 
-def test_client_credentials_scope_is_limited(discovery: dict) -> None:
+def test_client_credentials_scope_is_limited(discovery: dict[str, Any]) -> None:
     response = httpx.post(
         discovery["token_endpoint"],
         auth=("svc-reader", devidp.CLIENTS["svc-reader"]),
@@ -278,7 +283,7 @@ def test_client_credentials_scope_is_limited(discovery: dict) -> None:
     assert _decode(response.json()["access_token"], discovery).claims["scope"] == "ws"
 
 
-def test_code_flow_alice(discovery: dict) -> None:
+def test_code_flow_alice(discovery: dict[str, Any]) -> None:
     tokens = _code_flow(discovery, "alice", "alice-password")
     id_token = _decode(tokens["id_token"], discovery).claims
     assert id_token["sub"] == "alice"
@@ -301,7 +306,7 @@ def test_code_flow_alice(discovery: dict) -> None:
     assert access["sid"] == id_token["sid"]
 
 
-def test_wrong_password_gives_no_code(discovery: dict) -> None:
+def test_wrong_password_gives_no_code(discovery: dict[str, Any]) -> None:
     with httpx.Client(follow_redirects=False) as client:
         response, _, _ = _authorize(client, discovery, login="alice", password="bob-password")
         assert not response.is_redirect
@@ -310,7 +315,7 @@ def test_wrong_password_gives_no_code(discovery: dict) -> None:
         assert 'name="password"' in response.text
 
 
-def test_pkce_is_required(discovery: dict) -> None:
+def test_pkce_is_required(discovery: dict[str, Any]) -> None:
     with httpx.Client(follow_redirects=False) as client:
         response, _, _ = _authorize(
             client, discovery, login="alice", password="alice-password", pkce=False
@@ -322,7 +327,7 @@ def test_pkce_is_required(discovery: dict) -> None:
     assert "PKCE" in params.get("error_description", "")
 
 
-def test_refresh_and_group_change(idp: devidp.DevIdp, discovery: dict) -> None:
+def test_refresh_and_group_change(idp: devidp.DevIdp, discovery: dict[str, Any]) -> None:
     tokens = _code_flow(discovery, "bob", "bob-password", scope="openid email ws")
     assert "refresh_token" in tokens
     idp.set_groups("bob", ["engineering", "ops"], ["developer", "operator"])
@@ -348,7 +353,7 @@ def test_refresh_and_group_change(idp: devidp.DevIdp, discovery: dict) -> None:
         idp.set_groups("bob", devidp.USERS["bob"]["groups"], devidp.USERS["bob"]["roles"])
 
 
-def test_introspection_of_opaque_token(discovery: dict) -> None:
+def test_introspection_of_opaque_token(discovery: dict[str, Any]) -> None:
     response = httpx.post(
         discovery["token_endpoint"],
         auth=("svc-reader", devidp.CLIENTS["svc-reader"]),
@@ -387,13 +392,13 @@ def test_introspection_of_opaque_token(discovery: dict) -> None:
     assert again.json() == {"active": False}
 
 
-def test_extra_gateway_url_is_a_valid_redirect(discovery: dict) -> None:
+def test_extra_gateway_url_is_a_valid_redirect(discovery: dict[str, Any]) -> None:
     extra_callback = f"{EXTRA_GATEWAY_URL}/oidc/callback/"
     tokens = _code_flow(discovery, "bob", "bob-password", callback=extra_callback)
     assert _decode(tokens["id_token"], discovery).claims["sub"] == "bob"
 
 
-def test_unregistered_redirect_is_refused(discovery: dict) -> None:
+def test_unregistered_redirect_is_refused(discovery: dict[str, Any]) -> None:
     with httpx.Client(follow_redirects=False) as client:
         response, _, _ = _authorize(
             client,
@@ -407,7 +412,7 @@ def test_unregistered_redirect_is_refused(discovery: dict) -> None:
 
 
 def test_logout_sends_backchannel_logout(
-    idp: devidp.DevIdp, discovery: dict, gateway_stub: ThreadingHTTPServer
+    idp: devidp.DevIdp, discovery: dict[str, Any], gateway_stub: ThreadingHTTPServer
 ) -> None:
     received: list[str] = gateway_stub.received  # type: ignore[attr-defined]
     received.clear()
@@ -492,7 +497,7 @@ def test_missing_node_modules_names_the_fix(
         devidp.start(_free_port(), "http://127.0.0.1:8000")
 
 
-def test_rotate_keys(idp: devidp.DevIdp, discovery: dict) -> None:
+def test_rotate_keys(idp: devidp.DevIdp, discovery: dict[str, Any]) -> None:
     before = httpx.post(
         discovery["token_endpoint"],
         auth=("svc-reader", devidp.CLIENTS["svc-reader"]),
@@ -527,7 +532,7 @@ def test_a_provider_process_that_stalls_is_replaced(tmp_path: Path) -> None:
     log_handle = (tmp_path / "idp.log").open("ab")
     stalled = subprocess.Popen(["sleep", "60"])
 
-    def launch() -> subprocess.Popen:
+    def launch() -> subprocess.Popen[bytes]:
         return subprocess.Popen([devidp.launcher._node(), str(devidp.launcher.SERVER_SCRIPT)],
                                 cwd=devidp.launcher.PACKAGE_DIR, env=env,
                                 stdout=log_handle, stderr=subprocess.STDOUT)
@@ -554,9 +559,9 @@ def test_a_provider_that_stalls_on_every_attempt_fails_naming_its_state(tmp_path
                         process=subprocess.Popen(["sleep", "60"]),
                         keys_file=tmp_path / "keys.json", log_file=tmp_path / "idp.log",
                         _log_handle=log_handle)
-    launched: list[subprocess.Popen] = []
+    launched: list[subprocess.Popen[bytes]] = []
 
-    def launch() -> subprocess.Popen:
+    def launch() -> subprocess.Popen[bytes]:
         launched.append(subprocess.Popen(["sleep", "60"]))
         return launched[-1]
 

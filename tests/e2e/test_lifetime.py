@@ -12,8 +12,10 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
+from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 import devidp
@@ -49,11 +51,12 @@ def short(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Short]:
         idp.stop()
 
 
-async def _next(ws, timeout: float = TTL + 4) -> dict:
-    return json.loads(await asyncio.wait_for(ws.recv(), timeout))
+async def _next(ws: ClientConnection, timeout: float = TTL + 4) -> dict[str, Any]:
+    frame: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), timeout))
+    return frame
 
 
-async def _reply(ws, timeout: float = 3) -> dict:
+async def _reply(ws: ClientConnection, timeout: float = 3) -> dict[str, Any]:
     """The next frame that is not a notice (auth.expiring, auth.refreshed, channels)."""
     while True:
         frame = await _next(ws, timeout)
@@ -70,6 +73,7 @@ async def test_short_token_gets_expiring_notice_then_4401(short: Short) -> None:
     assert time.time() >= expires_at - LEAD - 0.5
     with pytest.raises(ConnectionClosed) as closed:
         await _next(ws)
+    assert closed.value.rcvd is not None
     assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (4401, "expired")
     assert time.time() >= expires_at - 0.5
 
@@ -91,7 +95,7 @@ async def test_inband_refresh_keeps_the_socket_open(short: Short) -> None:
     await ws.close()
 
 
-def _add_grants(short: Short, grants: list[dict]) -> None:
+def _add_grants(short: Short, grants: list[dict[str, Any]]) -> None:
     script = ("import django, json, sys; django.setup()\n"
               "from gateway.models import Grant\n"
               "for g in json.loads(sys.argv[-1]): Grant.objects.get_or_create(**g)\n")
@@ -116,7 +120,7 @@ async def test_session_socket_refreshes_server_side_and_loses_shrunk_grants(shor
     started = time.time()
     short.idp.set_groups("alice", ["engineering"], ["developer"])  # changed at the provider
     try:
-        seen = []
+        seen: list[dict[str, Any]] = []
         while "unsubscribed" not in [m["type"] for m in seen]:
             seen.append(await _next(ws))
         types = [m["type"] for m in seen]
@@ -163,4 +167,5 @@ async def test_refresh_token_revoked_at_provider_closes_4401_at_next_refresh(sho
     assert (await _next(ws))["type"] == "auth.expiring"
     with pytest.raises(ConnectionClosed) as closed:
         await _next(ws)
+    assert closed.value.rcvd is not None
     assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (4401, "refresh_failed")

@@ -11,6 +11,7 @@ import asyncio
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,7 +24,7 @@ from tests.e2e.test_pubsub import Client, admin_change
 from tests.redis_servers import PrivateRedis
 
 
-def lobby_grant(stack: Stack, group: str, *, presence: bool) -> dict:
+def lobby_grant(stack: Stack, group: str, *, presence: bool) -> dict[str, Any]:
     return {"issuer": stack.idp.issuer, "claim": "groups", "value": group, "target": "lobby",
             "subscribe": True, "presence": presence}
 

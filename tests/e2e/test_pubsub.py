@@ -13,9 +13,11 @@ import json
 import subprocess
 import sys
 import time
+from typing import Any
 
 import httpx
 import pytest
+from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 import devidp
@@ -44,7 +46,7 @@ print(json.dumps({"committed_at": time.time()}))
 """
 
 
-def admin_change(stack: Stack, changes: list[tuple[str, dict]]) -> float:
+def admin_change(stack: Stack, changes: list[tuple[str, dict[str, Any]]]) -> float:
     """Apply grant changes as the admin saves them, configured like gateway 1."""
     env = gateway_env(stack.idp.issuer, stack.gateways[1].port,
                       database_file=stack.tmp / "gateway.sqlite3", redis_url=REDIS_URL)
@@ -55,7 +57,7 @@ def admin_change(stack: Stack, changes: list[tuple[str, dict]]) -> float:
     return float(json.loads(done.stdout.strip().splitlines()[-1])["committed_at"])
 
 
-def grant(stack: Stack, group: str, target: str) -> dict:
+def grant(stack: Stack, group: str, target: str) -> dict[str, Any]:
     return {"issuer": stack.idp.issuer, "claim": "groups", "value": group, "target": target,
             "subscribe": True}
 
@@ -81,8 +83,9 @@ def tokens(stack: Stack) -> dict[str, str]:
 class Client:
     """One pub/sub socket speaking protocol v1."""
 
-    def __init__(self, ws) -> None:
-        self.ws, self.next_id, self.inbox = ws, 0, []
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws, self.next_id = ws, 0
+        self.inbox: list[dict[str, Any]] = []
         self.channels: list[str] = []  # what the grants allow, from welcome and `channels`
 
     @classmethod
@@ -94,15 +97,15 @@ class Client:
         client.channels = [c["channel"] for c in hello["channels"]]
         return client
 
-    async def recv(self, timeout: float = 2.0) -> dict:
+    async def recv(self, timeout: float = 2.0) -> dict[str, Any]:
         """The next frame; ``channels`` notices only update ``self.channels``."""
         while True:
-            frame = json.loads(await asyncio.wait_for(self.ws.recv(), timeout))
+            frame: dict[str, Any] = json.loads(await asyncio.wait_for(self.ws.recv(), timeout))
             if frame.get("type") != "channels":
                 return frame
             self.channels = [c["channel"] for c in frame["channels"]]
 
-    async def request(self, type: str, **fields) -> dict:
+    async def request(self, type: str, **fields: Any) -> dict[str, Any]:
         self.next_id += 1
         await self.ws.send(json.dumps({"v": 1, "type": type, "id": self.next_id, **fields}))
         while True:
@@ -111,7 +114,7 @@ class Client:
                 return reply
             self.inbox.append(reply)
 
-    async def subscribe(self, channel: str) -> dict:
+    async def subscribe(self, channel: str) -> dict[str, Any]:
         return await self.request("subscribe", channel=channel)
 
     async def nothing_within(self, seconds: float) -> bool:
@@ -125,7 +128,7 @@ class Client:
         await self.ws.close()
 
 
-def publish(gateway: str, token: str | None, channel: str, payload, **kwargs) -> httpx.Response:
+def publish(gateway: str, token: str | None, channel: str, payload: Any, **kwargs: Any) -> httpx.Response:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     return httpx.post(f"{gateway}/api/publish", json={"channel": channel, "payload": payload},
                       headers=headers, timeout=10, **kwargs)

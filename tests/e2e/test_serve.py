@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -152,17 +153,17 @@ async def sockets_on_both_workers(gateway: GatewayProcess, token: str, path: str
     raise AssertionError(f"sockets landed on {len(by_worker)} worker(s) only")
 
 
-async def request(ws: ClientConnection, type_: str, **fields: object) -> dict:
+async def request(ws: ClientConnection, type_: str, **fields: object) -> dict[str, Any]:
     await ws.send(json.dumps({"v": 1, "type": type_, "id": 1, **fields}))
     while True:
-        reply = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        reply: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), 5))
         if reply.get("id") == 1:
             return reply
 
 
-async def next_message(ws: ClientConnection) -> dict:
+async def next_message(ws: ClientConnection) -> dict[str, Any]:
     while True:
-        frame = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        frame: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), 5))
         if frame.get("type") == "message":
             return frame
 
@@ -196,6 +197,7 @@ async def test_permessage_deflate_is_declined_unless_configured(gateway: Gateway
     url = gateway.url.replace("http://", "ws://") + "/ws/events/"
     async with connect(url, compression="deflate", open_timeout=5,
                        additional_headers={"Authorization": f"Bearer {bob_token}"}) as ws:
+        assert ws.response is not None
         assert ws.response.headers.get("Sec-WebSocket-Extensions") is None
         assert (await request(ws, "ping"))["type"] == "ack"
 

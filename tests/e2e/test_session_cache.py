@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from typing import Any
 
 import httpx
 
@@ -20,7 +21,7 @@ from tests.e2e.flows import closed_with, first_message, login, logout_at_provide
 ROUNDS = 5
 
 
-def _backchannel_logouts(stack: Stack) -> list[dict]:
+def _backchannel_logouts(stack: Stack) -> list[dict[str, Any]]:
     return [e for index in range(len(stack.gateways)) for e in stack.audit_events(index)
             if e.get("event") == "backchannel_logout" and e.get("outcome") == "allow"]
 

@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -58,7 +59,7 @@ class KeycloakStack:
     def env(self, index: int = 0) -> dict[str, str]:
         return self.envs[index]
 
-    def add_grants(self, grants: list[dict]) -> None:
+    def add_grants(self, grants: list[dict[str, Any]]) -> None:
         """Create grants the way the admin saves them (one Django process, gateway 0's env)."""
         script = ("import django, json, sys; django.setup()\n"
                   "from django.contrib import admin\n"

@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 import httpx
+from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from tests.e2e.flows import open_ws, session_cookie
@@ -18,16 +19,16 @@ def jose_header(token: str) -> dict[str, Any]:
     return dict(json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))))
 
 
-async def session_socket(gateway: str, client: httpx.Client, path: str = "/ws/"):
+async def session_socket(gateway: str, client: httpx.Client, path: str = "/ws/") -> ClientConnection:
     return await open_ws(gateway, path=path,
                          headers={"Cookie": session_cookie(client), "Origin": gateway})
 
 
-async def bearer_socket(gateway: str, token: str, path: str = "/ws/"):
+async def bearer_socket(gateway: str, token: str, path: str = "/ws/") -> ClientConnection:
     return await open_ws(gateway, path=path, headers={"Authorization": f"Bearer {token}"})
 
 
-async def recv_json(ws, timeout: float = 5.0) -> dict[str, Any]:
+async def recv_json(ws: ClientConnection, timeout: float = 5.0) -> dict[str, Any]:
     return dict(json.loads(await asyncio.wait_for(ws.recv(), timeout)))
 
 
@@ -56,7 +57,7 @@ async def refused(gateway: str, token: str) -> tuple[int, str]:
     raise AssertionError(f"socket stayed open and sent {message!r}")
 
 
-async def close_of(ws, timeout: float = 5.0) -> tuple[int, str]:
+async def close_of(ws: ClientConnection, timeout: float = 5.0) -> tuple[int, str]:
     """Wait for the server to close ``ws`` (skipping lifecycle notices); return (code, reason)."""
     try:
         while True:
@@ -69,7 +70,7 @@ async def close_of(ws, timeout: float = 5.0) -> tuple[int, str]:
 class PubSub:
     """One /ws/events/ socket speaking protocol v1 (docs/protocol.md)."""
 
-    def __init__(self, ws) -> None:
+    def __init__(self, ws: ClientConnection) -> None:
         self.ws, self.next_id = ws, 0
 
     async def request(self, type: str, **fields: Any) -> dict[str, Any]:

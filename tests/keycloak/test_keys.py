@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -19,7 +20,7 @@ def _kids(stack: KeycloakStack) -> set[str]:
     return {key["kid"] for key in keys if key.get("use") == "sig"}
 
 
-def _rsa_providers(stack: KeycloakStack) -> list[dict]:
+def _rsa_providers(stack: KeycloakStack) -> list[dict[str, Any]]:
     components = stack.keycloak.admin("GET", "/components", params={"type": KEY_PROVIDER}).json()
     return [c for c in components if c["providerId"] == "rsa-generated"
             and c["config"].get("enabled", ["true"]) == ["true"]]

@@ -10,12 +10,15 @@ import asyncio
 import json
 import re
 
+import httpx
+from websockets.asyncio.client import ClientConnection
+
 from tests.keycloak.conftest import KeycloakStack
 from tests.keycloak.flows import login, logout_at_keycloak
 from tests.keycloak.helpers import close_of, recv_json, session_socket
 
 
-async def _sockets(stack: KeycloakStack, client) -> tuple[list, str]:
+async def _sockets(stack: KeycloakStack, client: httpx.Client) -> tuple[list[ClientConnection], str]:
     """Three sockets of one session (one on gateway 0, two on gateway 1) and its ``sid``."""
     sockets, sids = [], set()
     for gateway in (stack.gateways[0].url, stack.gateways[1].url, stack.gateways[1].url):
@@ -28,12 +31,13 @@ async def _sockets(stack: KeycloakStack, client) -> tuple[list, str]:
     return sockets, sids.pop()
 
 
-async def _still_open(ws) -> None:
+async def _still_open(ws: ClientConnection) -> None:
     await ws.send("still there?")
     assert (await recv_json(ws, 3))["type"] == "error"
 
 
-async def _logged_out_everywhere(stack: KeycloakStack, sockets: list, bystander) -> None:
+async def _logged_out_everywhere(stack: KeycloakStack, sockets: list[ClientConnection],
+                                 bystander: ClientConnection) -> None:
     closes = await asyncio.gather(*(close_of(ws, 10) for ws in sockets))
     assert closes == [(4401, "logged_out")] * len(sockets)
     await _still_open(bystander)

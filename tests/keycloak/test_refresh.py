@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+from websockets.asyncio.client import ClientConnection
 
 from tests.keycloak.conftest import KeycloakStack
 from tests.keycloak.flows import login
@@ -46,7 +48,7 @@ def carol(kc_stack: KeycloakStack, short_tokens: None) -> Iterator[str]:
         keycloak.admin("DELETE", f"/users/{user_id}")
 
 
-async def _until(ws, kind: str, timeout: float) -> dict:
+async def _until(ws: ClientConnection, kind: str, timeout: float) -> dict[str, Any]:
     while True:
         frame = await recv_json(ws, timeout)
         if frame["type"] == kind:

@@ -11,7 +11,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
-from joserfc.jwk import RSAKey
+from joserfc.jwk import Key, RSAKey
 
 from oidc.config import IssuerConfig
 from oidc.profiles import GENERIC
@@ -31,7 +31,7 @@ def b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def jwks_of(*keys: RSAKey) -> dict[str, Any]:
+def jwks_of(*keys: Key) -> dict[str, Any]:
     return {"keys": [k.as_dict(private=False) for k in keys]}
 
 
@@ -47,6 +47,7 @@ def encode(header: Mapping[str, Any], claims: Mapping[str, Any], *,
     else:
         digest = {"RS256": hashes.SHA256(), "RS384": hashes.SHA384(),
                   "RS512": hashes.SHA512()}.get(alg, hashes.SHA256())
+        assert key.private_key is not None  # the factory keys are generated here, private half included
         sig = key.private_key.sign(signing_input.encode(), padding.PKCS1v15(), digest)
     return f"{signing_input}.{b64(sig)}"
 

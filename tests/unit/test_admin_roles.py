@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from config.env import ConfigError
 from config.staffing import AdminMapping, load_admin_mapping
+from config.values import ConfigError
 from oidc.admin_roles import AdminLevel, admin_level, matching_entries
 
 

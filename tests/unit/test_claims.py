@@ -14,7 +14,7 @@ NOW = 1_700_000_000.0
     ("value", "ok"),
     [(NOW + 1, True), (NOW - 29, True), (NOW - 30, False), (int(NOW) + 5, True)],
 )
-def test_exp_with_leeway(value, ok):
+def test_exp_with_leeway(value: float, ok: bool) -> None:
     if ok:
         c.validate_exp({"exp": value}, NOW, 30)
     else:
@@ -24,19 +24,19 @@ def test_exp_with_leeway(value, ok):
 
 
 @pytest.mark.parametrize("value", [True, "1", None, [1], float("nan")])
-def test_numeric_dates_must_be_numbers(value):
+def test_numeric_dates_must_be_numbers(value: object) -> None:
     with pytest.raises(errors.MissingClaim):
         c.validate_exp({"exp": value}, NOW, 0)
 
 
-def test_nbf_optional_and_checked():
+def test_nbf_optional_and_checked() -> None:
     c.validate_nbf({}, NOW, 0)
     c.validate_nbf({"nbf": NOW}, NOW, 0)
     with pytest.raises(errors.NotYetValid):
         c.validate_nbf({"nbf": NOW + 1}, NOW, 0)
 
 
-def test_iat_required_and_not_future():
+def test_iat_required_and_not_future() -> None:
     c.validate_iat({"iat": NOW + 5}, NOW, 10)
     with pytest.raises(errors.MissingClaim):
         c.validate_iat({}, NOW, 10)
@@ -45,7 +45,7 @@ def test_iat_required_and_not_future():
 
 
 @pytest.mark.parametrize("iss", ["https://a/", "https://A", "https://a ", 1])
-def test_iss_exact(iss):
+def test_iss_exact(iss: str | int) -> None:
     c.validate_iss({"iss": "https://a"}, "https://a")
     with pytest.raises(errors.InvalidIssuer):
         c.validate_iss({"iss": iss}, "https://a")
@@ -53,7 +53,7 @@ def test_iss_exact(iss):
 
 @pytest.mark.parametrize(("aud", "ok"), [("x", True), (["y", "x"], True), (["y"], False),
                                          ([], False), ([1], False), (1, False)])
-def test_aud(aud, ok):
+def test_aud(aud: object, ok: bool) -> None:
     if ok:
         c.validate_aud({"aud": aud}, frozenset({"x"}))
     else:
@@ -61,12 +61,12 @@ def test_aud(aud, ok):
             c.validate_aud({"aud": aud}, frozenset({"x"}))
 
 
-def test_aud_missing():
+def test_aud_missing() -> None:
     with pytest.raises(errors.MissingClaim):
         c.validate_aud({}, frozenset({"x"}))
 
 
-def test_azp_rules():
+def test_azp_rules() -> None:
     c.validate_azp({"aud": "me"}, "me")
     c.validate_azp({"aud": ["me", "x"], "azp": "me"}, "me")
     with pytest.raises(errors.MissingClaim):
@@ -75,7 +75,7 @@ def test_azp_rules():
         c.validate_azp({"aud": "me", "azp": "x"}, "me")
 
 
-def test_nonce():
+def test_nonce() -> None:
     c.validate_nonce({}, None)
     c.validate_nonce({"nonce": "n"}, "n")
     with pytest.raises(errors.InvalidNonce):
@@ -85,7 +85,7 @@ def test_nonce():
 
 
 @pytest.mark.parametrize("claims", [{}, {"sub": ""}, {"sub": 5}])
-def test_sub(claims):
+def test_sub(claims: dict[str, object]) -> None:
     assert c.validate_sub({"sub": "u"}) == "u"
     with pytest.raises(errors.MissingClaim):
         c.validate_sub(claims)

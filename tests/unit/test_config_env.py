@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from config.env import ConfigError, load_config
+from config.env import load_config
+from config.values import ConfigError
 
 BASE = {"GATEWAY_OIDC_ISSUER": "https://idp.example.com", "GATEWAY_OIDC_CLIENT_ID": "gw",
         "GATEWAY_OIDC_CLIENT_SECRET": "s", "GATEWAY_SECRET_KEY": "x" * 40}
@@ -74,7 +75,8 @@ def test_okta_profile_with_an_api_audience() -> None:
 
 
 def test_internal_url_is_an_origin_and_localhost_issuers_are_allowed() -> None:
-    from config.env import ConfigError, load_config
+    from config.env import load_config
+    from config.values import ConfigError
 
     base = {"GATEWAY_OIDC_ISSUER": "http://localhost:8080/realms/gateway",
             "GATEWAY_OIDC_CLIENT_ID": "gateway", "GATEWAY_OIDC_CLIENT_SECRET": "s",

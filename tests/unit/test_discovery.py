@@ -28,7 +28,7 @@ def document(**overrides: Any) -> dict[str, Any]:
     return {k: v for k, v in doc.items() if v is not None}
 
 
-def test_parse():
+def test_parse() -> None:
     m = parse_metadata(document(), ISSUER)
     assert m.jwks_uri == f"{ISSUER}/certs" and m.userinfo_endpoint == f"{ISSUER}/userinfo"
     assert m.iss_parameter_supported and m.backchannel_logout_supported
@@ -37,13 +37,13 @@ def test_parse():
 
 
 @pytest.mark.parametrize("issuer", [ISSUER + "/", "https://evil.example.com", None])
-def test_issuer_mismatch(issuer):
+def test_issuer_mismatch(issuer: str | None) -> None:
     with pytest.raises(DiscoveryError, match="issuer"):
         parse_metadata(document(issuer=issuer), ISSUER)
 
 
 @pytest.mark.parametrize("field", ["authorization_endpoint", "token_endpoint", "jwks_uri"])
-def test_required_field_missing(field):
+def test_required_field_missing(field: str) -> None:
     with pytest.raises(DiscoveryError, match=field):
         parse_metadata(document(**{field: None}), ISSUER)
 
@@ -52,13 +52,13 @@ def test_required_field_missing(field):
     "url", ["http://idp.example.com/certs", "ftp://idp.example.com/certs", "/certs", 42,
             "https://idp.example.com/certs#frag"],
 )
-def test_insecure_urls_refused(url):
+def test_insecure_urls_refused(url: str | int) -> None:
     with pytest.raises(DiscoveryError, match="jwks_uri"):
         parse_metadata(document(jwks_uri=url), ISSUER)
 
 
 @pytest.mark.parametrize("host", ["localhost:8080", "127.0.0.1:9000", "[::1]:9000"])
-def test_loopback_http_allowed(host):
+def test_loopback_http_allowed(host: str) -> None:
     issuer = f"http://{host}/oidc"
     doc = document(issuer=issuer, authorization_endpoint=f"{issuer}/auth",
                    token_endpoint=f"{issuer}/token", jwks_uri=f"{issuer}/jwks",
@@ -66,7 +66,7 @@ def test_loopback_http_allowed(host):
     assert parse_metadata(doc, issuer).jwks_uri == f"{issuer}/jwks"
 
 
-def test_bad_flag_and_algs():
+def test_bad_flag_and_algs() -> None:
     with pytest.raises(DiscoveryError, match="backchannel_logout_supported"):
         parse_metadata(document(backchannel_logout_supported="yes"), ISSUER)
     with pytest.raises(DiscoveryError, match="id_token_signing"):
@@ -82,14 +82,14 @@ def test_bad_flag_and_algs():
          "https://idp.example.com/realms/a/.well-known/openid-configuration"),
     ],
 )
-def test_discovery_url(issuer, url):
+def test_discovery_url(issuer: str, url: str) -> None:
     assert discovery_url(issuer) == url
 
 
 INTERNAL = "http://keycloak:8080"
 
 
-def test_server_calls_move_to_the_internal_url_and_the_browser_keeps_the_public_ones():
+def test_server_calls_move_to_the_internal_url_and_the_browser_keeps_the_public_ones() -> None:
     from oidc.discovery import for_server_calls
 
     m = for_server_calls(parse_metadata(document(), ISSUER), INTERNAL)
@@ -101,7 +101,7 @@ def test_server_calls_move_to_the_internal_url_and_the_browser_keeps_the_public_
     assert m.issuer == ISSUER  # iss is still checked against the public issuer
 
 
-def test_endpoints_on_another_origin_and_no_internal_url_are_left_alone():
+def test_endpoints_on_another_origin_and_no_internal_url_are_left_alone() -> None:
     from oidc.discovery import for_server_calls, internal_url
 
     other = "https://keys.example.net/certs"

@@ -29,27 +29,27 @@ CODES = {
 
 
 @pytest.mark.parametrize(("cls", "code"), CODES.items(), ids=lambda v: getattr(v, "__name__", v))
-def test_codes_unique_and_in_docstring(cls, code):
+def test_codes_unique_and_in_docstring(cls: type[errors.OidcError], code: str) -> None:
     assert cls.error == code
     assert issubclass(cls, errors.OidcError)
     assert cls.__name__ in (errors.__doc__ or "") and f'"{code}"' in (errors.__doc__ or "")
     assert list(CODES.values()).count(code) == 1
 
 
-def test_statuses():
+def test_statuses() -> None:
     assert errors.KeysUnavailable.status == errors.DiscoveryError.status == "unavailable"
     assert all(cls.status == "unauthenticated" for cls in CODES
                if issubclass(cls, errors.TokenError))
 
 
-def test_claim_error_carries_claim():
+def test_claim_error_carries_claim() -> None:
     exc = errors.ExpiredToken("late", claim="exp")
     assert (exc.claim, exc.error, exc.description, str(exc)) == (
         "exp", "expired_token", "late", "expired_token: late")
     assert isinstance(exc, errors.ClaimError) and isinstance(exc, errors.TokenError)
 
 
-def test_principal_helpers():
+def test_principal_helpers() -> None:
     p = Principal(issuer="i", subject="s", client_id=None, groups=frozenset({"b", "a"}),
                   roles=frozenset(), scopes=frozenset({"z", "y"}), claims={"sub": "s"},
                   expires_at=1.0, sid=None, credential=CredentialKind.SESSION)

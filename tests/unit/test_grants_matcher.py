@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterable, Mapping
 from types import MappingProxyType
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -27,7 +29,8 @@ OTHER = "https://other.example.com"
 SUB, PUB, PRES = Operation.SUBSCRIBE, Operation.PUBLISH, Operation.PRESENCE
 
 
-def principal(groups=(), roles=(), claims=None, issuer=ISS) -> Principal:
+def principal(groups: Iterable[str] = (), roles: Iterable[str] = (),
+              claims: Mapping[str, Any] | None = None, issuer: str = ISS) -> Principal:
     return Principal(issuer=issuer, subject="u1", client_id="gateway", groups=frozenset(groups),
                      roles=frozenset(roles), scopes=frozenset({"ws"}), claims=claims or {},
                      expires_at=2e9, sid=None, credential=CredentialKind.BEARER)

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 
 from oidc import errors
-from oidc.config import GROUP_OVERAGE_CHOICES, IssuerConfig
+from oidc.config import GROUP_OVERAGE_CHOICES, GroupOverage, IssuerConfig
 from oidc.introspection import principal_from_introspection
 from oidc.jwks import JwksCache
-from oidc.profiles import AUTH0, ENTRA, GENERIC, KEYCLOAK, customised, groups_overage
+from oidc.profiles import AUTH0, ENTRA, GENERIC, KEYCLOAK, IssuerProfile, customised, groups_overage
 from oidc.types import CredentialKind
 from oidc.verify import groups_of, verify_access_token, verify_id_token
 
@@ -82,14 +82,14 @@ async def verify(claims: dict[str, Any], config: IssuerConfig, keys: JwksCache) 
          "dotted-path", "dotted-path-other-root", "client-id-template", "customised-entra",
          "keycloak-distributed"],
 )
-def test_groups_overage_detection(profile, claims, expected):
+def test_groups_overage_detection(profile: IssuerProfile, claims: dict[str, Any], expected: bool) -> None:
     assert groups_overage(claims, profile, CLIENT_ID) is expected
 
 
 # -- access tokens ----------------------------------------------------------------------
 
 @pytest.mark.parametrize("marker", [ENTRA_OVERAGE, ENTRA_IMPLICIT], ids=["claim-names", "hasgroups"])
-async def test_entra_overage_refused_by_default(keys, marker):
+async def test_entra_overage_refused_by_default(keys: JwksCache, marker: dict[str, Any]) -> None:
     config = make_config(profile=ENTRA)
     assert config.group_overage == "refuse"
     with pytest.raises(errors.GroupsOverage) as caught:
@@ -98,7 +98,7 @@ async def test_entra_overage_refused_by_default(keys, marker):
 
 
 @pytest.mark.parametrize("marker", [ENTRA_OVERAGE, ENTRA_IMPLICIT], ids=["claim-names", "hasgroups"])
-async def test_entra_overage_admitted_without_groups(keys, marker):
+async def test_entra_overage_admitted_without_groups(keys: JwksCache, marker: dict[str, Any]) -> None:
     config = make_config(profile=ENTRA, group_overage="admit")
     p = await verify(entra_access(**marker), config, keys)
     assert p.groups_overage is True and p.groups == frozenset()
@@ -106,7 +106,7 @@ async def test_entra_overage_admitted_without_groups(keys, marker):
     assert p.as_dict()["groups_overage"] is True
 
 
-async def test_admitted_overage_drops_a_partial_group_list(keys):
+async def test_admitted_overage_drops_a_partial_group_list(keys: JwksCache) -> None:
     """Groups beside the marker are not all of them: none is granted, not some."""
     config = make_config(group_overage="admit")
     claims = access_claims(groups=["engineering"], _claim_names={"groups": "src1"},
@@ -118,7 +118,7 @@ async def test_admitted_overage_drops_a_partial_group_list(keys):
 
 
 @pytest.mark.parametrize("setting", GROUP_OVERAGE_CHOICES)
-async def test_token_without_marker_keeps_its_groups(keys, setting):
+async def test_token_without_marker_keeps_its_groups(keys: JwksCache, setting: GroupOverage) -> None:
     config = make_config(profile=ENTRA, group_overage=setting)
     p = await verify(entra_access(groups=["8c1f-guid"]), config, keys)
     assert p.groups == {"8c1f-guid"} and p.groups_overage is False
@@ -127,21 +127,21 @@ async def test_token_without_marker_keeps_its_groups(keys, setting):
 
 # -- ID tokens (login and refresh) ------------------------------------------------------
 
-async def test_id_token_overage_refused_by_default(keys):
+async def test_id_token_overage_refused_by_default(keys: JwksCache) -> None:
     config = make_config(profile=ENTRA)
     with pytest.raises(errors.GroupsOverage):
         await verify_id_token(encode(ID_HEADER, id_claims(**ENTRA_OVERAGE)), config, keys,
                               now=NOW, nonce="n-123")
 
 
-async def test_id_token_overage_admitted_then_groups_of_gives_none(keys):
+async def test_id_token_overage_admitted_then_groups_of_gives_none(keys: JwksCache) -> None:
     config = make_config(profile=ENTRA, group_overage="admit")
     token = await verify_id_token(encode(ID_HEADER, id_claims(**ENTRA_IMPLICIT)), config, keys,
                                   now=NOW, nonce="n-123")
     assert groups_of(token.claims, config) == (frozenset(), True)
 
 
-def test_groups_of_without_marker():
+def test_groups_of_without_marker() -> None:
     config = make_config(profile=ENTRA)
     assert groups_of({"groups": ["a", "b"]}, config) == (frozenset({"a", "b"}), False)
     with pytest.raises(errors.GroupsOverage):
@@ -154,7 +154,7 @@ def introspected(**extra: Any) -> dict[str, Any]:
     return {"active": True, "iss": ISSUER, "sub": "user-1", "exp": NOW + 60, **extra}
 
 
-def test_introspected_overage_follows_the_setting():
+def test_introspected_overage_follows_the_setting() -> None:
     with pytest.raises(errors.GroupsOverage):
         principal_from_introspection(introspected(**ENTRA_IMPLICIT),
                                      make_config(profile=ENTRA), now=NOW)
@@ -166,12 +166,12 @@ def test_introspected_overage_follows_the_setting():
 # -- configuration and error tree -------------------------------------------------------
 
 @pytest.mark.parametrize("value", ["ignore", "Refuse", "", None])
-def test_config_refuses_unknown_setting(value):
+def test_config_refuses_unknown_setting(value: str | None) -> None:
     with pytest.raises(ValueError, match=r"group_overage .* use one of refuse, admit"):
         make_config(group_overage=value)
 
 
-def test_groups_overage_error_in_the_tree():
+def test_groups_overage_error_in_the_tree() -> None:
     assert errors.GroupsOverage.error == "groups_overage"
     assert errors.GroupsOverage.status == "forbidden"
     assert not issubclass(errors.GroupsOverage, errors.TokenError)  # the token is valid

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+from joserfc.jwk import RSAKey
 
 from oidc import errors
+from oidc.config import IssuerConfig
 from oidc.jwks import JwksCache
 from oidc.verify import verify_id_token, verify_userinfo_sub
 
@@ -17,6 +21,7 @@ from .factories import (
     LOGOUT_HEADER,
     NOW,
     FakeClock,
+    FakeFetcher,
     encode,
     id_claims,
     jwks_of,
@@ -25,7 +30,7 @@ from .factories import (
 )
 
 
-async def test_valid_id_token(config, keys):
+async def test_valid_id_token(config: IssuerConfig, keys: JwksCache) -> None:
     token = await verify_id_token(encode(ID_HEADER, id_claims()), config, keys, now=NOW,
                                   nonce="n-123")
     assert token.claims["sub"] == "user-1" and token.header["kid"] == "k1"
@@ -57,62 +62,66 @@ async def test_valid_id_token(config, keys):
          "iat-missing", "iat-future", "nonce-mismatch", "nonce-missing", "nonce-not-string",
          "sub-missing"],
 )
-async def test_id_token_claim_checks(config, keys, claims, nonce, error):
+async def test_id_token_claim_checks(config: IssuerConfig, keys: JwksCache, claims: dict[str, Any],
+                                     nonce: str, error: type[Exception]) -> None:
     with pytest.raises(error):
         await verify_id_token(encode(ID_HEADER, claims), config, keys, now=NOW, nonce=nonce)
 
 
-async def test_multiple_audiences_with_matching_azp(config, keys):
+async def test_multiple_audiences_with_matching_azp(config: IssuerConfig, keys: JwksCache) -> None:
     raw = encode(ID_HEADER, id_claims(aud=[CLIENT_ID, "other"], azp=CLIENT_ID))
     assert await verify_id_token(raw, config, keys, now=NOW, nonce="n-123")
 
 
-async def test_nonce_not_expected_is_not_checked(config, keys):
+async def test_nonce_not_expected_is_not_checked(config: IssuerConfig, keys: JwksCache) -> None:
     raw = encode(ID_HEADER, id_claims(nonce=None))
     assert await verify_id_token(raw, config, keys, now=NOW, nonce=None)
 
 
 @pytest.mark.parametrize("alg", ["none", "None", "NONE", "nOnE"])
-async def test_alg_none(config, keys, alg):
+async def test_alg_none(config: IssuerConfig, keys: JwksCache, alg: str) -> None:
     raw = encode({**ID_HEADER, "alg": alg}, id_claims(), key=None)
     with pytest.raises(errors.UnsupportedAlgorithm):
         await verify_id_token(raw, config, keys, now=NOW, nonce="n-123")
 
 
-async def test_alg_not_in_allowlist(keys):
+async def test_alg_not_in_allowlist(keys: JwksCache) -> None:
     config = make_config(algorithms=("PS256",))
     with pytest.raises(errors.UnsupportedAlgorithm):
         await verify_id_token(encode(ID_HEADER, id_claims()), config, keys, now=NOW,
                               nonce="n-123")
 
 
-async def test_hs256_with_provider_public_key(config, keys):
-    pem = keys.get("k1").as_pem()
+async def test_hs256_with_provider_public_key(config: IssuerConfig, keys: JwksCache) -> None:
+    key = keys.get("k1")
+    assert isinstance(key, RSAKey)
+    pem = key.as_pem()
     raw = encode({**ID_HEADER, "alg": "HS256"}, id_claims(), hmac_secret=pem)
     with pytest.raises(errors.UnsupportedAlgorithm):
         await verify_id_token(raw, config, keys, now=NOW, nonce="n-123")
 
 
-async def test_no_kid_with_single_key_accepted(config):
+async def test_no_kid_with_single_key_accepted(config: IssuerConfig) -> None:
     keys = JwksCache.from_keys(jwks_of(KEY1), clock=FakeClock())
     raw = encode({"alg": "RS256", "typ": "JWT"}, id_claims())
     assert await verify_id_token(raw, config, keys, now=NOW, nonce="n-123")
 
 
-async def test_no_kid_with_several_keys_refused(config, keys, fetcher):
+async def test_no_kid_with_several_keys_refused(
+        config: IssuerConfig, keys: JwksCache, fetcher: FakeFetcher) -> None:
     raw = encode({"alg": "RS256", "typ": "JWT"}, id_claims())
     with pytest.raises(errors.UnknownKey):
         await verify_id_token(raw, config, keys, now=NOW, nonce="n-123")
     assert fetcher.calls == 0
 
 
-async def test_bad_signature(config, keys):
+async def test_bad_signature(config: IssuerConfig, keys: JwksCache) -> None:
     raw = encode(ID_HEADER, id_claims(), key=KEY3)
     with pytest.raises(errors.BadSignature):
         await verify_id_token(raw, config, keys, now=NOW, nonce="n-123")
 
 
-async def test_logout_token_is_not_an_id_token(config, keys):
+async def test_logout_token_is_not_an_id_token(config: IssuerConfig, keys: JwksCache) -> None:
     with pytest.raises(errors.WrongTokenType):
         await verify_id_token(encode(LOGOUT_HEADER, logout_claims()), config, keys, now=NOW,
                               nonce=None)
@@ -121,13 +130,13 @@ async def test_logout_token_is_not_an_id_token(config, keys):
                               nonce=None)
 
 
-async def test_needs_client_id(keys):
+async def test_needs_client_id(keys: JwksCache) -> None:
     with pytest.raises(ValueError, match="client_id"):
         await verify_id_token(encode(ID_HEADER, id_claims()), make_config(client_id=None), keys,
                               now=NOW, nonce=None)
 
 
-def test_userinfo_sub_must_match():
+def test_userinfo_sub_must_match() -> None:
     verify_userinfo_sub({"sub": "user-1"}, {"sub": "user-1", "email": "a@b"})
     with pytest.raises(errors.InvalidSubject):
         verify_userinfo_sub({"sub": "user-1"}, {"sub": "user-2"})

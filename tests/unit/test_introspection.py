@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from oidc import errors
+from oidc.config import IssuerConfig
 from oidc.introspection import IntrospectionCache, principal_from_introspection
 from oidc.profiles import KEYCLOAK
 from oidc.types import CredentialKind
@@ -22,14 +23,14 @@ def response(**overrides: Any) -> dict[str, Any]:
     return {k: v for k, v in data.items() if v is not None}
 
 
-def test_active_response_gives_opaque_principal(config):
+def test_active_response_gives_opaque_principal(config: IssuerConfig) -> None:
     p = principal_from_introspection(response(groups=["g"]), config, now=NOW)
     assert (p.subject, p.client_id, p.token_format) == ("user-1", "spa", "opaque")
     assert p.scopes == {"ws.read"} and p.groups == {"g"} and p.expires_at == NOW + 300
     assert p.credential is CredentialKind.BEARER
 
 
-def test_client_credentials_token_uses_client_id_as_subject(config):
+def test_client_credentials_token_uses_client_id_as_subject(config: IssuerConfig) -> None:
     p = principal_from_introspection(response(sub=None), config, now=NOW)
     assert p.subject == "spa"
 
@@ -50,24 +51,24 @@ def test_client_credentials_token_uses_client_id_as_subject(config):
     ids=["inactive", "active-string", "active-missing", "expired", "no-exp", "wrong-iss",
          "wrong-aud", "no-sub-no-client", "refresh-token"],
 )
-def test_refusals(config, data, error):
+def test_refusals(config: IssuerConfig, data: dict[str, Any], error: type[Exception]) -> None:
     with pytest.raises(error):
         principal_from_introspection(data, config, now=NOW)
 
 
-def test_allowed_client_ids(config):
+def test_allowed_client_ids(config: IssuerConfig) -> None:
     strict = make_config(allowed_client_ids=frozenset({"other"}))
     with pytest.raises(errors.InvalidClient):
         principal_from_introspection(response(), strict, now=NOW)
 
 
-def test_profile_applies_to_introspection():
+def test_profile_applies_to_introspection() -> None:
     config = make_config(profile=KEYCLOAK)
     p = principal_from_introspection(response(realm_access={"roles": ["op"]}), config, now=NOW)
     assert p.roles == {"op"}
 
 
-def test_cache_hit_and_ttl(config):
+def test_cache_hit_and_ttl(config: IssuerConfig) -> None:
     cache = IntrospectionCache(ttl=60)
     p = principal_from_introspection(response(), config, now=NOW)
     cache.put("opaque-1", p, NOW)
@@ -76,7 +77,7 @@ def test_cache_hit_and_ttl(config):
     assert cache.get("opaque-1", NOW + 60) is None
 
 
-def test_cache_entry_never_outlives_token(config):
+def test_cache_entry_never_outlives_token(config: IssuerConfig) -> None:
     cache = IntrospectionCache(ttl=600)
     p = principal_from_introspection(response(exp=NOW + 30), config, now=NOW)
     cache.put("opaque-1", p, NOW)
@@ -84,7 +85,7 @@ def test_cache_entry_never_outlives_token(config):
     assert cache.get("opaque-1", NOW + 30) is None
 
 
-def test_cache_is_bounded_lru(config):
+def test_cache_is_bounded_lru(config: IssuerConfig) -> None:
     cache = IntrospectionCache(ttl=60, max_entries=2)
     p = principal_from_introspection(response(), config, now=NOW)
     cache.put("a", p, NOW)
@@ -95,7 +96,7 @@ def test_cache_is_bounded_lru(config):
     assert cache.get("b", NOW) is None and cache.get("a", NOW) is p
 
 
-def test_cache_keys_are_digests(config):
+def test_cache_keys_are_digests(config: IssuerConfig) -> None:
     cache = IntrospectionCache()
     cache.put("secret-token", principal_from_introspection(response(), config, now=NOW), NOW)
     assert "secret-token" not in repr(cache._entries)

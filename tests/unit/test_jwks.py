@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from joserfc.jwk import ECKey, OctKey, RSAKey
@@ -10,32 +11,33 @@ from joserfc.jwk import ECKey, OctKey, RSAKey
 from oidc import errors
 from oidc.jwks import JwksCache
 
-from .factories import KEY1, KEY2, KEY3, FakeFetcher, jwks_of
+from .factories import KEY1, KEY2, KEY3, FakeClock, FakeFetcher, jwks_of
 
 URI = "https://idp.example.com/jwks"
 
 
-def test_parsed_key_object_is_reused(keys):
+def test_parsed_key_object_is_reused(keys: JwksCache) -> None:
     assert keys.get("k1") is keys.get("k1")
     assert keys.get("k1") is not keys.get("k2")
 
 
-async def test_unchanged_keys_are_not_reparsed_on_refresh(keys, clock):
+async def test_unchanged_keys_are_not_reparsed_on_refresh(keys: JwksCache, clock: FakeClock) -> None:
     before = keys.get("k1")
     clock.now += 60
     assert await keys.refresh()
     assert keys.get("k1") is before
 
 
-async def test_first_load_fetches(clock):
+async def test_first_load_fetches(clock: FakeClock) -> None:
     fetcher = FakeFetcher(jwks_of(KEY1))
     cache = JwksCache(URI, fetcher, clock=clock)
     assert not cache.loaded and cache.needs_refresh()
     assert (await cache.resolve("k1")).kid == "k1"
-    assert cache.loaded and fetcher.calls == 1 and not cache.needs_refresh()
+    # mypy keeps the narrowing of cache.loaded from the first assert across the await
+    assert cache.loaded and fetcher.calls == 1 and not cache.needs_refresh()  # type: ignore[unreachable]
 
 
-async def test_never_loaded_and_unreachable(clock):
+async def test_never_loaded_and_unreachable(clock: FakeClock) -> None:
     fetcher = FakeFetcher(jwks_of(KEY1))
     fetcher.fail = True
     cache = JwksCache(URI, fetcher, clock=clock)
@@ -46,7 +48,7 @@ async def test_never_loaded_and_unreachable(clock):
     assert fetcher.calls == 1
 
 
-async def test_single_flight(clock):
+async def test_single_flight(clock: FakeClock) -> None:
     fetcher = FakeFetcher(jwks_of(KEY1, KEY3))
     cache = JwksCache(URI, fetcher, clock=clock)
     cache.load(jwks_of(KEY1))
@@ -60,7 +62,7 @@ async def test_single_flight(clock):
     assert all(r is results[0] for r in results)
 
 
-async def test_concurrent_unknown_kid_fetches_once(keys, fetcher):
+async def test_concurrent_unknown_kid_fetches_once(keys: JwksCache, fetcher: FakeFetcher) -> None:
     fetcher.gate = asyncio.Event()
     tasks = [asyncio.ensure_future(keys.resolve("nope")) for _ in range(10)]
     await asyncio.sleep(0)
@@ -70,7 +72,7 @@ async def test_concurrent_unknown_kid_fetches_once(keys, fetcher):
     assert fetcher.calls == 1
 
 
-async def test_rate_limit_window(keys, fetcher, clock):
+async def test_rate_limit_window(keys: JwksCache, fetcher: FakeFetcher, clock: FakeClock) -> None:
     assert await keys.refresh()
     assert not await keys.refresh()
     clock.now += keys.min_refetch_interval - 1
@@ -81,7 +83,8 @@ async def test_rate_limit_window(keys, fetcher, clock):
     assert fetcher.calls == 3
 
 
-async def test_stale_keys_survive_failed_refetch_within_max_stale(keys, fetcher, clock):
+async def test_stale_keys_survive_failed_refetch_within_max_stale(
+        keys: JwksCache, fetcher: FakeFetcher, clock: FakeClock) -> None:
     fetcher.fail = True
     clock.now += 7200
     assert keys.needs_refresh()
@@ -94,7 +97,7 @@ async def test_stale_keys_survive_failed_refetch_within_max_stale(keys, fetcher,
         await keys.resolve("k1")
 
 
-async def test_key_rotation(keys, fetcher, clock):
+async def test_key_rotation(keys: JwksCache, fetcher: FakeFetcher, clock: FakeClock) -> None:
     fetcher.document = jwks_of(KEY2, KEY3)
     clock.now += 60
     assert (await keys.resolve("k3")).kid == "k3"
@@ -102,7 +105,8 @@ async def test_key_rotation(keys, fetcher, clock):
     assert keys.kids == {"k2", "k3"}
 
 
-async def test_bad_document_keeps_previous_keys(keys, fetcher, clock):
+async def test_bad_document_keeps_previous_keys(
+        keys: JwksCache, fetcher: FakeFetcher, clock: FakeClock) -> None:
     fetcher.document = {"keys": "nope"}
     clock.now += 60
     await keys.refresh()
@@ -121,26 +125,26 @@ async def test_bad_document_keeps_previous_keys(keys, fetcher, clock):
     ],
     ids=["use-enc", "key-ops-encrypt", "private", "symmetric", "garbage", "string"],
 )
-def test_unusable_keys_are_ignored(clock, jwk):
+def test_unusable_keys_are_ignored(clock: FakeClock, jwk: dict[str, Any] | str) -> None:
     cache = JwksCache.from_keys({"keys": [KEY1.as_dict(private=False), jwk]}, clock=clock)
     assert cache.kids == {"k1"}
     assert cache.get("k3") is None
 
 
-def test_document_without_usable_key_is_refused(clock):
+def test_document_without_usable_key_is_refused(clock: FakeClock) -> None:
     cache = JwksCache(URI, FakeFetcher({}), clock=clock)
     with pytest.raises(ValueError, match="no usable"):
         cache.load({"keys": [KEY1.as_dict(private=True)]})
 
 
-def test_ec_and_rsa_keys_load(clock):
+def test_ec_and_rsa_keys_load(clock: FakeClock) -> None:
     ec = ECKey.generate_key("P-256", parameters={"kid": "ec"})
     rsa = RSAKey.generate_key(2048, parameters={"kid": "rsa"})
     cache = JwksCache.from_keys(jwks_of(ec, rsa), clock=clock)
     assert cache.kids == {"ec", "rsa"}
 
 
-def test_no_kid_single_key(clock):
+def test_no_kid_single_key(clock: FakeClock) -> None:
     cache = JwksCache.from_keys(jwks_of(KEY1), clock=clock)
     assert cache.get(None) is cache.get("k1")
     two = JwksCache.from_keys(jwks_of(KEY1, KEY2), clock=clock)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from config.env import ConfigError, Limits, load_config
+from config.env import Limits, load_config
+from config.values import ConfigError
 from consumers.ratelimit import TokenBucket
 
 BASE = {"GATEWAY_OIDC_ISSUER": "https://idp.example.com", "GATEWAY_OIDC_CLIENT_ID": "gw",

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from oidc import errors
+from oidc.config import IssuerConfig
+from oidc.jwks import JwksCache
 from oidc.logout import LOGOUT_MAX_AGE, LogoutToken, MemoryReplayStore
 from oidc.verify import accept_logout_token, verify_logout_token
 
@@ -19,7 +23,7 @@ from .factories import (
 )
 
 
-async def test_valid_logout_token(config, keys):
+async def test_valid_logout_token(config: IssuerConfig, keys: JwksCache) -> None:
     token = await verify_logout_token(encode(LOGOUT_HEADER, logout_claims()), config, keys,
                                       now=NOW)
     assert token == LogoutToken(issuer=ISSUER, subject="user-1", sid="sid-1", jti="logout-1",
@@ -27,18 +31,18 @@ async def test_valid_logout_token(config, keys):
 
 
 @pytest.mark.parametrize("typ", [None, "JWT", "application/logout+jwt"])
-async def test_typ_absent_or_jwt_accepted(config, keys, typ):
+async def test_typ_absent_or_jwt_accepted(config: IssuerConfig, keys: JwksCache, typ: str | None) -> None:
     header = {**LOGOUT_HEADER, "typ": typ} if typ else {"alg": "RS256", "kid": "k1"}
     assert await verify_logout_token(encode(header, logout_claims()), config, keys, now=NOW)
 
 
-async def test_at_jwt_typ_refused(config, keys):
+async def test_at_jwt_typ_refused(config: IssuerConfig, keys: JwksCache) -> None:
     with pytest.raises(errors.WrongTokenType):
         await verify_logout_token(encode({**LOGOUT_HEADER, "typ": "at+jwt"}, logout_claims()),
                                   config, keys, now=NOW)
 
 
-async def test_without_exp_lives_max_age_from_iat(config, keys):
+async def test_without_exp_lives_max_age_from_iat(config: IssuerConfig, keys: JwksCache) -> None:
     raw = encode(LOGOUT_HEADER, logout_claims(exp=None))
     token = await verify_logout_token(raw, config, keys, now=NOW)
     assert token.expires_at == NOW - 5 + LOGOUT_MAX_AGE
@@ -67,24 +71,25 @@ async def test_without_exp_lives_max_age_from_iat(config, keys):
          "nonce", "no-sub-no-sid", "empty-sub", "no-jti", "wrong-aud", "wrong-iss", "no-iat",
          "future-iat", "expired"],
 )
-async def test_logout_claim_checks(config, keys, claims, error):
+async def test_logout_claim_checks(config: IssuerConfig, keys: JwksCache, claims: dict[str, Any],
+                                   error: type[Exception]) -> None:
     with pytest.raises(error):
         await verify_logout_token(encode(LOGOUT_HEADER, claims), config, keys, now=NOW)
 
 
 @pytest.mark.parametrize("claims", [logout_claims(sub=None), logout_claims(sid=None)])
-async def test_sub_or_sid_is_enough(config, keys, claims):
+async def test_sub_or_sid_is_enough(config: IssuerConfig, keys: JwksCache, claims: dict[str, Any]) -> None:
     assert await verify_logout_token(encode(LOGOUT_HEADER, claims), config, keys, now=NOW)
 
 
 @pytest.mark.parametrize("alg", ["none", "None", "NONE"])
-async def test_alg_none(config, keys, alg):
+async def test_alg_none(config: IssuerConfig, keys: JwksCache, alg: str) -> None:
     raw = encode({**LOGOUT_HEADER, "alg": alg}, logout_claims(), key=None)
     with pytest.raises(errors.UnsupportedAlgorithm):
         await verify_logout_token(raw, config, keys, now=NOW)
 
 
-async def test_replay_refused(config, keys):
+async def test_replay_refused(config: IssuerConfig, keys: JwksCache) -> None:
     store = MemoryReplayStore(clock=FakeClock(NOW))
     raw = encode(LOGOUT_HEADER, logout_claims())
     await accept_logout_token(raw, config, keys, store, now=NOW)
@@ -94,7 +99,7 @@ async def test_replay_refused(config, keys):
     assert (await accept_logout_token(other, config, keys, store, now=NOW)).jti == "logout-2"
 
 
-async def test_memory_replay_store_expires_and_is_bounded():
+async def test_memory_replay_store_expires_and_is_bounded() -> None:
     clock = FakeClock(100.0)
     store = MemoryReplayStore(max_entries=2, clock=clock)
     assert await store.remember("a", 110.0)

@@ -45,9 +45,9 @@ async def nothing_arrives(layer: Any, channel: str) -> bool:
 # -- parity with Channels' InMemoryChannelLayer -------------------------------------------
 
 @pytest.mark.parametrize("cls", LAYERS)
-async def test_send_receive_in_order_with_copies(cls):
+async def test_send_receive_in_order_with_copies(cls: type[Any]) -> None:
     layer = cls()
-    message = {"type": "a", "body": [1]}
+    message: dict[str, Any] = {"type": "a", "body": [1]}
     await layer.send("c", message)
     await layer.send("c", {"type": "b"})
     message["body"].append(2)  # the layer holds its own copy
@@ -56,7 +56,7 @@ async def test_send_receive_in_order_with_copies(cls):
 
 
 @pytest.mark.parametrize("cls", LAYERS)
-async def test_receive_waits_for_a_send(cls):
+async def test_receive_waits_for_a_send(cls: type[Any]) -> None:
     layer = cls()
     waiting = asyncio.ensure_future(layer.receive("c"))
     await asyncio.sleep(0)
@@ -66,7 +66,7 @@ async def test_receive_waits_for_a_send(cls):
 
 
 @pytest.mark.parametrize("cls", LAYERS)
-async def test_capacity_raises_channel_full(cls):
+async def test_capacity_raises_channel_full(cls: type[Any]) -> None:
     layer = cls(capacity=2)
     await layer.send("c", {"type": "1"})
     await layer.send("c", {"type": "2"})
@@ -77,7 +77,7 @@ async def test_capacity_raises_channel_full(cls):
 
 
 @pytest.mark.parametrize("cls", LAYERS)
-async def test_groups_add_send_discard(cls):
+async def test_groups_add_send_discard(cls: type[Any]) -> None:
     layer = cls()
     await layer.group_add("g", "a")
     await layer.group_add("g", "b")
@@ -94,7 +94,7 @@ async def test_groups_add_send_discard(cls):
 
 
 @pytest.mark.parametrize("cls", LAYERS)
-async def test_group_send_skips_a_full_member(cls):
+async def test_group_send_skips_a_full_member(cls: type[Any]) -> None:
     layer = cls(capacity=1)
     await layer.group_add("g", "full")
     await layer.group_add("g", "free")
@@ -105,7 +105,7 @@ async def test_group_send_skips_a_full_member(cls):
 
 
 @pytest.mark.parametrize("cls", LAYERS)
-async def test_new_channel_names(cls):
+async def test_new_channel_names(cls: type[Any]) -> None:
     layer = cls()
     names = {await layer.new_channel() for _ in range(50)}
     assert len(names) == 50
@@ -116,7 +116,7 @@ async def test_new_channel_names(cls):
 
 
 @pytest.mark.parametrize("cls", LAYERS)
-async def test_flush_forgets_everything(cls):
+async def test_flush_forgets_everything(cls: type[Any]) -> None:
     layer = cls()
     await layer.send("c", {"type": "x"})
     await layer.group_add("g", "c")
@@ -133,20 +133,20 @@ async def test_flush_forgets_everything(cls):
     lambda layer: layer.group_send("bad group", {"type": "x"}),
     lambda layer: layer.group_discard("g", "bad channel"),
 ])
-async def test_invalid_names_raise_type_error(cls, call: Callable[[Any], Awaitable[Any]]):
+async def test_invalid_names_raise_type_error(cls: type[Any], call: Callable[[Any], Awaitable[Any]]) -> None:
     with pytest.raises(TypeError):
         await call(cls())
 
 
 @pytest.mark.parametrize("bad", [["not", "a", "dict"], {"__asgi_channel__": "c"}])
-async def test_bad_messages_refused(layer, bad):
+async def test_bad_messages_refused(layer: FlatInMemoryChannelLayer, bad: object) -> None:
     with pytest.raises((TypeError, ValueError)):
-        await layer.send("c", bad)
+        await layer.send("c", bad)  # type: ignore[arg-type]  # a wrong type on purpose
     with pytest.raises((TypeError, ValueError)):
-        await layer.group_send("g", bad)
+        await layer.group_send("g", bad)  # type: ignore[arg-type]  # a wrong type on purpose
 
 
-async def test_channel_capacity_globs():
+async def test_channel_capacity_globs() -> None:
     """Compiled here; Channels' in-memory layer iterates the raw dict and fails."""
     layer = FlatInMemoryChannelLayer(capacity=5, channel_capacity={"small.*": 1})
     await layer.send("small.one", {"type": "x"})
@@ -158,20 +158,21 @@ async def test_channel_capacity_globs():
 
 # -- expiry, with an injected clock ------------------------------------------------------
 
-async def test_expired_message_is_not_delivered(layer, clock):
+async def test_expired_message_is_not_delivered(layer: FlatInMemoryChannelLayer, clock: FakeClock) -> None:
     await layer.send("c", {"type": "old"})
     clock.now += EXPIRY + 1
     await layer.send("c", {"type": "new"})
     assert await layer.receive("c") == {"type": "new"}
 
 
-async def test_message_just_before_expiry_is_delivered(layer, clock):
+async def test_message_just_before_expiry_is_delivered(
+        layer: FlatInMemoryChannelLayer, clock: FakeClock) -> None:
     await layer.send("c", {"type": "x"})
     clock.now += EXPIRY
     assert await layer.receive("c") == {"type": "x"}
 
 
-async def test_expired_messages_free_capacity(layer, clock):
+async def test_expired_messages_free_capacity(layer: FlatInMemoryChannelLayer, clock: FakeClock) -> None:
     for i in range(3):
         await layer.send("c", {"type": str(i)})
     clock.now += EXPIRY + 1
@@ -179,7 +180,8 @@ async def test_expired_messages_free_capacity(layer, clock):
     assert await layer.receive("c") == {"type": "fresh"}
 
 
-async def test_a_channel_that_let_a_message_expire_leaves_its_groups(layer, clock):
+async def test_a_channel_that_let_a_message_expire_leaves_its_groups(
+        layer: FlatInMemoryChannelLayer, clock: FakeClock) -> None:
     """As in Channels: nobody reads it, so group messages stop piling up there."""
     await layer.group_add("g1", "dead")
     await layer.group_add("g2", "dead")
@@ -192,7 +194,8 @@ async def test_a_channel_that_let_a_message_expire_leaves_its_groups(layer, cloc
     assert await layer.receive("alive") == {"type": "fan"}
 
 
-async def test_membership_expires_after_group_expiry(layer, clock):
+async def test_membership_expires_after_group_expiry(
+        layer: FlatInMemoryChannelLayer, clock: FakeClock) -> None:
     await layer.group_add("g", "c")
     clock.now += GROUP_EXPIRY + 1
     await layer.group_send("g", {"type": "late"})
@@ -200,7 +203,7 @@ async def test_membership_expires_after_group_expiry(layer, clock):
     assert await nothing_arrives(layer, "c")
 
 
-async def test_group_add_renews_a_membership(layer, clock):
+async def test_group_add_renews_a_membership(layer: FlatInMemoryChannelLayer, clock: FakeClock) -> None:
     await layer.group_add("g", "c")
     clock.now += GROUP_EXPIRY - 10
     await layer.group_add("g", "c")
@@ -209,7 +212,7 @@ async def test_group_add_renews_a_membership(layer, clock):
     assert await layer.receive("c") == {"type": "still"}
 
 
-async def test_the_sweep_frees_channels_nobody_touches_again(clock):
+async def test_the_sweep_frees_channels_nobody_touches_again(clock: FakeClock) -> None:
     """Each new queue or first membership looks at two old ones, in turn."""
     layer = FlatInMemoryChannelLayer(clock=clock, sweep_per_call=2)
     for i in range(10):
@@ -226,7 +229,7 @@ async def test_the_sweep_frees_channels_nobody_touches_again(clock):
     assert set(layer.groups) == {"fresh"} and set(layer.memberships) == set(layer.channels)
 
 
-async def test_a_waiting_receiver_keeps_its_channel(layer):
+async def test_a_waiting_receiver_keeps_its_channel(layer: FlatInMemoryChannelLayer) -> None:
     waiting = asyncio.ensure_future(layer.receive("c"))
     await asyncio.sleep(0)
     for _ in range(5):  # sweeps pass over the empty queue with a receiver on it
@@ -237,7 +240,7 @@ async def test_a_waiting_receiver_keeps_its_channel(layer):
     assert "c" in layer.channels  # kept for the consumer's next receive, until swept
 
 
-async def test_a_cancelled_receive_leaves_nothing_behind(layer):
+async def test_a_cancelled_receive_leaves_nothing_behind(layer: FlatInMemoryChannelLayer) -> None:
     waiting = asyncio.ensure_future(layer.receive("c"))
     await asyncio.sleep(0)
     waiting.cancel()
@@ -321,7 +324,7 @@ async def work_per_call(open_channels: int, rounds: int = 100, **options: Any) -
     return layer.inspected, lines[0]
 
 
-async def test_work_per_call_does_not_grow_from_10_to_10000_channels():
+async def test_work_per_call_does_not_grow_from_10_to_10000_channels() -> None:
     """A scan would multiply both counts by about 1,000. They may differ a little,
     because with 10 channels the sweep comes round to the busy channels more often."""
     few, many = await work_per_call(10), await work_per_call(10_000)
@@ -329,7 +332,7 @@ async def test_work_per_call_does_not_grow_from_10_to_10000_channels():
     assert many[0] < few[0] * 1.05 and many[1] < few[1] * 1.05
 
 
-async def test_the_count_would_catch_a_full_scan():
+async def test_the_count_would_catch_a_full_scan() -> None:
     """The same counts, on a layer told to sweep everything each call, grow with channels."""
     few = await work_per_call(10, rounds=10, sweep_per_call=10**9)
     many = await work_per_call(200, rounds=10, sweep_per_call=10**9)

@@ -4,6 +4,7 @@ the line of waiting work moves every turn."""
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable
 
 import pytest
@@ -46,7 +47,7 @@ async def _burst(budget: TurnBudget, clock: FakeClock, count: int, cost: float,
     await asyncio.sleep(0)
     before()
     for number in range(count):
-        budget.run(lambda number=number: head(number))
+        budget.run(functools.partial(head, number))
     await asyncio.wait_for(done.wait(), 1)
     turns.stopped = True
     return _turns(trace)

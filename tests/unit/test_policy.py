@@ -39,7 +39,7 @@ def policy(**overrides: Any) -> RoutePolicy:
     return parse_policies({"route": [route(**overrides)]})[0]
 
 
-def test_parse():
+def test_parse() -> None:
     (p,) = parse_policies({"route": [route()]})
     assert p.credentials == {CredentialKind.SESSION, CredentialKind.BEARER}
     assert p.scopes == {"ws.read"}
@@ -66,17 +66,17 @@ def test_parse():
         ({"route": {"name": "x"}}, "array of tables"),
     ],
 )
-def test_parse_errors_name_route_and_fix(document, message):
+def test_parse_errors_name_route_and_fix(document: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         parse_policies(document)
 
 
-def test_error_names_the_route():
+def test_error_names_the_route() -> None:
     with pytest.raises(ValueError, match="'principal'"):
         parse_policies({"route": [route(credentials=["cookie"])]})
 
 
-def test_allowed():
+def test_allowed() -> None:
     assert evaluate(principal(), policy(), now=NOW).allowed
 
 
@@ -96,7 +96,7 @@ def test_allowed():
         ({}, {"claims": [{"claim": "level", "equals": True}]}, "claim_mismatch"),
     ],
 )
-def test_denied(who, overrides, reason):
+def test_denied(who: dict[str, Any], overrides: dict[str, Any], reason: str) -> None:
     decision = evaluate(principal(**who), policy(**overrides), now=NOW)
     assert (decision.allowed, decision.reason) == (False, reason)
 
@@ -111,10 +111,10 @@ def test_denied(who, overrides, reason):
         [],
     ],
 )
-def test_claim_requirements_that_match(claims):
+def test_claim_requirements_that_match(claims: list[dict[str, Any]]) -> None:
     assert evaluate(principal(), policy(claims=claims), now=NOW).reason == "allowed"
 
 
-def test_missing_scope_detail():
+def test_missing_scope_detail() -> None:
     decision = evaluate(principal(scopes=frozenset()), policy(scopes=["b", "a"]), now=NOW)
     assert decision.detail == "a b"

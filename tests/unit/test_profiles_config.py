@@ -18,7 +18,7 @@ from oidc.profiles import (
 )
 
 
-def test_profiles_by_name():
+def test_profiles_by_name() -> None:
     assert set(PROFILES) == {"generic", "keycloak", "entra", "okta", "auth0"}
     assert (PROFILES["generic"], PROFILES["keycloak"], PROFILES["entra"]) == (GENERIC, KEYCLOAK, ENTRA)
     assert KEYCLOAK.access_token_types == {"at+jwt", "jwt"}
@@ -35,15 +35,15 @@ def test_profiles_by_name():
         ({}, set()),
     ],
 )
-def test_scopes_junk_tolerant(claims: dict[str, Any], expected):
+def test_scopes_junk_tolerant(claims: dict[str, Any], expected: set[str]) -> None:
     assert extract_scopes(claims, GENERIC, None) == expected
 
 
-def test_entra_scp():
+def test_entra_scp() -> None:
     assert extract_scopes({"scp": "x y", "scope": "z"}, ENTRA, None) == {"x", "y"}
 
 
-def test_keycloak_roles_use_client_id():
+def test_keycloak_roles_use_client_id() -> None:
     claims = {"realm_access": {"roles": ["r1"]},
               "resource_access": {"gw": {"roles": ["c1"]}, "other": {"roles": ["c2"]}},
               "groups": ["/engineering", "/engineering/sre"]}
@@ -57,7 +57,7 @@ def test_keycloak_roles_use_client_id():
     [{"realm_access": "x"}, {"realm_access": {"roles": "admin"}},
      {"resource_access": {"gw": None}}, {"realm_access": {"roles": [1, "", None]}}],
 )
-def test_roles_junk_ignored(claims):
+def test_roles_junk_ignored(claims: dict[str, Any]) -> None:
     assert extract_roles(claims, KEYCLOAK, "gw") <= {"admin"}
     assert "" not in extract_roles(claims, KEYCLOAK, "gw")
 
@@ -82,12 +82,13 @@ def config(**overrides: Any) -> IssuerConfig:
         ({"max_token_bytes": 0}, "max_token_bytes"),
     ],
 )
-def test_config_validation(overrides, message):
+def test_config_validation(overrides: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         config(**overrides)
 
 
-def test_config_defaults_and_freezing():
+def test_config_defaults_and_freezing() -> None:
     c = config(algorithms=["ES256", "EdDSA"], allowed_client_ids=["x"])
+    assert c.allowed_client_ids is not None
     assert c.algorithms == ("ES256", "EdDSA") and c.allowed_client_ids == {"x"}
     assert c.leeway == 30 and c.max_token_bytes == 16384

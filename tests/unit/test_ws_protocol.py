@@ -4,6 +4,7 @@ what it forgets once a socket is accepted."""
 from __future__ import annotations
 
 import asyncio
+from types import GeneratorType
 from typing import Any
 
 from uvicorn.config import Config
@@ -149,7 +150,10 @@ async def test_once_accepted_no_credential_stays_in_the_scope_or_the_parsed_requ
                                       b"sec-websocket-version": b"13", b"user-agent": b"probe"}
     assert scope["subprotocols"] == []
     assert not hasattr(protocol, "request") and not hasattr(protocol, "response")
-    parser = protocol.conn.parser.gi_frame  # websockets' generator still holds the request
+    generator = protocol.conn.parser
+    assert isinstance(generator, GeneratorType)
+    parser = generator.gi_frame  # websockets' generator still holds the request
+    assert parser is not None
     kept = [value for value in parser.f_locals.values() if hasattr(value, "headers")]
     assert kept and all(len(request.headers) == 0 for request in kept)
     done.set()
