@@ -157,3 +157,76 @@ async def test_a_session_refresh_applies_the_providers_new_groups_to_staff_and_s
     principal = await refresh.refresh_session(store.session_key, not_before=time.time())
     assert principal.groups == frozenset({"engineering"})
     assert await sync_to_async(flags)(user) == (False, False, False), "no longer an admin"
+
+
+def admin_session(sub: str, groups: list[str]) -> tuple[Client, Any]:
+    """A browser logged in as an administrator whose session tokens expired a second ago."""
+    user = login(sub, groups)
+    client = Client()
+    client.force_login(user)
+    session = client.session
+    session[AUTH_KEY] = {
+        "expires_at": time.time() - 1, "refresh_token": "rt", "access_token": "at",
+        "id_token": "it", "claims": {"issuer": ISSUER, "subject": sub, "groups": groups,
+                                     "roles": [], "scopes": [], "expires_at": time.time() - 1}}
+    session.save()
+    return client, user
+
+
+def provider_says(monkeypatch: pytest.MonkeyPatch, sub: str, groups: list[str] | None,
+                  calls: list[str]) -> None:
+    """The token endpoint answers a refresh with these groups; None: it refuses."""
+    client_id = registry.issuers[ISSUER].client_id
+    id_token = encode(ID_HEADER, id_claims(iss=ISSUER, sub=sub, aud=client_id, nonce=None,
+                                           iat=time.time(), exp=time.time() + 300,
+                                           groups=groups or []))
+
+    async def exchange(refresh_token: str) -> dict[str, Any]:
+        calls.append(refresh_token)
+        if groups is None:
+            raise refresh.RefreshFailed("invalid_grant: the user is disabled")
+        return {"access_token": "at-2", "id_token": id_token, "refresh_token": "rt-2",
+                "expires_in": 300}
+
+    monkeypatch.setattr(refresh, "_exchange", exchange)
+
+
+def test_an_expired_admin_session_is_refreshed_before_the_admin_answers(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    client, user = admin_session("u-10", ["admins"])
+    calls: list[str] = []
+    provider_says(monkeypatch, "u-10", ["admins"], calls)
+    assert client.get("/admin/").status_code == 200 and calls == ["rt"]
+    assert client.session[AUTH_KEY]["refresh_token"] == "rt-2", "the request kept the new tokens"
+    assert client.get("/admin/").status_code == 200 and calls == ["rt"], "fresh now: no refresh"
+
+    provider_says(monkeypatch, "u-10", ["engineering"], calls)  # removed from the admin group
+    session = client.session
+    session[AUTH_KEY] = {**session[AUTH_KEY], "expires_at": time.time() - 1}
+    session.save()
+    refused = client.get("/admin/")
+    assert refused.status_code == 302 and refused["Location"].startswith("/admin/login/")
+    assert flags(user) == (False, False, False) and calls == ["rt", "rt-2"]
+
+
+def test_an_admin_session_the_provider_refuses_to_refresh_is_logged_out(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO", logger="gateway.audit")
+    client, _ = admin_session("u-11", ["admins"])
+    provider_says(monkeypatch, "u-11", None, [])
+    refused = client.get("/admin/gateway/grant/")
+    assert refused.status_code == 302 and refused["Location"].startswith("/admin/login/")
+    assert SESSION_KEY not in client.session, "logged out"
+    assert any('"refresh_failed"' in r.message and '"deny"' in r.message and '"u-11"' in r.message
+               for r in caplog.records if r.name == "gateway.audit")
+
+
+def test_while_the_provider_is_unreachable_the_admin_keeps_the_session(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    client, _ = admin_session("u-12", ["admins"])
+
+    async def unreachable(refresh_token: str) -> dict[str, Any]:
+        raise refresh.ProviderUnreachable("connect timeout")
+
+    monkeypatch.setattr(refresh, "_exchange", unreachable)
+    assert client.get("/admin/").status_code == 200
