@@ -4,22 +4,46 @@ its clients, failing it over."""
 
 from __future__ import annotations
 
+import datetime
+import ipaddress
 import os
 import shutil
 import subprocess
 import time
 from pathlib import Path
 
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
 
 class PrivateRedis:
-    def __init__(self, port: int, workdir: Path, *options: str, password: str | None = None) -> None:
+    """With ``tls`` (a folder holding ca.pem, server.pem and server-key.pem), the port
+    speaks only TLS, with that certificate; clients need no certificate of their own."""
+
+    def __init__(self, port: int, workdir: Path, *options: str, password: str | None = None,
+                 tls: Path | None = None) -> None:
         self.port, self.workdir, self.options, self.password = port, workdir, options, password
+        self.tls = tls
         self.process: subprocess.Popen[bytes] | None = None
 
     def command(self, binary: str) -> list[str]:
         auth = ["--requirepass", self.password] if self.password else []
-        return [binary, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
+        return [binary, "--bind", "127.0.0.1", *self._listen(), "--save", "",
                 "--appendonly", "no", "--dir", str(self.workdir), *auth, *self.options]
+
+    def _listen(self) -> list[str]:
+        if self.tls is None:
+            return ["--port", str(self.port)]
+        return ["--port", "0", "--tls-port", str(self.port),
+                "--tls-cert-file", str(self.tls / "server.pem"),
+                "--tls-key-file", str(self.tls / "server-key.pem"),
+                "--tls-ca-cert-file", str(self.tls / "ca.pem"), "--tls-auth-clients", "no"]
+
+    def _cli(self) -> list[str]:
+        tls = [] if self.tls is None else ["--tls", "--cacert", str(self.tls / "ca.pem")]
+        return ["redis-cli", "-p", str(self.port), *tls]
 
     def _cli_env(self) -> dict[str, str]:
         return {**os.environ, "REDISCLI_AUTH": self.password} if self.password else dict(os.environ)
@@ -31,7 +55,7 @@ class PrivateRedis:
                                         stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
-            if subprocess.run(["redis-cli", "-p", str(self.port), "ping"], capture_output=True,
+            if subprocess.run([*self._cli(), "ping"], capture_output=True,
                               text=True, env=self._cli_env()).stdout.strip() == "PONG":
                 return
             time.sleep(0.05)
@@ -43,7 +67,7 @@ class PrivateRedis:
             self.process.wait()
 
     def cli(self, *command: str) -> str:
-        return subprocess.run(["redis-cli", "-p", str(self.port), *command], capture_output=True,
+        return subprocess.run([*self._cli(), *command], capture_output=True,
                               text=True, check=True, env=self._cli_env()).stdout.strip()
 
     @property
@@ -57,7 +81,7 @@ class PrivateSentinel(PrivateRedis):
 
     def __init__(self, port: int, workdir: Path, master: PrivateRedis,
                  password: str | None = None) -> None:
-        super().__init__(port, workdir, password=password)
+        super().__init__(port, workdir, password=password, tls=master.tls)
         self.master = master
 
     def command(self, binary: str) -> list[str]:
@@ -65,7 +89,11 @@ class PrivateSentinel(PrivateRedis):
         auth = f"requirepass {self.password}\n" if self.password else ""
         if self.master.password:
             auth += f"sentinel auth-pass gw {self.master.password}\n"
-        conf.write_text(f"bind 127.0.0.1\nport {self.port}\ndir {self.workdir}\n"
+        listen = f"port {self.port}\n" if self.tls is None else (
+            f"port 0\ntls-port {self.port}\ntls-replication yes\ntls-auth-clients no\n"
+            f"tls-cert-file {self.tls / 'server.pem'}\ntls-key-file {self.tls / 'server-key.pem'}\n"
+            f"tls-ca-cert-file {self.tls / 'ca.pem'}\n")
+        conf.write_text(f"bind 127.0.0.1\n{listen}dir {self.workdir}\n"
                         f"sentinel monitor gw 127.0.0.1 {self.master.port} 1\n"
                         "sentinel down-after-milliseconds gw 1000\n"
                         f"sentinel failover-timeout gw 10000\n{auth}")
@@ -73,3 +101,32 @@ class PrivateSentinel(PrivateRedis):
 
     def master_port(self) -> int:
         return int(self.cli("SENTINEL", "get-master-addr-by-name", "gw").split()[1])
+
+
+def make_tls_files(folder: Path) -> Path:
+    """A private CA and a certificate for 127.0.0.1 signed by it, as PEM files in ``folder``."""
+    now = datetime.datetime.now(datetime.UTC)
+
+    def certificate(subject: str, key: ec.EllipticCurvePrivateKey, issuer: str,
+                    signer: ec.EllipticCurvePrivateKey, ca: bool) -> x509.Certificate:
+        builder = (x509.CertificateBuilder()
+                   .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+                   .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                   .not_valid_before(now - datetime.timedelta(minutes=1))
+                   .not_valid_after(now + datetime.timedelta(days=1))
+                   .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+        if not ca:
+            builder = builder.add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        return builder.sign(signer, hashes.SHA256())
+
+    ca_key, server_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    folder.mkdir(parents=True, exist_ok=True)
+    pem = serialization.Encoding.PEM
+    (folder / "ca.pem").write_bytes(certificate("test CA", ca_key, "test CA", ca_key, True).public_bytes(pem))
+    (folder / "server.pem").write_bytes(
+        certificate("127.0.0.1", server_key, "test CA", ca_key, False).public_bytes(pem))
+    (folder / "server-key.pem").write_bytes(server_key.private_bytes(
+        pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    return folder

@@ -6,6 +6,10 @@
     redis+sentinel://[[user]:password@]host:26379[,host:26379...]/service[/db]
                      [?sentinel_password=...]         (rediss+sentinel:// for TLS)
 
+With TLS, ``ssl_ca_certs=``, ``ssl_certfile=`` and ``ssl_keyfile=`` (file paths) apply to the
+sentinels and the data nodes alike, for a private CA and client certificates; any other
+option is refused.
+
 With Sentinel, every connection (the channel layer's, the ledger's, the watchdog's) asks
 the sentinels for the current master of ``service``; after a failover, new connections
 go to the new master. The user and password are the data nodes'; ``sentinel_password``
@@ -31,6 +35,8 @@ logger = logging.getLogger("gateway.bus")
 SENTINEL_SCHEMES = {"redis+sentinel": False, "rediss+sentinel": True}  # scheme: TLS
 SERVER_SCHEMES = {"redis", "rediss", "unix"}
 SENTINEL_PORT = 26379
+TLS_OPTIONS = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile")  # file paths, rediss+sentinel only
+SENTINEL_OPTIONS = ("sentinel_password", *TLS_OPTIONS)
 
 
 class RedisUrlError(ValueError):
@@ -46,23 +52,23 @@ class SentinelTarget:
     username: str | None
     password: str | None
     sentinel_password: str | None
+    tls_files: tuple[tuple[str, str], ...] = ()  # (TLS_OPTIONS name, path)
+
+    def _tls(self) -> dict[str, Any]:
+        return {"ssl": True, **dict(self.tls_files)} if self.ssl else {}
 
     def _data_node(self) -> dict[str, Any]:
-        found: dict[str, Any] = {"db": self.db}
+        found: dict[str, Any] = {"db": self.db, **self._tls()}
         if self.username:
             found["username"] = self.username
         if self.password:
             found["password"] = self.password
-        if self.ssl:
-            found["ssl"] = True
         return found
 
     def _sentinel_kwargs(self, options: dict[str, Any]) -> dict[str, Any]:
-        found = {k: v for k, v in options.items() if k.startswith("socket_")}
+        found = {k: v for k, v in options.items() if k.startswith("socket_")} | self._tls()
         if self.sentinel_password:
             found["password"] = self.sentinel_password
-        if self.ssl:
-            found["ssl"] = True
         return found
 
     def sentinel(self, **options: Any) -> Sentinel:
@@ -95,6 +101,13 @@ def parse_sentinel(url: str) -> SentinelTarget | None:
         raise RedisUrlError("GATEWAY_REDIS_URL: a Sentinel URL ends with /service or"
                             " /service/db, as in redis+sentinel://host:26379/mymaster/0")
     query = parse_qs(parts.query)
+    unknown = sorted(set(query) - set(SENTINEL_OPTIONS))
+    if unknown:
+        raise RedisUrlError(f"GATEWAY_REDIS_URL: unknown option(s) {unknown}; a Sentinel URL takes"
+                            f" {', '.join(SENTINEL_OPTIONS)}")
+    tls_files = tuple((name, query[name][0]) for name in TLS_OPTIONS if name in query)
+    if tls_files and not SENTINEL_SCHEMES[parts.scheme]:
+        raise RedisUrlError("GATEWAY_REDIS_URL: ssl_* options need TLS: use rediss+sentinel://")
     return SentinelTarget(
         sentinels=_addresses(parts.netloc.rpartition("@")[2]),
         service=unquote(path[0]), db=int(path[1]) if len(path) == 2 else 0,
@@ -102,6 +115,7 @@ def parse_sentinel(url: str) -> SentinelTarget | None:
         username=unquote(parts.username) if parts.username else None,
         password=unquote(parts.password) if parts.password else None,
         sentinel_password=query.get("sentinel_password", [None])[0],
+        tls_files=tls_files,
     )
 
 

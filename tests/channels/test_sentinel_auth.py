@@ -1,6 +1,7 @@
-"""Sentinel with passwords, against real servers: the data nodes' password in the URL's user
-part and the sentinels' own in ``?sentinel_password=`` reach the gateway's clients and both
-channel layers (gateway/bus/target.py)."""
+"""Sentinel with passwords and TLS, against real servers: the data nodes' password in the
+URL's user part, the sentinels' own in ``?sentinel_password=``, and a private CA in
+``?ssl_ca_certs=`` reach the gateway's clients and both channel layers
+(gateway/bus/target.py)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import redis.asyncio as redis
 from devidp.stack import free_port
 from gateway.bus.redis import PubSubChannelLayer
 from gateway.bus.target import connect, layer_host
-from tests.redis_servers import PrivateRedis, PrivateSentinel
+from tests.redis_servers import PrivateRedis, PrivateSentinel, make_tls_files
 
 MASTER_PASSWORD = "master/pw:odd@chars%"  # URL-reserved characters, percent-encoded
 SENTINEL_PASSWORD = "sentinel-pw"
@@ -24,7 +25,19 @@ SENTINEL_PASSWORD = "sentinel-pw"
 
 @pytest.fixture
 def sentinel_port(tmp_path: Path) -> Iterator[int]:
-    master = PrivateRedis(free_port(), tmp_path, password=MASTER_PASSWORD)
+    yield from _protected_sentinel(tmp_path, tls=None)
+
+
+@pytest.fixture
+def tls_sentinel(tmp_path: Path) -> Iterator[tuple[int, Path]]:
+    """A Sentinel and a master that speak only TLS, with a certificate from a private CA."""
+    tls = make_tls_files(tmp_path / "tls")
+    for port in _protected_sentinel(tmp_path, tls=tls):
+        yield port, tls / "ca.pem"
+
+
+def _protected_sentinel(tmp_path: Path, tls: Path | None) -> Iterator[int]:
+    master = PrivateRedis(free_port(), tmp_path, password=MASTER_PASSWORD, tls=tls)
     master.start()
     sentinel = PrivateSentinel(free_port(), tmp_path, master, password=SENTINEL_PASSWORD)
     sentinel.start()
@@ -36,10 +49,12 @@ def sentinel_port(tmp_path: Path) -> Iterator[int]:
 
 
 def url(port: int, *, master: str | None = MASTER_PASSWORD,
-        sentinel: str | None = SENTINEL_PASSWORD) -> str:
+        sentinel: str | None = SENTINEL_PASSWORD, ca: Path | None = None) -> str:
     quoted = "" if master is None else f":{quote(master, safe='')}@"
-    query = "" if sentinel is None else f"?sentinel_password={sentinel}"
-    return f"redis+sentinel://{quoted}127.0.0.1:{port}/gw/0{query}"
+    options = {"sentinel_password": sentinel, "ssl_ca_certs": str(ca) if ca else None}
+    query = "&".join(f"{k}={quote(v)}" for k, v in options.items() if v is not None)
+    scheme = "rediss+sentinel" if ca else "redis+sentinel"
+    return f"{scheme}://{quoted}127.0.0.1:{port}/gw/0" + (f"?{query}" if query else "")
 
 
 async def test_both_passwords_reach_the_master_through_the_sentinels(sentinel_port: int) -> None:
@@ -77,3 +92,33 @@ async def test_the_channel_layers_carry_messages_through_a_protected_sentinel(
         assert (await asyncio.wait_for(layer.receive(channel), 5))["type"] == "hello"
     finally:
         await layer.flush()
+
+
+async def test_over_tls_the_private_ca_is_trusted_by_the_clients_and_the_layers(
+        tls_sentinel: tuple[int, Path]) -> None:
+    port, ca = tls_sentinel
+    client = connect(url(port, ca=ca), socket_timeout=2)
+    try:
+        assert await client.ping()
+    finally:
+        await client.aclose()
+    layer = PubSubChannelLayer(hosts=[layer_host(url(port, ca=ca))])
+    try:
+        channel = await layer.new_channel()
+        await layer.group_add("probe", channel)
+        await layer.group_send("probe", {"type": "hello"})
+        assert (await asyncio.wait_for(layer.receive(channel), 5))["type"] == "hello"
+    finally:
+        await layer.flush()
+
+
+async def test_over_tls_a_server_outside_the_trusted_cas_is_refused(
+        tls_sentinel: tuple[int, Path]) -> None:
+    port, _ = tls_sentinel
+    untrusting = url(port).replace("redis+sentinel://", "rediss+sentinel://")  # system CAs only
+    client = connect(untrusting, socket_timeout=2)
+    try:
+        with pytest.raises(redis.RedisError):  # the sentinels' certificate does not verify
+            await client.ping()
+    finally:
+        await client.aclose()

@@ -41,6 +41,16 @@ def test_a_sentinel_url_defaults_to_database_0_and_no_credentials() -> None:
         "master_name": "gw", "sentinels": [("127.0.0.1", 26379)], "sentinel_kwargs": {}, "db": 0}
 
 
+def test_tls_files_reach_the_sentinels_and_the_data_nodes() -> None:
+    url = ("rediss+sentinel://:pw@s1:26379/gw/0?ssl_ca_certs=/etc/ca.pem&ssl_certfile=/etc/c.pem"
+           "&ssl_keyfile=/etc/k.pem&sentinel_password=watch")
+    tls = {"ssl": True, "ssl_ca_certs": "/etc/ca.pem", "ssl_certfile": "/etc/c.pem",
+           "ssl_keyfile": "/etc/k.pem"}
+    assert without_connection_options(layer_host(url)) == {
+        "master_name": "gw", "sentinels": [("s1", 26379)],
+        "sentinel_kwargs": {"password": "watch", **tls}, "db": 0, "password": "pw", **tls}
+
+
 def without_connection_options(host: dict[str, Any]) -> dict[str, Any]:
     retry = host.pop("retry")
     assert retry.get_retries() == 2, "a dropped layer connection is retried briefly, then fails"
@@ -55,6 +65,8 @@ def without_connection_options(host: dict[str, Any]) -> dict[str, Any]:
     ("redis+sentinel://:hunter2@h:26379/gw/0/extra", "ends with /service"),
     ("redis+sentinel://:hunter2@h:port/gw", "is not host or host:port"),
     ("redis+sentinel://:hunter2@h1,,h2/gw", "is not host or host:port"),
+    ("redis+sentinel://:hunter2@h/gw?sentinel_pasword=hunter2", r"unknown option\(s\) \['sentinel_pasw"),
+    ("redis+sentinel://:hunter2@h/gw?ssl_ca_certs=/ca.pem", "need TLS: use rediss"),
 ])
 def test_a_bad_url_is_refused_at_startup_naming_the_fix_not_the_password(url: str, fix: str) -> None:
     with pytest.raises(RedisUrlError, match=fix) as refused:
