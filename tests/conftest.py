@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import os
 
+import hypothesis  # noqa: F401  # see below
 import pytest
+
+# Imported here, not late: hypothesis's pytest plugin imports it in its terminal summary when
+# no collected test did, and CPython 3.11.7's parser then fails with "AST constructor
+# recursion depth mismatch" (a subset run ended in a SystemError after its tests passed).
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
