@@ -168,19 +168,30 @@ async def receive_all(sockets: list[ClientConnection], args: argparse.Namespace,
             "latencies": latencies}
 
 
+class Patience:
+    """When a client process stops waiting: after --max-seconds, or once the publisher has
+    finished and nothing has arrived for --idle seconds (missing messages are lost)."""
+
+    def __init__(self, args: argparse.Namespace, done: Any) -> None:
+        self.args, self.done = args, done
+        self.hard_deadline = time.monotonic() + args.max_seconds
+        self.finished_at = 0.0  # when this process first saw the publisher done
+
+    def over(self, last_received: float) -> bool:
+        if self.done.is_set() and not self.finished_at:
+            self.finished_at = time.time()
+        quiet = self.finished_at and time.time() - max(last_received, self.finished_at) >= self.args.idle
+        return bool(quiet) or time.monotonic() >= self.hard_deadline
+
+
 async def watchdog(readers: Sequence[asyncio.Future[None]], args: argparse.Namespace, done: Any,
                    last_at: list[float]) -> None:
-    """Wait for the readers; stop them after --max-seconds, or once the publisher has finished
-    and this process has received nothing for --idle seconds (missing messages are lost)."""
-    hard_deadline = time.monotonic() + args.max_seconds
-    finished_at = 0.0  # when this process first saw the publisher done
+    """Wait for the readers; stop them once ``Patience`` runs out."""
+    patience = Patience(args, done)
     pending = set(readers)
     while pending:
         _, pending = await asyncio.wait(pending, timeout=1.0)
-        if done.is_set() and not finished_at:
-            finished_at = time.time()
-        quiet = finished_at and time.time() - max(last_at[0], finished_at) >= args.idle
-        if pending and (quiet or time.monotonic() >= hard_deadline):
+        if pending and patience.over(last_at[0]):
             for reader in pending:
                 reader.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
@@ -269,19 +280,15 @@ class RawClient(Subscribers[Subscriber]):
         return reply.get("id") == 1 if self.target.subscribe else reply.get("type") == "welcome"
 
     async def receive(self, done: Any) -> dict[str, Any]:
-        """Count until every socket has M messages, or as ``watchdog`` would stop."""
+        """Count until every socket has M messages, or ``Patience`` runs out."""
         sockets = self.sockets
         for subscriber in sockets:
             subscriber.counting = True
-        hard_deadline = time.monotonic() + self.args.max_seconds
-        finished_at = 0.0
-        while self.tally.complete < len(sockets) and time.monotonic() < hard_deadline:
+        patience = Patience(self.args, done)
+        while True:
+            if self.tally.complete >= len(sockets) or patience.over(self.tally.last):
+                return self.tally.result(len(sockets))
             await asyncio.sleep(0.05)
-            if done.is_set() and not finished_at:
-                finished_at = time.time()
-            if finished_at and time.time() - max(self.tally.last, finished_at) >= self.args.idle:
-                break
-        return self.tally.result(len(sockets))
 
 
 def subscriber_process(worker: int, source: str, args: argparse.Namespace, commands: Any,

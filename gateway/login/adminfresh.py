@@ -18,11 +18,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
-from asgiref.sync import markcoroutinefunction
 from django.contrib.auth import alogout
 from django.contrib.auth.models import AbstractBaseUser
 from django.http import HttpRequest, HttpResponse
+from django.utils.decorators import async_only_middleware
 
 from gateway.login.refresh import ProviderUnreachable, RefreshFailed, refresh_session
 from gateway.login.sessions import AUTH_KEY, NoSession, aload_auth
@@ -34,31 +35,31 @@ ADMIN_PREFIX = "/admin/"  # config/urls.py
 Handler = Callable[[HttpRequest], Awaitable[HttpResponse]]
 
 
+@async_only_middleware
 def admin_follows_provider(get_response: Handler) -> Handler:
     async def middleware(request: HttpRequest) -> HttpResponse:
-        if request.path.startswith(ADMIN_PREFIX) and await _stale_staff(request):
-            await _refresh_or_log_out(request)
+        if request.path.startswith(ADMIN_PREFIX):
+            stale = await _stale_staff_auth(request)
+            if stale is not None:
+                await _refresh_or_log_out(request, stale)
         return await get_response(request)
 
-    return markcoroutinefunction(middleware)
+    return middleware
 
 
-admin_follows_provider.async_capable = True  # type: ignore[attr-defined]
-admin_follows_provider.sync_capable = False  # type: ignore[attr-defined]
 
-
-async def _stale_staff(request: HttpRequest) -> bool:
-    """Staff whose session's tokens have expired and can be refreshed."""
+async def _stale_staff_auth(request: HttpRequest) -> dict[str, Any] | None:
+    """The session's tokens, if they have expired, can be refreshed, and belong to staff."""
     auth = await request.session.aget(AUTH_KEY)
     if not isinstance(auth, dict) or not auth.get("refresh_token"):
-        return False
+        return None
     if float(auth.get("expires_at", 0)) > time.time():
-        return False
+        return None
     user = await request.auser()
-    return bool(user.is_staff or user.is_superuser)
+    return auth if user.is_staff or user.is_superuser else None
 
 
-async def _refresh_or_log_out(request: HttpRequest) -> None:
+async def _refresh_or_log_out(request: HttpRequest, auth: dict[str, Any]) -> None:
     session_key = request.session.session_key
     assert session_key is not None  # it holds the tokens
     try:
@@ -67,7 +68,6 @@ async def _refresh_or_log_out(request: HttpRequest) -> None:
         logger.warning("the provider is unreachable: the admin keeps this session's flags")
         return
     except (RefreshFailed, NoSession) as exc:
-        auth = await request.session.aget(AUTH_KEY) or {}
         claims = auth.get("claims", {})
         audit("login", "deny", RefreshFailed.error, issuer=claims.get("issuer"),
               subject=claims.get("subject"), route=request.path[:200], detail=str(exc)[:200],

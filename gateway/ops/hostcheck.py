@@ -10,21 +10,22 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from asgiref.sync import markcoroutinefunction
 from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.utils.decorators import async_only_middleware
 
 from gateway.observe.audit import audit
 
 Handler = Callable[[HttpRequest], Awaitable[HttpResponse]]
 
 
+@async_only_middleware
 def host_check(get_response: Handler) -> Handler:
     async def middleware(request: HttpRequest) -> HttpResponse:
         refused = refuse_disallowed_host(request)
         return refused if refused is not None else await get_response(request)
 
-    return markcoroutinefunction(middleware)
+    return middleware
 
 
 def refuse_disallowed_host(request: HttpRequest) -> HttpResponse | None:
@@ -37,6 +38,3 @@ def refuse_disallowed_host(request: HttpRequest) -> HttpResponse | None:
         return HttpResponseBadRequest("disallowed_host", content_type="text/plain")
     return None
 
-
-host_check.async_capable = True  # type: ignore[attr-defined]
-host_check.sync_capable = False  # type: ignore[attr-defined]
