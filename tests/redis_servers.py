@@ -19,13 +19,14 @@ from cryptography.x509.oid import NameOID
 
 
 class PrivateRedis:
-    """With ``tls`` (a folder holding ca.pem, server.pem and server-key.pem), the port
-    speaks only TLS, with that certificate; clients need no certificate of their own."""
+    """With ``tls`` (a folder from ``make_tls_files``), the port speaks only TLS, with that
+    certificate; with ``client_certs`` too, clients must show a certificate from the same CA
+    (redis-cli uses client.pem)."""
 
     def __init__(self, port: int, workdir: Path, *options: str, password: str | None = None,
-                 tls: Path | None = None) -> None:
+                 tls: Path | None = None, client_certs: bool = False) -> None:
         self.port, self.workdir, self.options, self.password = port, workdir, options, password
-        self.tls = tls
+        self.tls, self.client_certs = tls, client_certs
         self.process: subprocess.Popen[bytes] | None = None
 
     def command(self, binary: str) -> list[str]:
@@ -39,10 +40,13 @@ class PrivateRedis:
         return ["--port", "0", "--tls-port", str(self.port),
                 "--tls-cert-file", str(self.tls / "server.pem"),
                 "--tls-key-file", str(self.tls / "server-key.pem"),
-                "--tls-ca-cert-file", str(self.tls / "ca.pem"), "--tls-auth-clients", "no"]
+                "--tls-ca-cert-file", str(self.tls / "ca.pem"),
+                "--tls-auth-clients", "yes" if self.client_certs else "no"]
 
     def _cli(self) -> list[str]:
         tls = [] if self.tls is None else ["--tls", "--cacert", str(self.tls / "ca.pem")]
+        if self.tls is not None and self.client_certs:
+            tls += ["--cert", str(self.tls / "client.pem"), "--key", str(self.tls / "client-key.pem")]
         return ["redis-cli", "-p", str(self.port), *tls]
 
     def _cli_env(self) -> dict[str, str]:
@@ -81,7 +85,8 @@ class PrivateSentinel(PrivateRedis):
 
     def __init__(self, port: int, workdir: Path, master: PrivateRedis,
                  password: str | None = None) -> None:
-        super().__init__(port, workdir, password=password, tls=master.tls)
+        super().__init__(port, workdir, password=password, tls=master.tls,
+                         client_certs=master.client_certs)
         self.master = master
 
     def command(self, binary: str) -> list[str]:
@@ -89,22 +94,31 @@ class PrivateSentinel(PrivateRedis):
         auth = f"requirepass {self.password}\n" if self.password else ""
         if self.master.password:
             auth += f"sentinel auth-pass gw {self.master.password}\n"
-        listen = f"port {self.port}\n" if self.tls is None else (
-            f"port 0\ntls-port {self.port}\ntls-replication yes\ntls-auth-clients no\n"
-            f"tls-cert-file {self.tls / 'server.pem'}\ntls-key-file {self.tls / 'server-key.pem'}\n"
-            f"tls-ca-cert-file {self.tls / 'ca.pem'}\n")
+        listen = f"port {self.port}\n" if self.tls is None else self._tls_conf(self.tls)
         conf.write_text(f"bind 127.0.0.1\n{listen}dir {self.workdir}\n"
                         f"sentinel monitor gw 127.0.0.1 {self.master.port} 1\n"
                         "sentinel down-after-milliseconds gw 1000\n"
                         f"sentinel failover-timeout gw 10000\n{auth}")
         return [binary, str(conf), "--sentinel"]
 
+    def _tls_conf(self, tls: Path) -> str:
+        """Sentinel's own connections to the master use client.pem when it asks for one."""
+        conf = (f"port 0\ntls-port {self.port}\ntls-replication yes\n"
+                f"tls-auth-clients {'yes' if self.client_certs else 'no'}\n"
+                f"tls-cert-file {tls / 'server.pem'}\ntls-key-file {tls / 'server-key.pem'}\n"
+                f"tls-ca-cert-file {tls / 'ca.pem'}\n")
+        if self.client_certs:
+            conf += (f"tls-client-cert-file {tls / 'client.pem'}\n"
+                     f"tls-client-key-file {tls / 'client-key.pem'}\n")
+        return conf
+
     def master_port(self) -> int:
         return int(self.cli("SENTINEL", "get-master-addr-by-name", "gw").split()[1])
 
 
 def make_tls_files(folder: Path) -> Path:
-    """A private CA and a certificate for 127.0.0.1 signed by it, as PEM files in ``folder``."""
+    """A private CA, a server certificate for 127.0.0.1 and a client certificate, both
+    signed by it, as PEM files in ``folder`` (ca, server, server-key, client, client-key)."""
     now = datetime.datetime.now(datetime.UTC)
 
     def certificate(subject: str, key: ec.EllipticCurvePrivateKey, issuer: str,
@@ -121,12 +135,14 @@ def make_tls_files(folder: Path) -> Path:
                 [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
         return builder.sign(signer, hashes.SHA256())
 
-    ca_key, server_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_key = ec.generate_private_key(ec.SECP256R1())
     folder.mkdir(parents=True, exist_ok=True)
     pem = serialization.Encoding.PEM
     (folder / "ca.pem").write_bytes(certificate("test CA", ca_key, "test CA", ca_key, True).public_bytes(pem))
-    (folder / "server.pem").write_bytes(
-        certificate("127.0.0.1", server_key, "test CA", ca_key, False).public_bytes(pem))
-    (folder / "server-key.pem").write_bytes(server_key.private_bytes(
-        pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    for name in ("server", "client"):
+        key = ec.generate_private_key(ec.SECP256R1())
+        (folder / f"{name}.pem").write_bytes(
+            certificate("127.0.0.1", key, "test CA", ca_key, False).public_bytes(pem))
+        (folder / f"{name}-key.pem").write_bytes(key.private_bytes(
+            pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
     return folder

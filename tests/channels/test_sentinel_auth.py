@@ -1,7 +1,7 @@
 """Sentinel with passwords and TLS, against real servers: the data nodes' password in the
-URL's user part, the sentinels' own in ``?sentinel_password=``, and a private CA in
-``?ssl_ca_certs=`` reach the gateway's clients and both channel layers
-(gateway/bus/target.py)."""
+URL's user part, the sentinels' own in ``?sentinel_password=``, a private CA in
+``?ssl_ca_certs=`` and a client certificate in ``?ssl_certfile=&ssl_keyfile=`` reach the
+gateway's clients and both channel layers (gateway/bus/target.py)."""
 
 from __future__ import annotations
 
@@ -36,8 +36,19 @@ def tls_sentinel(tmp_path: Path) -> Iterator[tuple[int, Path]]:
         yield port, tls / "ca.pem"
 
 
-def _protected_sentinel(tmp_path: Path, tls: Path | None) -> Iterator[int]:
-    master = PrivateRedis(free_port(), tmp_path, password=MASTER_PASSWORD, tls=tls)
+@pytest.fixture
+def mtls_sentinel(tmp_path: Path) -> Iterator[tuple[int, Path]]:
+    """As ``tls_sentinel``, but the master and the Sentinel also ask clients for a
+    certificate from the private CA; yields the folder of PEM files."""
+    tls = make_tls_files(tmp_path / "tls")
+    for port in _protected_sentinel(tmp_path, tls=tls, client_certs=True):
+        yield port, tls
+
+
+def _protected_sentinel(tmp_path: Path, tls: Path | None,
+                        client_certs: bool = False) -> Iterator[int]:
+    master = PrivateRedis(free_port(), tmp_path, password=MASTER_PASSWORD, tls=tls,
+                          client_certs=client_certs)
     master.start()
     sentinel = PrivateSentinel(free_port(), tmp_path, master, password=SENTINEL_PASSWORD)
     sentinel.start()
@@ -49,9 +60,13 @@ def _protected_sentinel(tmp_path: Path, tls: Path | None) -> Iterator[int]:
 
 
 def url(port: int, *, master: str | None = MASTER_PASSWORD,
-        sentinel: str | None = SENTINEL_PASSWORD, ca: Path | None = None) -> str:
+        sentinel: str | None = SENTINEL_PASSWORD, ca: Path | None = None,
+        client: Path | None = None) -> str:
+    """``client`` is a folder with client.pem and client-key.pem."""
     quoted = "" if master is None else f":{quote(master, safe='')}@"
-    options = {"sentinel_password": sentinel, "ssl_ca_certs": str(ca) if ca else None}
+    options = {"sentinel_password": sentinel, "ssl_ca_certs": str(ca) if ca else None,
+               "ssl_certfile": str(client / "client.pem") if client else None,
+               "ssl_keyfile": str(client / "client-key.pem") if client else None}
     query = "&".join(f"{k}={quote(v)}" for k, v in options.items() if v is not None)
     scheme = "rediss+sentinel" if ca else "redis+sentinel"
     return f"{scheme}://{quoted}127.0.0.1:{port}/gw/0" + (f"?{query}" if query else "")
@@ -101,12 +116,34 @@ async def carries_a_message(layer: Any) -> None:
 async def test_over_tls_the_private_ca_is_trusted_by_the_clients_and_the_layers(
         tls_sentinel: tuple[int, Path]) -> None:
     port, ca = tls_sentinel
-    client = connect(url(port, ca=ca), socket_timeout=2)
+    await pings_and_carries(url(port, ca=ca))
+
+
+async def pings_and_carries(target: str) -> None:
+    """The gateway's client answers a ping and the pub/sub layer carries a message."""
+    client = connect(target, socket_timeout=2)
     try:
         assert await client.ping()
     finally:
         await client.aclose()
-    await carries_a_message(PubSubChannelLayer(hosts=[layer_host(url(port, ca=ca))]))
+    await carries_a_message(PubSubChannelLayer(hosts=[layer_host(target)]))
+
+
+async def test_a_client_certificate_reaches_servers_that_require_one(
+        mtls_sentinel: tuple[int, Path]) -> None:
+    port, tls = mtls_sentinel
+    await pings_and_carries(url(port, ca=tls / "ca.pem", client=tls))
+
+
+async def test_without_a_client_certificate_servers_that_require_one_refuse(
+        mtls_sentinel: tuple[int, Path]) -> None:
+    port, tls = mtls_sentinel
+    client = connect(url(port, ca=tls / "ca.pem"), socket_timeout=2)
+    try:
+        with pytest.raises(redis.RedisError):  # the sentinels end the TLS handshake
+            await client.ping()
+    finally:
+        await client.aclose()
 
 
 async def test_over_tls_a_server_outside_the_trusted_cas_is_refused(
