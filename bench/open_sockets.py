@@ -210,7 +210,8 @@ def run_layer(layer: str, args: argparse.Namespace, issuer: str, tmp: Path,
                 env = bench_env(issuer, port, database_file=tmp / "db.sqlite3", layer=layer,
                                 redis_url=args.redis_url, probe_file=probe,
                                 extra={"GATEWAY_WORKERS": str(args.workers),
-                                       "GATEWAY_SERVER": args.server})
+                                       "GATEWAY_SERVER": args.server,
+                                       "GATEWAY_WS_PING_SECONDS": str(args.ping_seconds)})
                 gateway = start_gateway(port, env, tmp / f"gateway-{layer}.log",
                                         app="bench.asgi:application")
                 try:
@@ -273,6 +274,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1,
                         help="gateway worker processes (GATEWAY_WORKERS; Redis layer for >1)")
     parser.add_argument("--server", default="uvicorn", choices=("uvicorn", "granian"))
+    parser.add_argument("--ping-seconds", type=float, default=20.0,
+                        help="GATEWAY_WS_PING_SECONDS for R and G (L never pings); raise it "
+                             "under bench/in-uml, where each ping costs several times more")
     args = parser.parse_args()
     limit = raise_file_limit()
     if max(args.counts) + args.burst > limit - 200:

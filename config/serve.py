@@ -42,6 +42,7 @@ DEFAULT_APP = "config.asgi:application"
 SERVERS = ("uvicorn", "granian")
 DEFAULT_PORT = 8000
 DEFAULT_HANDSHAKE_TIMEOUT = 5.0
+DEFAULT_WS_PING_SECONDS = 20.0  # uvicorn's own default
 DEFAULT_MAX_HEADER_BYTES = 32 * 1024  # a 16 KiB token in one header, and 16 KiB for the rest
 MIN_MAX_HEADER_BYTES = 8 * 1024  # granian's floor
 KILL_MARGIN_SECONDS = 2  # beyond the drain, before a stuck worker is killed
@@ -58,6 +59,7 @@ class ServeConfig:
     drain_seconds: float
     ws_max_size: int  # websocket message cap where the server has one (uvicorn)
     ws_compression: bool = False  # permessage-deflate, when a client offers it (uvicorn)
+    ws_ping_seconds: float = DEFAULT_WS_PING_SECONDS  # keepalive ping interval and pong wait (uvicorn)
     app: str = DEFAULT_APP
     log_level: str = "warning"
 
@@ -122,6 +124,8 @@ def read_serve_config(env: Mapping[str, str], *, app: str = DEFAULT_APP,
         drain_seconds=gateway.deployment.drain_seconds,
         ws_max_size=ws_cap(gateway.limits.frame_bytes),
         ws_compression=read_bool(env, "GATEWAY_WS_COMPRESSION", False),
+        ws_ping_seconds=read_seconds(env, "GATEWAY_WS_PING_SECONDS", DEFAULT_WS_PING_SECONDS,
+                                     1.0, 3600.0),
         app=app,
         log_level=log_level,
     )
@@ -237,6 +241,7 @@ def run_uvicorn(cfg: ServeConfig) -> None:
                 http="config.hardening:HttpToolsProtocol",
                 ws="config.hardening:WebSocketProtocol", lifespan="on",
                 ws_max_size=cfg.ws_max_size, ws_per_message_deflate=cfg.ws_compression,
+                ws_ping_interval=cfg.ws_ping_seconds, ws_ping_timeout=cfg.ws_ping_seconds,
                 timeout_graceful_shutdown=cfg.kill_timeout,
                 access_log=False, log_level=cfg.log_level)
 

@@ -34,6 +34,7 @@ REDIS_URL = "redis://127.0.0.1:6379/11"
 CHANNEL = "serve-test"
 DRAIN_SECONDS = 5
 HANDSHAKE_TIMEOUT = 1.0
+PING_SECONDS = 2  # GATEWAY_WS_PING_SECONDS: a ping every 2 s, and 2 s to answer it
 GRANT_SCRIPT = f"""
 import sys
 from gateway.models import Grant
@@ -53,6 +54,7 @@ class Served:
                           redis_url=REDIS_URL,
                           extra={"GATEWAY_DRAIN_SECONDS": str(DRAIN_SECONDS),
                                  "GATEWAY_HANDSHAKE_TIMEOUT_SECONDS": str(HANDSHAKE_TIMEOUT),
+                                 "GATEWAY_WS_PING_SECONDS": str(PING_SECONDS),
                                  "GATEWAY_MAX_SOCKETS_PER_SUBJECT": "0"})
         migrate(env)
         grant = subprocess.run([sys.executable, "-c", "import django; django.setup()\n"
@@ -226,6 +228,21 @@ async def _close_of(ws: ClientConnection) -> tuple[int, str]:
         assert closed.rcvd is not None, "closed without a close frame"
         return closed.rcvd.code, closed.rcvd.reason
     raise AssertionError(f"socket still open, got {frame!r}")
+
+
+async def test_a_socket_that_stops_answering_pings_is_closed_with_1011(
+        gateway: GatewayProcess, bob_token: str) -> None:
+    bearer = {"Authorization": f"Bearer {bob_token}"}
+    silent, answering = await open_ws(gateway.url, headers=bearer), await open_ws(
+        gateway.url, headers=bearer)
+    for ws in (silent, answering):
+        assert (await first_message(ws))["type"] == "welcome"
+    silent.transport.pause_reading()  # its pings go unread, so no pong goes back
+    await asyncio.sleep(2 * PING_SECONDS + 2)  # uvicorn's default would wait 40 s
+    silent.transport.resume_reading()
+    assert await _close_of(silent) == (1011, "keepalive ping timeout")
+    await asyncio.wait_for(await answering.ping(), GENEROUS)  # answered pings keep it open
+    await answering.close()
 
 
 # --- request-head limits ----------------------------------------------------------

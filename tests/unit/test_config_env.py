@@ -86,3 +86,18 @@ def test_internal_url_is_an_origin_and_localhost_issuers_are_allowed() -> None:
                                               "http://keycloak:8080")
     with pytest.raises(ConfigError, match="GATEWAY_OIDC_INTERNAL_URL"):
         load_config({**base, "GATEWAY_OIDC_INTERNAL_URL": "http://keycloak:8080/realms/x"})
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("", 20.0), ("300", 300.0), ("2.5", 2.5)])
+def test_the_keepalive_ping_interval_is_configurable(raw: str, expected: float) -> None:
+    from config.serve import read_serve_config
+
+    assert read_serve_config({**BASE, "GATEWAY_WS_PING_SECONDS": raw}).ws_ping_seconds == expected
+
+
+@pytest.mark.parametrize("raw", ["0", "-1", "nan", "7200", "soon"])
+def test_a_bad_keepalive_ping_interval_names_the_variable(raw: str) -> None:
+    from config.serve import read_serve_config
+
+    with pytest.raises(ConfigError, match="GATEWAY_WS_PING_SECONDS"):
+        read_serve_config({**BASE, "GATEWAY_WS_PING_SECONDS": raw})
