@@ -25,7 +25,10 @@ sockets between them and hold them idle. With those open, the script measures:
 
 The gateway runs with DEBUG off (``bench/stack.py: bench_env``). The launcher raises
 its file limit to the hard limit; without ``CAP_SYS_RESOURCE`` that caps one server
-process at about 20,000 sockets here, so K stays below it.
+process at about 20,000 sockets here. For more, run it inside User-Mode Linux:
+
+    bench/in-uml .venv/bin/python bench/open_sockets.py --counts 50000 --layers flat \
+        --targets G,L --ping-seconds 600
 """
 
 from __future__ import annotations
