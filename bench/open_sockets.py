@@ -23,6 +23,9 @@ sockets between them and hold them idle. With those open, the script measures:
   to the end (``GATEWAY_LOOP_LAG_PROBE``; L runs the same probe);
 - server memory per held socket: resident memory with K held less before, over K.
 
+Then the holders exit, closing the K sockets at once, and the script reports the longest
+loop stall while the server handles those closes.
+
 The gateway runs with DEBUG off (``bench/stack.py: bench_env``). The launcher raises
 its file limit to the hard limit; without ``CAP_SYS_RESOURCE`` that caps one server
 process at about 20,000 sockets here. For more, run it inside User-Mode Linux:
@@ -74,6 +77,8 @@ class Row:
     gc_cpu_ms: float = 0.0
     gc_gen: int = -1
     kib_per_socket: float = 0.0
+    close_lag_ms: float = 0.0  # worst loop stall while the K held sockets close at once
+    close_busy_ms: float = 0.0
     hold_rate: float = 0.0  # handshakes/s while the holders opened K sockets
     hold_cpu_us: float = 0.0  # server CPU per handshake meanwhile (every worker)
     load: str = ""
@@ -99,11 +104,13 @@ def wait_ready(procs: list[Any]) -> tuple[int, float]:
     return opened, slowest
 
 
-def release(procs: list[Any]) -> None:
+def release(procs: list[Any]) -> list[Any]:
+    """Let the holders close their sockets and exit; returns the holders still held (none)."""
     for proc in procs:
         proc.stdin.close()
     for proc in procs:
         proc.wait(timeout=60)
+    return []
 
 
 async def burst(url: str, headers: dict[str, str], n: int, concurrency: int) -> float:
@@ -144,14 +151,17 @@ async def pings(url: str, headers: dict[str, str], total: int) -> list[float]:
 PROBED = ("lag_ms", "busy_ms", "gc_ms", "gc_cpu_ms")
 
 
+def probe_records(path: Path, start: float, end: float) -> list[dict[str, Any]]:
+    """The probe's once-a-second records that cover [start, end]."""
+    if not path.exists():
+        return []
+    records = (json.loads(line) for line in path.read_text().splitlines())
+    return [record for record in records if start <= record["t"] <= end + 1.0]
+
+
 def probe_window(path: Path, start: float, end: float, row: Row) -> None:
     """The worst loop lag (wall, busy), collector pause (wall, CPU) in [start, end]."""
-    if not path.exists():
-        return
-    for line in path.read_text().splitlines():
-        record = json.loads(line)
-        if not start <= record["t"] <= end + 1.0:
-            continue
+    for record in probe_records(path, start, end):
         if record["gc_ms"] > row.gc_ms:
             row.gc_gen = record["gc_gen"]
         for key in PROBED:
@@ -190,6 +200,12 @@ def measure(row: Row, pid: int, url: str, headers: dict[str, str], probe: Path,
         time.sleep(1.2)  # the probe writes once a second
         probe_window(probe, started, time.time(), row)
         row.load = load_average()
+        released, holders = time.time(), release(holders)
+        settle(pid)
+        time.sleep(1.2)
+        closing = probe_records(probe, released, time.time())
+        row.close_lag_ms = max((r["lag_ms"] for r in closing), default=0.0)
+        row.close_busy_ms = max((r["busy_ms"] for r in closing), default=0.0)
     finally:
         release(holders)
     return row
@@ -236,15 +252,17 @@ def format_row(r: Row) -> str:
             f"{r.rate:6.0f} hs/s, {r.cpu_us:6.0f} us/hs, rtt p50 {r.rtt_p50_ms:.1f} "
             f"p99 {r.rtt_p99_ms:.1f} ms, lag {r.lag_ms:.0f} (busy {r.busy_ms:.0f}) ms, "
             f"gc {r.gc_ms:.0f} (cpu {r.gc_cpu_ms:.0f}) ms (gen {r.gc_gen}), "
-            f"{r.kib_per_socket:.1f} KiB/socket, holders {r.hold_rate:.0f} hs/s at "
+            f"{r.kib_per_socket:.1f} KiB/socket, close stall {r.close_lag_ms:.0f} "
+            f"(busy {r.close_busy_ms:.0f}) ms, holders {r.hold_rate:.0f} hs/s at "
             f"{r.hold_cpu_us:.0f} us/hs, load {r.load}")
 
 
 def table(rows: list[Row]) -> None:
     """Markdown, each gateway row as a ratio to L and R of the same layer run and K."""
     print("\n| layer | K | target | hs/s | vs L | vs R | CPU/hs | vs L | vs R | rtt p50/p99 ms "
-          "| max lag ms wall / busy | max GC ms wall / CPU (gen) | KiB/socket | vs L | load |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| max lag ms wall / busy | max GC ms wall / CPU (gen) | KiB/socket | vs L "
+          "| K closing: max lag ms wall / busy | load |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     index = {(r.layer, r.count, r.target): r for r in rows}
     for r in rows:
         base_l, base_r = index.get((r.layer, r.count, "L")), index.get((r.layer, r.count, "R"))
@@ -259,7 +277,8 @@ def table(rows: list[Row]) -> None:
               f"{ratio(r.cpu_us, base_r, 'cpu_us')} | {r.rtt_p50_ms:.1f} / {r.rtt_p99_ms:.1f} | "
               f"{r.lag_ms:.0f} / {r.busy_ms:.0f} | {r.gc_ms:.0f} / {r.gc_cpu_ms:.0f} ({r.gc_gen}) | "
               f"{r.kib_per_socket:.1f} | "
-              f"{ratio(r.kib_per_socket, base_l, 'kib_per_socket')} | {r.load} |")
+              f"{ratio(r.kib_per_socket, base_l, 'kib_per_socket')} | "
+              f"{r.close_lag_ms:.0f} / {r.close_busy_ms:.0f} | {r.load} |")
 
 
 def main() -> None:
