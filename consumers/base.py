@@ -28,6 +28,7 @@ from gateway.observe.metrics import OPEN_CONNECTIONS
 from gateway.ops.ledger import ledger
 from gateway.sockets.addressing import session_group, sid_group, subject_group
 from gateway.sockets.closecodes import CloseCode, close_for, reason_text
+from gateway.sockets.closegate import closes
 from gateway.sockets.switchboard import switchboard
 from gateway.sockets.writenow import WriteNow, write_now_of
 from oidc.errors import OidcError
@@ -360,8 +361,12 @@ class GatewayConsumer(RosterMixin, AsyncWebsocketConsumer):
         await handler(message)
 
     async def websocket_disconnect(self, message: dict[str, Any]) -> None:
-        """Channels' handler minus its own thread hop (see ``dispatch``)."""
-        await self.disconnect(message["code"])
+        """Channels' handler minus its own thread hop (see ``dispatch``); when many sockets
+        close together, their cleanups are spread over loop turns (``closegate``)."""
+        try:
+            await closes.wait()
+        finally:  # cancelled while waiting (shutdown): clean up all the same
+            await self.disconnect(message["code"])
         raise StopConsumer()
 
     async def send_json(self, content: dict[str, Any]) -> None:
