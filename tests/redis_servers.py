@@ -35,13 +35,22 @@ class PrivateRedis:
                 "--appendonly", "no", "--dir", str(self.workdir), *auth, *self.options]
 
     def _listen(self) -> list[str]:
+        return [arg for name, value in self.listen_settings() for arg in (f"--{name}", value)]
+
+    def listen_settings(self) -> list[tuple[str, str]]:
+        """Where it listens, as (setting, value) pairs: a command line or a config file.
+        With ``client_certs``, its own connections (replication, Sentinel's) use client.pem."""
         if self.tls is None:
-            return ["--port", str(self.port)]
-        return ["--port", "0", "--tls-port", str(self.port),
-                "--tls-cert-file", str(self.tls / "server.pem"),
-                "--tls-key-file", str(self.tls / "server-key.pem"),
-                "--tls-ca-cert-file", str(self.tls / "ca.pem"),
-                "--tls-auth-clients", "yes" if self.client_certs else "no"]
+            return [("port", str(self.port))]
+        settings = [("port", "0"), ("tls-port", str(self.port)), ("tls-replication", "yes"),
+                    ("tls-cert-file", str(self.tls / "server.pem")),
+                    ("tls-key-file", str(self.tls / "server-key.pem")),
+                    ("tls-ca-cert-file", str(self.tls / "ca.pem")),
+                    ("tls-auth-clients", "yes" if self.client_certs else "no")]
+        if self.client_certs:
+            settings += [("tls-client-cert-file", str(self.tls / "client.pem")),
+                         ("tls-client-key-file", str(self.tls / "client-key.pem"))]
+        return settings
 
     def _cli(self) -> list[str]:
         tls = [] if self.tls is None else ["--tls", "--cacert", str(self.tls / "ca.pem")]
@@ -94,23 +103,12 @@ class PrivateSentinel(PrivateRedis):
         auth = f"requirepass {self.password}\n" if self.password else ""
         if self.master.password:
             auth += f"sentinel auth-pass gw {self.master.password}\n"
-        listen = f"port {self.port}\n" if self.tls is None else self._tls_conf(self.tls)
+        listen = "".join(f"{name} {value}\n" for name, value in self.listen_settings())
         conf.write_text(f"bind 127.0.0.1\n{listen}dir {self.workdir}\n"
                         f"sentinel monitor gw 127.0.0.1 {self.master.port} 1\n"
                         "sentinel down-after-milliseconds gw 1000\n"
                         f"sentinel failover-timeout gw 10000\n{auth}")
         return [binary, str(conf), "--sentinel"]
-
-    def _tls_conf(self, tls: Path) -> str:
-        """Sentinel's own connections to the master use client.pem when it asks for one."""
-        conf = (f"port 0\ntls-port {self.port}\ntls-replication yes\n"
-                f"tls-auth-clients {'yes' if self.client_certs else 'no'}\n"
-                f"tls-cert-file {tls / 'server.pem'}\ntls-key-file {tls / 'server-key.pem'}\n"
-                f"tls-ca-cert-file {tls / 'ca.pem'}\n")
-        if self.client_certs:
-            conf += (f"tls-client-cert-file {tls / 'client.pem'}\n"
-                     f"tls-client-key-file {tls / 'client-key.pem'}\n")
-        return conf
 
     def master_port(self) -> int:
         return int(self.cli("SENTINEL", "get-master-addr-by-name", "gw").split()[1])
