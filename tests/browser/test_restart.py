@@ -47,5 +47,5 @@ def test_after_a_gateway_restart_the_client_reconnects_and_resubscribes_by_itsel
     expect(page.get_by_test_id("close-reason")).to_be_hidden()
     expect(channel_item(page, "ops")).to_have_attribute("data-subscribed", "true")
     _published_until_seen(page, stack, publisher, "ops")
-    assert page.get_by_test_id("error").count() == 0
+    assert page.get_by_test_id("error").count() == 0, page.get_by_test_id("errors").inner_text()
     page.close()

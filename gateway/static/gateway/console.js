@@ -8,7 +8,7 @@
  * Everything from the network is written with textContent, never as HTML.
  */
 
-import { GatewayClient } from "./client.js";
+import { ConnectionClosedError, GatewayClient } from "./client.js";
 
 /** @typedef {import("./client").ChannelGrant} ChannelGrant */
 
@@ -115,7 +115,6 @@ function showError(text) {
 async function subscribe(channel) {
   try {
     await client.subscribe(channel);
-    if (allows(channel, "presence")) await refreshPresence(channel);
   } catch (err) {
     showError(`subscribe ${channel}: ${describe(err)}`);
   }
@@ -179,9 +178,15 @@ client.on("unsubscribed", ({ channel, reason }) => {
   logEvent(`unsubscribed from ${channel}: ${reason}`, "warn");
 });
 
+// Every acknowledged subscribe, first or after a reconnect, reads presence afresh: joins and
+// leaves while the socket was down were missed. A read cut short by a close is read again
+// on the resubscribe, so only other failures are shown.
 client.on("subscribed", ({ channel }) => {
   renderChannels();
-  if (allows(channel, "presence") && !presence.has(channel)) refreshPresence(channel).catch(() => {});
+  if (!allows(channel, "presence")) return;
+  refreshPresence(channel).catch((err) => {
+    if (!(err instanceof ConnectionClosedError)) showError(`presence ${channel}: ${describe(err)}`);
+  });
 });
 
 client.on("presence", ({ type, channel, member }) => {
