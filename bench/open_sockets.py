@@ -21,7 +21,9 @@ sockets between them and hold them idle. With those open, the script measures:
   answers with an error frame), p50 and p99;
 - the longest loop stall and the longest collector pause in the server, from connect
   to the end (``GATEWAY_LOOP_LAG_PROBE``; L runs the same probe);
-- server memory per held socket: resident memory with K held less before, over K.
+- server memory per held socket: resident memory with K held less before, over K;
+- with ``--idle-seconds``, the server's CPU while the K sockets idle: the keepalive pings
+  (``--ping-seconds``), since nothing else runs.
 
 Then the holders exit, closing the K sockets at once, and the script reports the longest
 loop stall while the server handles those closes.
@@ -77,6 +79,7 @@ class Row:
     gc_cpu_ms: float = 0.0
     gc_gen: int = -1
     kib_per_socket: float = 0.0
+    idle_cpu_pct: float = -1.0  # server CPU while the K sockets idle (--idle-seconds)
     close_lag_ms: float = 0.0  # worst loop stall while the K held sockets close at once
     close_busy_ms: float = 0.0
     hold_rate: float = 0.0  # handshakes/s while the holders opened K sockets
@@ -191,6 +194,10 @@ def measure(row: Row, pid: int, url: str, headers: dict[str, str], probe: Path,
         row.hold_rate = row.opened / max(row.open_seconds, 1e-9)
         settle(pid)
         row.kib_per_socket = (rss_kib(pid) - rss_before) / max(row.opened, 1)
+        if args.idle_seconds:
+            idle_from = cpu_seconds(pid)
+            time.sleep(args.idle_seconds)
+            row.idle_cpu_pct = (cpu_seconds(pid) - idle_from) / args.idle_seconds * 100
         cpu_before = cpu_seconds(pid)
         row.rate = asyncio.run(burst(url, headers, args.burst, args.concurrency))
         row.cpu_us = (cpu_seconds(pid) - cpu_before) / args.burst * 1e6
@@ -252,7 +259,8 @@ def format_row(r: Row) -> str:
             f"{r.rate:6.0f} hs/s, {r.cpu_us:6.0f} us/hs, rtt p50 {r.rtt_p50_ms:.1f} "
             f"p99 {r.rtt_p99_ms:.1f} ms, lag {r.lag_ms:.0f} (busy {r.busy_ms:.0f}) ms, "
             f"gc {r.gc_ms:.0f} (cpu {r.gc_cpu_ms:.0f}) ms (gen {r.gc_gen}), "
-            f"{r.kib_per_socket:.1f} KiB/socket, close stall {r.close_lag_ms:.0f} "
+            f"{r.kib_per_socket:.1f} KiB/socket, idle CPU {idle_cpu(r)}%, "
+            f"close stall {r.close_lag_ms:.0f} "
             f"(busy {r.close_busy_ms:.0f}) ms, holders {r.hold_rate:.0f} hs/s at "
             f"{r.hold_cpu_us:.0f} us/hs, load {r.load}")
 
@@ -261,8 +269,8 @@ def table(rows: list[Row]) -> None:
     """Markdown, each gateway row as a ratio to L and R of the same layer run and K."""
     print("\n| layer | K | target | hs/s | vs L | vs R | CPU/hs | vs L | vs R | rtt p50/p99 ms "
           "| max lag ms wall / busy | max GC ms wall / CPU (gen) | KiB/socket | vs L "
-          "| K closing: max lag ms wall / busy | load |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| idle CPU % | K closing: max lag ms wall / busy | load |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     index = {(r.layer, r.count, r.target): r for r in rows}
     for r in rows:
         base_l, base_r = index.get((r.layer, r.count, "L")), index.get((r.layer, r.count, "R"))
@@ -278,7 +286,11 @@ def table(rows: list[Row]) -> None:
               f"{r.lag_ms:.0f} / {r.busy_ms:.0f} | {r.gc_ms:.0f} / {r.gc_cpu_ms:.0f} ({r.gc_gen}) | "
               f"{r.kib_per_socket:.1f} | "
               f"{ratio(r.kib_per_socket, base_l, 'kib_per_socket')} | "
-              f"{r.close_lag_ms:.0f} / {r.close_busy_ms:.0f} | {r.load} |")
+              f"{idle_cpu(r)} | {r.close_lag_ms:.0f} / {r.close_busy_ms:.0f} | {r.load} |")
+
+
+def idle_cpu(r: Row) -> str:
+    return f"{r.idle_cpu_pct:.1f}" if r.idle_cpu_pct >= 0 else "-"
 
 
 def main() -> None:
@@ -299,6 +311,9 @@ def main() -> None:
     parser.add_argument("--ping-seconds", type=float, default=20.0,
                         help="GATEWAY_WS_PING_SECONDS for R and G (L never pings); raise it "
                              "under bench/in-uml, where each ping costs several times more")
+    parser.add_argument("--idle-seconds", type=float, default=0.0,
+                        help="with the K sockets held, measure the server's idle CPU (the "
+                             "keepalive pings) over this many seconds; 0 skips it")
     args = parser.parse_args()
     limit = raise_file_limit()
     if max(args.counts) + args.burst > limit - 200:
