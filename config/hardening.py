@@ -15,7 +15,10 @@ requests). Both let an unauthenticated client hold connections without bound. So
   close instead of silence (``config.serve`` also raises websockets' own line limit to
   the head limit, so a head we admit is not refused there). It also offers the
   ``gateway.write_now`` extension (``gateway.sockets.writenow``): a published message
-  is written to each local subscriber at once, without a task per socket.
+  is written to each local subscriber at once, without a task per socket. When many
+  sockets end together, the app hears of their ends a bounded number per loop turn
+  (``gateway.ops.closegate``): the socket counts as disconnected at once (no pings,
+  sends raise ``ClientDisconnected``), and uvicorn's ``connection_lost`` runs in its turn.
 
 ``config.serve`` sets both variables (validated) before uvicorn imports these classes.
 """
@@ -34,6 +37,7 @@ from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 
 from gateway.handshake.pacing import turns
+from gateway.ops.closegate import lost_connections
 from gateway.sockets.writenow import EXTENSION as WRITE_NOW
 
 MAX_HEAD_BYTES = int(os.environ.get("GATEWAY_MAX_HEADER_BYTES", "32768"))
@@ -131,6 +135,18 @@ CREDENTIAL_HEADERS = frozenset({b"authorization", b"cookie", b"sec-websocket-pro
 
 
 class WebSocketProtocol(WebSocketsSansIOProtocol):
+    lost = False  # the connection is gone; uvicorn's connection_lost waits for its turn
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost, self.disconnected = True, True
+        self.stop_keepalive()
+        self.writable.set()  # a send waiting for the buffer to drain raises, as after
+        lost_connections.run(functools.partial(super().connection_lost, exc))
+
+    def shutdown(self) -> None:
+        if not self.lost:  # a lost one has nothing to close; its connection_lost is queued
+            super().shutdown()
+
     async def send(self, message: Any) -> None:
         accepting = not self.handshake_complete and message.get("type") == "websocket.accept"
         await super().send(message)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 import uuid
 import weakref
 from collections import deque
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from channels.consumer import get_handler_name
@@ -28,7 +29,7 @@ from gateway.observe.metrics import OPEN_CONNECTIONS
 from gateway.ops.ledger import ledger
 from gateway.sockets.addressing import session_group, sid_group, subject_group
 from gateway.sockets.closecodes import CloseCode, close_for, reason_text
-from gateway.sockets.closegate import closes
+from gateway.ops.closegate import closes
 from gateway.sockets.switchboard import switchboard
 from gateway.sockets.writenow import WriteNow, write_now_of
 from oidc.errors import OidcError
@@ -72,6 +73,15 @@ def _in_background(work: Coroutine[Any, Any, None]) -> None:
     task.add_done_callback(_TASKS.discard)
 
 
+async def _send_unless_gone(send: Any, message: dict[str, Any]) -> None:
+    """The server's send; a socket already gone (uvicorn's ClientDisconnected, an OSError)
+    drops the message: its disconnect is on its way and cleans up."""
+    try:
+        await send(message)
+    except OSError:
+        logger.debug("dropping %s for a closed socket", message.get("type"))
+
+
 async def close_all_local(code: CloseCode, reason: str) -> int:
     """Close every socket of this process (used when the message bus is lost)."""
     consumers = list(LIVE)
@@ -101,13 +111,14 @@ class GatewayConsumer(RosterMixin, AsyncWebsocketConsumer):
     open: bool = False  # accepted and not closed by us: frames are handled
     outbox: deque[str] | None = None  # frames waiting behind one being written
     write_now: WriteNow | None = None  # the server's synchronous writer, if it has one
+    base_send: Callable[[dict[str, Any]], Awaitable[None]]
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         """Channels' consumer loop minus the per-socket layer channel and its two tasks."""
         self.scope = scope
         self.channel_layer = get_channel_layer(self.channel_layer_alias)
         self.channel_name = f"ws.{uuid.uuid4().hex}"  # this socket's name in ledger and roster
-        self.base_send = send
+        self.base_send = functools.partial(_send_unless_gone, send)
         self.write_now = write_now_of(scope)
         self.serial = asyncio.Lock()
         self.joined: set[str] = set()

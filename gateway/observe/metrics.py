@@ -15,6 +15,10 @@ HANDSHAKE_WORK_DEFERRED = Counter(
     "gateway_handshake_work_deferred_total",
     "Request heads parsed in a later loop turn during a connection burst "
     "(gateway.handshake.pacing)")
+CLOSE_WORK_DEFERRED = Counter(
+    "gateway_close_work_deferred_total",
+    "Work of closing sockets started in a later loop turn, when many closed together "
+    "(gateway.ops.closegate), by stage: connection_lost or cleanup", ["stage"])
 BUS_BREAKS = Counter(
     "gateway_bus_breaks_total",
     "Breaks in the message bus after which this process closed its sockets with 1011 "

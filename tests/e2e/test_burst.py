@@ -1,12 +1,16 @@
 """A reconnect storm against the production launch: every handshake of a burst completes,
 while the server spreads the burst's work over loop turns (``gateway.handshake.pacing``),
-and the sockets already open keep being served."""
+and the sockets already open keep being served. The same for many sockets ending
+together (``gateway.ops.closegate``): every end is handled, a bounded number per turn."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
+import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -52,11 +56,23 @@ def gateway(idp: devidp.DevIdp, tmp_path_factory: pytest.TempPathFactory,
         process.stop()
 
 
-def deferred(gateway: GatewayProcess) -> float:
+def metric(gateway: GatewayProcess, sample: str) -> float:
     metrics = httpx.get(f"{gateway.url}/metrics", timeout=5).text
-    found = re.search(r"^gateway_handshake_work_deferred_total (\S+)$", metrics, re.M)
-    assert found, "the pacing counter is not exported"
+    found = re.search(rf"^{re.escape(sample)} (\S+)$", metrics, re.M)
+    assert found, f"{sample} is not exported"
     return float(found.group(1))
+
+
+def deferred(gateway: GatewayProcess) -> float:
+    return metric(gateway, "gateway_handshake_work_deferred_total")
+
+
+def deferred_ends(gateway: GatewayProcess) -> float:
+    return metric(gateway, 'gateway_close_work_deferred_total{stage="connection_lost"}')
+
+
+def open_connections(gateway: GatewayProcess) -> float:
+    return metric(gateway, "gateway_open_connections")
 
 
 async def welcomed(gateway: GatewayProcess, token: str) -> ClientConnection:
@@ -113,3 +129,29 @@ async def test_a_burst_of_heads_arriving_together_is_paced_and_every_handshake_c
         for _, writer in connections:
             writer.close()
         await survivor.close()
+
+
+async def test_many_sockets_ending_together_are_paced_and_every_end_is_handled(
+        gateway: GatewayProcess, idp: devidp.DevIdp) -> None:
+    token = user_tokens(idp.issuer, "http://127.0.0.1:1", "bob", "bob-password")["access_token"]
+    survivor = await welcomed(gateway, token)
+    held = open_connections(gateway)
+    before = deferred_ends(gateway)
+    sockets = [await welcomed(gateway, token) for _ in range(BURST)]
+    assert open_connections(gateway) == held + BURST
+    os.kill(gateway.process.pid, signal.SIGSTOP)  # the ends wait in its kernel: one turn
+    try:
+        for ws in sockets:
+            ws.transport.abort()
+        await asyncio.sleep(0.5)  # asyncio closes the sockets in its next turns
+    finally:
+        os.kill(gateway.process.pid, signal.SIGCONT)
+    deadline = time.monotonic() + 30
+    while open_connections(gateway) != held:  # every consumer heard its end and cleaned up
+        assert time.monotonic() < deadline, f"{open_connections(gateway) - held} ends unheard"
+        await asyncio.sleep(0.1)
+    assert deferred_ends(gateway) >= before + BURST // 2  # one turn takes 100, the rest wait
+    await survivor.send(json.dumps({"type": "ping"}))
+    answer = json.loads(await asyncio.wait_for(survivor.recv(), 30))
+    assert answer["type"] == "error" and answer["error"] == "unsupported", answer
+    await survivor.close()
