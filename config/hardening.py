@@ -16,9 +16,10 @@ requests). Both let an unauthenticated client hold connections without bound. So
   the head limit, so a head we admit is not refused there). It also offers the
   ``gateway.write_now`` extension (``gateway.sockets.writenow``): a published message
   is written to each local subscriber at once, without a task per socket. When many
-  sockets end together, the app hears of their ends a bounded number per loop turn
-  (``gateway.ops.closegate``): the socket counts as disconnected at once (no pings,
-  sends raise ``ClientDisconnected``), and uvicorn's ``connection_lost`` runs in its turn.
+  sockets end together, their ends are handled a bounded number per loop turn
+  (``gateway.ops.closegate``): our half of a connection the client half-closed is closed
+  in its turn, and so is uvicorn's ``connection_lost``, while the socket counts as
+  disconnected at once (no pings, sends raise ``ClientDisconnected``).
 
 ``config.serve`` sets both variables (validated) before uvicorn imports these classes.
 """
@@ -37,7 +38,7 @@ from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 
 from gateway.handshake.pacing import turns
-from gateway.ops.closegate import lost_connections
+from gateway.ops.closegate import ended_streams, lost_connections
 from gateway.sockets.writenow import EXTENSION as WRITE_NOW
 
 MAX_HEAD_BYTES = int(os.environ.get("GATEWAY_MAX_HEADER_BYTES", "32768"))
@@ -142,6 +143,15 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         self.stop_keepalive()
         self.writable.set()  # a send waiting for the buffer to drain raises, as after
         lost_connections.run(functools.partial(super().connection_lost, exc))
+
+    def eof_received(self) -> bool:  # type: ignore[override]  # asyncio.Protocol allows it
+        """The client closed its half (uvicorn closed ours at once): ours in its turn."""
+        ended_streams.run(self._close_our_half)
+        return True  # keep the transport open until then
+
+    def _close_our_half(self) -> None:
+        if not self.transport.is_closing():
+            self.transport.close()
 
     def shutdown(self) -> None:
         if not self.lost:  # a lost one has nothing to close; its connection_lost is queued

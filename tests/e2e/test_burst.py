@@ -10,6 +10,8 @@ import json
 import os
 import re
 import signal
+import socket
+import struct
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -67,8 +69,8 @@ def deferred(gateway: GatewayProcess) -> float:
     return metric(gateway, "gateway_handshake_work_deferred_total")
 
 
-def deferred_ends(gateway: GatewayProcess) -> float:
-    return metric(gateway, 'gateway_close_work_deferred_total{stage="connection_lost"}')
+def deferred_ends(gateway: GatewayProcess, stage: str) -> float:
+    return metric(gateway, f'gateway_close_work_deferred_total{{stage="{stage}"}}')
 
 
 def open_connections(gateway: GatewayProcess) -> float:
@@ -131,27 +133,46 @@ async def test_a_burst_of_heads_arriving_together_is_paced_and_every_handshake_c
         await survivor.close()
 
 
-async def test_many_sockets_ending_together_are_paced_and_every_end_is_handled(
-        gateway: GatewayProcess, idp: devidp.DevIdp) -> None:
-    token = user_tokens(idp.issuer, "http://127.0.0.1:1", "bob", "bob-password")["access_token"]
-    survivor = await welcomed(gateway, token)
-    held = open_connections(gateway)
-    before = deferred_ends(gateway)
-    sockets = [await welcomed(gateway, token) for _ in range(BURST)]
-    assert open_connections(gateway) == held + BURST
-    os.kill(gateway.process.pid, signal.SIGSTOP)  # the ends wait in its kernel: one turn
-    try:
-        for ws in sockets:
-            ws.transport.abort()
-        await asyncio.sleep(0.5)  # asyncio closes the sockets in its next turns
-    finally:
-        os.kill(gateway.process.pid, signal.SIGCONT)
+def end(ws: ClientConnection, how: str) -> None:
+    """Drop the connection: a FIN (the client's half closed), or an RST (SO_LINGER 0)."""
+    if how == "rst":
+        ws.transport.get_extra_info("socket").setsockopt(
+            socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    ws.transport.abort()
+
+
+# A FIN: the server closes its half in the eof stage; an RST: the end arrives as a lost
+# connection at once. Either way at most 100 a turn go on, and all are handled.
+async def open_connections_become(gateway: GatewayProcess, count: int) -> None:
     deadline = time.monotonic() + 30
-    while open_connections(gateway) != held:  # every consumer heard its end and cleaned up
-        assert time.monotonic() < deadline, f"{open_connections(gateway) - held} ends unheard"
+    while (now := open_connections(gateway)) != count:
+        assert time.monotonic() < deadline, f"{now} sockets open, not {count}"
         await asyncio.sleep(0.1)
-    assert deferred_ends(gateway) >= before + BURST // 2  # one turn takes 100, the rest wait
-    await survivor.send(json.dumps({"type": "ping"}))
-    answer = json.loads(await asyncio.wait_for(survivor.recv(), 30))
-    assert answer["type"] == "error" and answer["error"] == "unsupported", answer
-    await survivor.close()
+
+
+# A FIN: the server closes its half in the eof stage; an RST: the end arrives as a lost
+# connection at once. Either way at most 100 a turn go on, and all are handled.
+@pytest.mark.parametrize(("how", "stage"), [("fin", "eof"), ("rst", "connection_lost")])
+async def test_many_sockets_ending_together_are_paced_and_every_end_is_handled(
+        gateway: GatewayProcess, idp: devidp.DevIdp, how: str, stage: str) -> None:
+    token = user_tokens(idp.issuer, "http://127.0.0.1:1", "bob", "bob-password")["access_token"]
+    await open_connections_become(gateway, 0)  # the other tests' sockets are gone
+    survivor = await welcomed(gateway, token)
+    try:
+        before = deferred_ends(gateway, stage)
+        sockets = [await welcomed(gateway, token) for _ in range(BURST)]
+        assert open_connections(gateway) == 1 + BURST
+        os.kill(gateway.process.pid, signal.SIGSTOP)  # the ends wait in its kernel: one turn
+        try:
+            for ws in sockets:
+                end(ws, how)
+            await asyncio.sleep(0.5)  # asyncio closes the sockets in its next turns
+        finally:
+            os.kill(gateway.process.pid, signal.SIGCONT)
+        await open_connections_become(gateway, 1)  # every consumer heard its end, cleaned up
+        assert deferred_ends(gateway, stage) >= before + BURST // 2  # a turn takes 100
+        await survivor.send(json.dumps({"type": "ping"}))
+        answer = json.loads(await asyncio.wait_for(survivor.recv(), 30))
+        assert answer["type"] == "error" and answer["error"] == "unsupported", answer
+    finally:
+        await survivor.close()
