@@ -26,10 +26,10 @@ from gateway.handshake.credentials import Credential, selected_subprotocol
 from gateway.login.refresh import refresh_session
 from gateway.observe.audit import audit
 from gateway.observe.metrics import OPEN_CONNECTIONS
+from gateway.ops.closegate import closes
 from gateway.ops.ledger import ledger
 from gateway.sockets.addressing import session_group, sid_group, subject_group
 from gateway.sockets.closecodes import CloseCode, close_for, reason_text
-from gateway.ops.closegate import closes
 from gateway.sockets.switchboard import switchboard
 from gateway.sockets.writenow import WriteNow, write_now_of
 from oidc.errors import OidcError
