@@ -107,13 +107,12 @@ def wait_ready(procs: list[Any]) -> tuple[int, float]:
     return opened, slowest
 
 
-def release(procs: list[Any]) -> list[Any]:
-    """Let the holders close their sockets and exit; returns the holders still held (none)."""
+def release(procs: list[Any]) -> None:
+    """Let the holders close their sockets and exit (again: nothing happens)."""
     for proc in procs:
         proc.stdin.close()
     for proc in procs:
         proc.wait(timeout=60)
-    return []
 
 
 async def burst(url: str, headers: dict[str, str], n: int, concurrency: int) -> float:
@@ -207,7 +206,8 @@ def measure(row: Row, pid: int, url: str, headers: dict[str, str], probe: Path,
         time.sleep(1.2)  # the probe writes once a second
         probe_window(probe, started, time.time(), row)
         row.load = load_average()
-        released, holders = time.time(), release(holders)
+        released = time.time()
+        release(holders)
         settle(pid)
         time.sleep(1.2)
         closing = probe_records(probe, released, time.time())

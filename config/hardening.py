@@ -136,10 +136,8 @@ CREDENTIAL_HEADERS = frozenset({b"authorization", b"cookie", b"sec-websocket-pro
 
 
 class WebSocketProtocol(WebSocketsSansIOProtocol):
-    lost = False  # the connection is gone; uvicorn's connection_lost waits for its turn
-
     def connection_lost(self, exc: Exception | None) -> None:
-        self.lost, self.disconnected = True, True
+        self.disconnected = True  # uvicorn's mark of a lost connection, set now
         self.stop_keepalive()
         self.writable.set()  # a send waiting for the buffer to drain raises, as after
         lost_connections.run(functools.partial(super().connection_lost, exc))
@@ -154,7 +152,7 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
             self.transport.close()
 
     def shutdown(self) -> None:
-        if not self.lost:  # a lost one has nothing to close; its connection_lost is queued
+        if not self.disconnected:  # a lost one has nothing to close; its connection_lost is queued
             super().shutdown()
 
     async def send(self, message: Any) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from config.env import load_config
+from config.serve import read_serve_config
 from config.values import ConfigError
 
 BASE = {"GATEWAY_OIDC_ISSUER": "https://idp.example.com", "GATEWAY_OIDC_CLIENT_ID": "gw",
@@ -75,9 +76,6 @@ def test_okta_profile_with_an_api_audience() -> None:
 
 
 def test_internal_url_is_an_origin_and_localhost_issuers_are_allowed() -> None:
-    from config.env import load_config
-    from config.values import ConfigError
-
     base = {"GATEWAY_OIDC_ISSUER": "http://localhost:8080/realms/gateway",
             "GATEWAY_OIDC_CLIENT_ID": "gateway", "GATEWAY_OIDC_CLIENT_SECRET": "s",
             "GATEWAY_DEV": "true"}
@@ -90,14 +88,10 @@ def test_internal_url_is_an_origin_and_localhost_issuers_are_allowed() -> None:
 
 @pytest.mark.parametrize(("raw", "expected"), [("", 20.0), ("300", 300.0), ("2.5", 2.5)])
 def test_the_keepalive_ping_interval_is_configurable(raw: str, expected: float) -> None:
-    from config.serve import read_serve_config
-
     assert read_serve_config({**BASE, "GATEWAY_WS_PING_SECONDS": raw}).ws_ping_seconds == expected
 
 
 @pytest.mark.parametrize("raw", ["0", "-1", "nan", "7200", "soon"])
 def test_a_bad_keepalive_ping_interval_names_the_variable(raw: str) -> None:
-    from config.serve import read_serve_config
-
     with pytest.raises(ConfigError, match="GATEWAY_WS_PING_SECONDS"):
         read_serve_config({**BASE, "GATEWAY_WS_PING_SECONDS": raw})
