@@ -50,7 +50,8 @@ VARIABLES: dict[str, str] = {
     "GATEWAY_ROUTES_FILE": "TOML route policy file (default config/routes.toml)",
     "GATEWAY_LEEWAY_SECONDS": "clock leeway for exp/nbf/iat, 0 to 60 (default 30)",
     "GATEWAY_EXPIRY_NOTICE_SECONDS": "send auth.expiring this long before a credential expires (default 60)",
-    "GATEWAY_JWKS_MIN_REFETCH_SECONDS": "least time between JWKS refetches for unknown kids (default 30)",
+    "GATEWAY_JWKS_MIN_REFETCH_SECONDS": ("JWKS refetches for unknown kids: 3 at once, then one per "
+                                         "this many seconds (default 10)"),
     "GATEWAY_PUBLIC_URL": "external base URL of the gateway (default http://127.0.0.1:8000)",
     "GATEWAY_ALLOWED_ORIGINS": "comma-separated exact websocket origins (default: the public URL)",
     "GATEWAY_SECRET_KEY": "Django secret key (required unless GATEWAY_DEV=true)",
@@ -371,7 +372,7 @@ def load_config(env: Mapping[str, str] | None = None) -> GatewayConfig:
         routes_file=routes_file,
         leeway=_leeway(env),
         expiry_notice=read_seconds(env, "GATEWAY_EXPIRY_NOTICE_SECONDS", 60.0, 0.0, 3600.0),
-        jwks_min_refetch=read_seconds(env, "GATEWAY_JWKS_MIN_REFETCH_SECONDS", 30.0, 1.0, 3600.0),
+        jwks_min_refetch=read_seconds(env, "GATEWAY_JWKS_MIN_REFETCH_SECONDS", 10.0, 1.0, 3600.0),
         public_url=_origin("GATEWAY_PUBLIC_URL", public_url) + urlsplit(public_url).path,
         allowed_origins=frozenset(_origin("GATEWAY_ALLOWED_ORIGINS", o) for o in origins),
         secret_key=_secret_key(env, dev),

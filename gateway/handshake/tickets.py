@@ -56,7 +56,11 @@ def store_ticket(issuer: str, subject: str, **binding: Any) -> str:
 def principal_snapshot(principal: Principal) -> dict[str, Any]:
     """What a bearer-minted ticket remembers of its principal (JSON-safe)."""
     return {**principal.as_dict(), "claims": dict(principal.claims), "kid": principal.kid,
-            "jti_hash": principal.jti_hash}
+            "jti_hash": principal.jti_hash, "issued_at": principal.issued_at}
+
+
+def _number_or_none(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def _principal_from_snapshot(snapshot: dict[str, Any]) -> Principal:
@@ -67,6 +71,7 @@ def _principal_from_snapshot(snapshot: dict[str, Any]) -> Principal:
         expires_at=float(snapshot["expires_at"]), sid=snapshot["sid"],
         credential=CredentialKind.TICKET, kid=snapshot.get("kid"),
         jti_hash=snapshot.get("jti_hash"), groups_overage=snapshot.get("groups_overage") is True,
+        issued_at=_number_or_none(snapshot.get("issued_at")),
     )
 
 

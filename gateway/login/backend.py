@@ -129,6 +129,7 @@ class GatewayOIDCBackend(OIDCAuthenticationBackend):
         roles = extract_roles(self.id_claims, issuer.profile, issuer.client_id)
         self.request.session[AUTH_KEY] = {
             "expires_at": expires_at,
+            "issued_at": now,
             "id_token_expires_at": float(self.id_claims["exp"]),
             "access_token": access_token,
             "refresh_token": response.get("refresh_token"),
