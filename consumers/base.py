@@ -17,6 +17,7 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 from django.conf import settings
+from prometheus_client import Gauge
 
 from consumers.protocol import encode
 from consumers.ratelimit import TokenBucket
@@ -64,6 +65,7 @@ class RouteDenied(OidcError):
 
 
 LIVE: weakref.WeakSet[GatewayConsumer] = weakref.WeakSet()  # this process's open sockets
+EVERY: weakref.WeakSet[GatewayConsumer] = weakref.WeakSet()  # every socket not yet collected
 OUTBOX_FRAMES = 1000  # frames one socket may have waiting behind a slow client
 _TASKS: set[asyncio.Future[Any]] = set()  # event handlers and writers, kept referenced
 
@@ -90,6 +92,17 @@ async def close_all_local(code: CloseCode, reason: str) -> int:
         LIVE.discard(consumer)
         await consumer.close_with(code, reason)
     return len(consumers)
+
+
+def _closed_socket_work() -> float:
+    """Timers and tasks still pending for sockets already disconnected: always 0."""
+    return float(sum(consumer.pending_work() for consumer in list(EVERY) if consumer.gone))
+
+
+CLOSED_SOCKET_WORK = Gauge(
+    "gateway_closed_socket_work",
+    "Timers and tasks still pending for disconnected sockets (0 unless something leaks)")
+CLOSED_SOCKET_WORK.set_function(_closed_socket_work)
 
 
 class GatewayConsumer(RosterMixin, AsyncWebsocketConsumer):
@@ -127,6 +140,7 @@ class GatewayConsumer(RosterMixin, AsyncWebsocketConsumer):
         self.serial = asyncio.Lock()
         self.joined: set[str] = set()
         self.tasks: set[asyncio.Future[None]] = set()  # see _spawn
+        EVERY.add(self)
         try:
             while True:
                 message = await receive()
@@ -387,6 +401,11 @@ class GatewayConsumer(RosterMixin, AsyncWebsocketConsumer):
         LIVE.discard(self)
         await self.strike_off()
         await self.leave_all()
+
+    def pending_work(self) -> int:
+        """This socket's armed timer and unfinished tasks."""
+        armed = self._timer is not None and not self._timer.cancelled()
+        return int(armed) + sum(1 for task in self.tasks if not task.done())
 
     def _end_lifetime(self) -> None:
         """Stop this socket's timer and tasks: nothing of it runs after its disconnect."""

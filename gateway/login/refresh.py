@@ -39,6 +39,7 @@ from gateway.login.sessions import (
     snapshot_of,
 )
 from gateway.login.staff import apply_admin_level
+from gateway.observe.metrics import SESSION_REFRESHES
 from oidc.errors import InvalidSubject, OidcError
 from oidc.lifetime import refresh_allowed
 from oidc.profiles import extract_roles
@@ -101,6 +102,19 @@ async def _exchange(refresh_token: str) -> dict[str, Any]:
     return body
 
 
+async def _counted_exchange(refresh_token: str) -> dict[str, Any]:
+    try:
+        body = await _exchange(refresh_token)
+    except ProviderUnreachable:
+        SESSION_REFRESHES.labels("unreachable").inc()
+        raise
+    except OidcError:
+        SESSION_REFRESHES.labels("refused").inc()
+        raise
+    SESSION_REFRESHES.labels("refreshed").inc()
+    return body
+
+
 async def _updated_auth(auth: dict[str, Any], body: dict[str, Any], now: float) -> dict[str, Any]:
     issuer = registry.issuers[settings.GATEWAY.issuer]
     old = auth["claims"]
@@ -157,7 +171,8 @@ async def refresh_session(session_key: str, *, not_before: float, spaced: bool =
             return current  # refreshed by another socket, or too soon after the last one
         if not auth.get("refresh_token"):
             raise RefreshFailed("the session holds no refresh token")
-        updated = await _updated_auth(dict(auth), await _exchange(auth["refresh_token"]), now)
+        updated = await _updated_auth(dict(auth), await _counted_exchange(auth["refresh_token"]),
+                                      now)
         await store.aset(AUTH_KEY, updated)
         await store.asave()
         await announce([session_key], "refreshed")  # no process keeps the old claims

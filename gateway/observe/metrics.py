@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from prometheus_client import Counter, Gauge, Histogram
 
 OPEN_CONNECTIONS = Gauge("gateway_open_connections", "Open websocket connections")
@@ -24,3 +26,18 @@ BUS_BREAKS = Counter(
     "Breaks in the message bus after which this process closed its sockets with 1011 "
     "bus_lost: Redis lost, restarted or failed over, or the layer's subscriber reconnected "
     "(gateway.ops.buswatch)")
+SESSION_REFRESHES = Counter(
+    "gateway_session_refreshes_total",
+    "Refresh-token exchanges at the provider for browser sessions, by outcome: refreshed, "
+    "refused or unreachable (at most one per session and access-token lifetime)", ["outcome"])
+LOOP_TASKS = Gauge("gateway_event_loop_tasks", "Tasks not yet done on the serving event loop")
+
+
+def _loop_tasks() -> float:
+    try:
+        return float(len(asyncio.all_tasks()))
+    except RuntimeError:  # scraped outside the loop
+        return 0.0
+
+
+LOOP_TASKS.set_function(_loop_tasks)

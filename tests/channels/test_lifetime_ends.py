@@ -18,7 +18,7 @@ from channels.testing import WebsocketCommunicator
 from django.contrib.sessions.backends.base import SessionBase
 
 from config.asgi import application
-from consumers.base import LIVE, GatewayConsumer
+from consumers.base import LIVE, GatewayConsumer, _closed_socket_work
 from gateway.login import refresh
 from gateway.login.sessions import AUTH_KEY, session_store_class
 from tests.channels.conftest import ISSUER, ORIGIN, token
@@ -143,6 +143,7 @@ async def test_closed_during_a_refresh_leaves_nothing_and_the_session_keeps_the_
     await comm.disconnect()
     provider.gate.set()  # the provider answers after the close
     assert await leftovers(consumer) == []
+    assert _closed_socket_work() == 0  # what /metrics reports (bench/soak.py reads it)
     assert consumer.principal.expires_at == expiring_at, "a closed socket adopts nothing"
     store = session_store_class()(key)
     stored = await store.aget(AUTH_KEY)
