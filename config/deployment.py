@@ -36,8 +36,8 @@ VARIABLES: dict[str, str] = {
     "GATEWAY_LOOP_LAG_PROBE": "benchmarks only: a file where each process appends its worst loop "
     "stall and collector pause once a second (default off)",
     "GATEWAY_SERVER": "ASGI server for scripts/serve: uvicorn (default) or granian (comparison only)",
-    "GATEWAY_WORKERS": "worker processes for scripts/serve, 1 to 512 (default: the number of cores; "
-    "more than one needs GATEWAY_REDIS_URL)",
+    "GATEWAY_WORKERS": "worker processes for scripts/serve, 1 to 512 (default: the number of cores "
+    "with GATEWAY_REDIS_URL, else 1; more than one without it is refused)",
     "GATEWAY_BIND": "host:port scripts/serve listens on (default 127.0.0.1:8000)",
     "GATEWAY_HANDSHAKE_TIMEOUT_SECONDS": "a request head not complete within this gets 408 and a "
     "close, 0.1 to 60 (default 5)",
