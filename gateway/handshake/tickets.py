@@ -3,13 +3,16 @@
 ``POST /ws/ticket`` (``ticket_view``) returns ``{"ticket": ..., "expires_in": 30}``. It is
 minted either by a logged-in browser session (CSRF-protected) or with ``Authorization: Bearer <token>``. The
 ticket is presented once, as subprotocol ``gateway.ticket.<ticket>`` or in an ``auth``
-message, within 30 s, and yields the principal that minted it.
+message, within 30 s, and yields the principal that minted it. Tickets wait in
+``gateway.handshake.ticketstore`` (Redis, or this process): redeeming one is a single
+atomic take, with no database write on the handshake path.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 import secrets
 import time
 from collections.abc import Mapping
@@ -17,13 +20,25 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import parse_qsl
 
+from asgiref.sync import async_to_sync
+from redis.exceptions import RedisError
+
 from gateway.handshake.credentials import TICKET_PREFIX
-from gateway.models import WsTicket
+from gateway.handshake.ticketstore import tickets
 from oidc.errors import OidcError
 from oidc.types import CredentialKind, Principal
 
+logger = logging.getLogger("gateway.tickets")
+
 TICKET_TTL = 30.0
 MAX_TICKET_CHARS = 128
+
+
+class TicketsUnavailable(OidcError):
+    """The ticket store (Redis) did not answer: try again later."""
+
+    error = "tickets_unavailable"
+    status = "unavailable"
 
 
 class InvalidTicket(OidcError):
@@ -44,12 +59,14 @@ def _hash(ticket: str) -> str:
 
 
 def store_ticket(issuer: str, subject: str, **binding: Any) -> str:
-    """Record a fresh ticket (only its hash is kept) and return it."""
+    """Record a fresh ticket (only its hash is kept) and return it (sync: minting views)."""
     ticket = secrets.token_urlsafe(32)
-    now = time.time()
-    WsTicket.objects.filter(expires_at__lt=now).delete()
-    WsTicket.objects.create(ticket_hash=_hash(ticket), issuer=issuer, subject=subject,
-                            expires_at=now + TICKET_TTL, **binding)
+    record = {"issuer": issuer, "subject": subject, "expires_at": time.time() + TICKET_TTL,
+              **binding}
+    try:
+        async_to_sync(tickets().put)(_hash(ticket), record, TICKET_TTL)
+    except (RedisError, OSError) as exc:
+        raise TicketsUnavailable(type(exc).__name__) from exc
     return ticket
 
 
@@ -92,22 +109,24 @@ async def burn_url_tickets(scope: Mapping[str, Any]) -> int:
     must not be redeemable afterwards through a subprotocol or an ``auth`` frame.
     """
     hashes = [_hash(value) for value in sorted(_url_values(scope))[:MAX_BURNT_PER_URL]]
-    if not hashes:
+    try:
+        return await tickets().burn(hashes)
+    except (RedisError, OSError):  # it still expires within TICKET_TTL
+        logger.warning("could not burn %d ticket(s) seen in a URL: Redis did not answer",
+                       len(hashes))
         return 0
-    deleted, _ = await WsTicket.objects.filter(ticket_hash__in=hashes).adelete()
-    return deleted
 
 
 async def redeem_ticket(ticket: str, *, now: float) -> Redeemed:
     """Consume a ticket atomically; return what it is bound to."""
     if not ticket or len(ticket) > MAX_TICKET_CHARS or not ticket.isascii():
         raise InvalidTicket()
-    row = await WsTicket.objects.filter(ticket_hash=_hash(ticket)).afirst()
-    if row is None:
+    try:
+        record = await tickets().take(_hash(ticket))  # single use, even across processes
+    except (RedisError, OSError) as exc:
+        raise TicketsUnavailable(type(exc).__name__) from exc
+    if record is None or float(record["expires_at"]) <= now:
         raise InvalidTicket()
-    deleted, _ = await WsTicket.objects.filter(pk=row.pk).adelete()
-    if deleted != 1 or row.expires_at <= now:
-        raise InvalidTicket()  # lost the race to a concurrent use, or too late
-    if row.principal is not None:
-        return Redeemed(None, _principal_from_snapshot(row.principal))
-    return Redeemed(row.session_key, None)
+    if record.get("principal") is not None:
+        return Redeemed(None, _principal_from_snapshot(record["principal"]))
+    return Redeemed(record.get("session_key"), None)
