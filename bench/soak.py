@@ -33,6 +33,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 from websockets.asyncio.client import ClientConnection
@@ -150,6 +151,16 @@ async def session_loop(url: str, issuer: str, per_session: int, counts: Counts,
             counts.logouts += 1
 
 
+async def garbage(url: str) -> dict[str, Any]:
+    """What a full collection would free (``bench/asgi.py``, ``/bench/garbage/``)."""
+    ws = await open_ws(url, path="/bench/garbage/")
+    try:
+        found: dict[str, Any] = json.loads(await ws.recv())
+    finally:
+        await ws.close()
+    return found
+
+
 def _metrics(url: str) -> dict[str, float]:
     out: dict[str, float] = {}
     for line in httpx.get(f"{url}/metrics", timeout=10).text.splitlines():
@@ -208,6 +219,7 @@ async def drive(args: argparse.Namespace, url: str, issuer: str, pid: int) -> No
     await asyncio.sleep(15)  # every close handled, the collector has run
     final = await asyncio.to_thread(sample, url, pid, started)
     print(row(final, counts))
+    print(f"unreachable objects (frozen ones included): {await garbage(url)}")
     report(samples, final, counts, args)
 
 
@@ -250,7 +262,7 @@ def main() -> None:
                                "target": CHANNEL, "subscribe": True}),
                       ("add", {"issuer": idp.issuer, "claim": "client_id", "value": "svc-reader",
                                "target": CHANNEL, "subscribe": True})])
-    gateway = start_gateway(port, env, tmp / "gateway.log")
+    gateway = start_gateway(port, env, tmp / "gateway.log", app="bench.asgi:application")
     try:
         asyncio.run(drive(args, url, idp.issuer, _worker_pid(gateway.process.pid)))
     finally:
