@@ -128,6 +128,7 @@ class GatewayConsumer(RosterMixin, AsyncWebsocketConsumer):
     gone: bool = False  # disconnected: no timer or task of this socket is started again
     _timer: asyncio.TimerHandle | None = None  # the notice, then the close at expiry
     _noticed_for: float | None = None  # the expiry whose notice was sent
+    tasks: frozenset[asyncio.Future[None]] | set[asyncio.Future[None]] = frozenset()  # _spawn
     base_send: Callable[[dict[str, Any]], Awaitable[None]]
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -139,7 +140,6 @@ class GatewayConsumer(RosterMixin, AsyncWebsocketConsumer):
         self.write_now = write_now_of(scope)
         self.serial = asyncio.Lock()
         self.joined: set[str] = set()
-        self.tasks: set[asyncio.Future[None]] = set()  # see _spawn
         EVERY.add(self)
         try:
             while True:
@@ -285,6 +285,8 @@ class GatewayConsumer(RosterMixin, AsyncWebsocketConsumer):
             work.close()
             return
         task = asyncio.ensure_future(work)
+        if not isinstance(self.tasks, set):
+            self.tasks = set()  # most sockets never need one
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 

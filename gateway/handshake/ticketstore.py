@@ -20,8 +20,8 @@ from typing import Any, Protocol
 
 import redis.asyncio as redis
 
+from gateway.bus.perprocess import PerProcess
 from gateway.bus.target import connect
-from gateway.ops.heartbeat import PerProcess
 from oidc.errors import OidcError
 
 MAX_WAITING = 100_000  # unexpired tickets one process without Redis keeps at most
