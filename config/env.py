@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from config.clientauth import VARIABLES as CLIENT_AUTH_VARIABLES
+from config.clientauth import ClientAuth, load_client_auth
 from config.deployment import VARIABLES as DEPLOYMENT_VARIABLES
 from config.deployment import Deployment, load_deployment
 from config.staffing import VARIABLES as STAFFING_VARIABLES
@@ -28,7 +30,8 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 VARIABLES: dict[str, str] = {
     "GATEWAY_OIDC_ISSUER": "issuer URL of the identity provider used for browser login (required)",
     "GATEWAY_OIDC_CLIENT_ID": "our client id at that provider (required)",
-    "GATEWAY_OIDC_CLIENT_SECRET": "our client secret at that provider (required)",
+    "GATEWAY_OIDC_CLIENT_SECRET": "our client secret at that provider (required unless "
+    "GATEWAY_OIDC_CLIENT_AUTH is private_key_jwt)",
     "GATEWAY_OIDC_SCOPES": "scopes asked for at login (default: openid profile email offline_access)",
     "GATEWAY_OIDC_PROFILE": "claim layout of the provider: generic, keycloak, entra, okta or auth0 "
     "(default generic)",
@@ -78,6 +81,7 @@ VARIABLES: dict[str, str] = {
     "with 1008 (default 10)",
     "GATEWAY_LEDGER_TTL_SECONDS": "with Redis: how long presence and socket-count entries of a "
     "crashed process survive; live processes refresh theirs every third of this (default 30)",
+    **CLIENT_AUTH_VARIABLES,
     **STAFFING_VARIABLES,
     **DEPLOYMENT_VARIABLES,
 }
@@ -113,7 +117,7 @@ class Limits:
 class GatewayConfig:
     issuer: str
     client_id: str
-    client_secret: str
+    client_auth: ClientAuth
     scopes: str
     profile: IssuerProfile
     algorithms: tuple[str, ...]
@@ -139,6 +143,11 @@ class GatewayConfig:
     limits: Limits = Limits()
     admin: AdminMapping = field(default_factory=AdminMapping)
     deployment: Deployment = field(default_factory=Deployment)
+
+    @property
+    def client_secret(self) -> str:
+        """The client secret ("" with private_key_jwt)."""
+        return self.client_auth.secret
 
     @property
     def layer_urls(self) -> tuple[str, ...]:
@@ -359,7 +368,7 @@ def load_config(env: Mapping[str, str] | None = None) -> GatewayConfig:
     return GatewayConfig(
         issuer=issuer,
         client_id=client_id,
-        client_secret=_required(env, "GATEWAY_OIDC_CLIENT_SECRET"),
+        client_auth=load_client_auth(env),
         scopes=env.get("GATEWAY_OIDC_SCOPES", DEFAULT_SCOPES).strip() or DEFAULT_SCOPES,
         profile=profile,
         algorithms=_algorithms(env),

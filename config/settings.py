@@ -116,13 +116,14 @@ SESSION_COOKIE_AGE = 8 * 3600
 
 # mozilla-django-oidc: endpoints come from discovery (gateway.issuers.registry), not from here.
 OIDC_RP_CLIENT_ID = GATEWAY.client_id
-OIDC_RP_CLIENT_SECRET = GATEWAY.client_secret
+OIDC_RP_CLIENT_SECRET = GATEWAY.client_secret  # "" with private_key_jwt
 OIDC_RP_SCOPES = GATEWAY.scopes
 OIDC_RP_SIGN_ALGO = GATEWAY.algorithms[0]
 OIDC_USE_PKCE = True
 OIDC_PKCE_CODE_CHALLENGE_METHOD = "S256"
 OIDC_USE_NONCE = True
-OIDC_TOKEN_USE_BASIC_AUTH = True
+# No OIDC_TOKEN_USE_BASIC_AUTH: the backend's get_token authenticates the code exchange with
+# GATEWAY_OIDC_CLIENT_AUTH (gateway.issuers.tokenclient), as refresh and introspection do.
 OIDC_TIMEOUT = 10
 OIDC_CREATE_USER = True
 LOGIN_REDIRECT_URL = "/"
