@@ -6,7 +6,8 @@ default, used by every other test here), ``gateway-jwt``, a signed-JWT client ho
 the public half of ``tests/keycloak/keys/gateway-jwt.pem`` under kid ``gateway-jwt-test``,
 and ``gateway-post``, a secret client the gateway talks to with client_secret_post. For each,
 a gateway process runs with that client: a browser login (the code exchange), two server-side
-refreshes, and introspection by the gateway's own code. Keycloak refuses a client-jwt client
+refreshes, then (the gateway's own code in a child process) a client_credentials request
+and introspection of the token it returned. Keycloak refuses a client-jwt client
 anything but a valid fresh assertion, so the private_key_jwt runs fail if the method broke;
 a wrong key is refused as well. What goes on the wire for each method is checked in
 ``tests/unit/test_client_auth.py``.
@@ -109,46 +110,53 @@ async def test_login_and_refresh_authenticate_with_the_configured_method(
     assert "refresh_failed" not in log and "token_exchange_failed" not in log
 
 
-INTROSPECT = """
+SCRIPT = """
 import asyncio, json, sys, time
 import django
 django.setup()
 from django.conf import settings
 from gateway.handshake.introspect import introspect
-from gateway.issuers import http
+from gateway.issuers import http, tokenclient
 from gateway.issuers.registry import registry
 from oidc.errors import OidcError
 from oidc.types import CredentialKind
 
 async def main():
-    await registry.load(settings.GATEWAY.issuer)
+    issuer = settings.GATEWAY.issuer
+    await registry.load(issuer)
+    # a token of our own (client_credentials): Keycloak introspects only for a client in aud
+    answer = await tokenclient.post(registry.metadata[issuer].token_endpoint,
+                                    {"grant_type": "client_credentials"})
+    token = answer.json().get("access_token") or sys.stdin.read().strip()
+    result = {"token_status": answer.status_code}
     try:
-        principal = await introspect(sys.stdin.read().strip(), CredentialKind.BEARER, now=time.time())
-        print(json.dumps({"client_id": principal.client_id, "format": principal.token_format}))
+        principal = await introspect(token, CredentialKind.BEARER, now=time.time())
+        result |= {"client_id": principal.client_id, "format": principal.token_format}
     except OidcError as exc:
-        print(json.dumps({"error": exc.error, "detail": str(exc)}))
+        result |= {"error": exc.error, "detail": str(exc)}
     finally:
         await http.aclose()
+    print(json.dumps(result))
 
 asyncio.run(main())
 """
 
 
-def _introspect(env: dict[str, str], token: str) -> dict[str, Any]:
-    """Run the gateway's own introspection (gateway.handshake.introspect) with ``env``; the
-    token goes through stdin, never the command line."""
-    done = subprocess.run([sys.executable, "-c", INTROSPECT], cwd=ROOT, input=token,
+def _run(env: dict[str, str], fallback_token: str = "") -> dict[str, Any]:
+    """The gateway's own code, configured by ``env``: a client_credentials request at the token
+    endpoint, then introspection (gateway.handshake.introspect) of the token it got, or of
+    ``fallback_token`` (given on stdin, never on the command line) if it got none."""
+    done = subprocess.run([sys.executable, "-c", SCRIPT], cwd=ROOT, input=fallback_token,
                           env={**env, "GATEWAY_OIDC_INTROSPECTION": "true"},
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr[-3000:]
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
-def test_introspection_authenticates_with_the_configured_method(
-        method_gateway: tuple[str, GatewayProcess, dict[str, str]], keycloak: Keycloak) -> None:
-    _, _, env = method_gateway
-    token = keycloak.client_credentials("publisher")["access_token"]
-    assert _introspect(env, token) == {"client_id": "publisher", "format": "opaque"}
+def test_token_requests_and_introspection_authenticate_with_the_configured_method(
+        method_gateway: tuple[str, GatewayProcess, dict[str, str]]) -> None:
+    method, _, env = method_gateway
+    assert _run(env) == {"token_status": 200, "client_id": CLIENTS[method], "format": "opaque"}
 
 
 def test_a_key_keycloak_does_not_hold_is_refused(keycloak: Keycloak, tmp_path: Path) -> None:
@@ -156,9 +164,10 @@ def test_a_key_keycloak_does_not_hold_is_refused(keycloak: Keycloak, tmp_path: P
     stranger.write_bytes(RSAKey.generate_key(2048).as_pem(private=True))
     env = keycloak_gateway_env(keycloak, free_port(), tmp_path / "gateway.sqlite3",
                                ["http://127.0.0.1:1"], **_client_env("private_key_jwt", stranger))
-    token = keycloak.client_credentials("publisher")["access_token"]
-    answer = _introspect(env, token)
-    assert answer["error"] == "keys_unavailable" and "HTTP 401" in answer["detail"], answer
+    answer = _run(env, keycloak.client_credentials("publisher")["access_token"])
+    assert answer["token_status"] in {400, 401}, answer  # Keycloak: 400 invalid_client
+    assert answer["error"] == "keys_unavailable", answer
+    assert answer["detail"].endswith(f"introspection answered HTTP {answer['token_status']}")
 
 
 def test_the_realm_holds_only_the_public_half_of_the_test_key() -> None:
