@@ -39,12 +39,15 @@ CLIENTS = {"private_key_jwt": "gateway-jwt", "client_secret_post": "gateway-post
 
 
 def _client_env(method: str, key_file: Path = KEY_FILE) -> dict[str, str]:
+    """The gateway as that client. Its tokens carry only its own audience (the realm keeps
+    these test clients out of gateway-api), so this gateway accepts that one."""
+    client = {"GATEWAY_OIDC_CLIENT_ID": CLIENTS[method], "GATEWAY_OIDC_CLIENT_AUTH": method,
+              "GATEWAY_OIDC_AUDIENCES": CLIENTS[method]}
     if method == "private_key_jwt":
-        return {"GATEWAY_OIDC_CLIENT_ID": CLIENTS[method], "GATEWAY_OIDC_CLIENT_AUTH": method,
-                "GATEWAY_OIDC_CLIENT_SECRET": "", "GATEWAY_OIDC_CLIENT_KEY_FILE": str(key_file),
-                "GATEWAY_OIDC_CLIENT_KEY_ID": KEY_ID}
-    return {"GATEWAY_OIDC_CLIENT_ID": CLIENTS[method], "GATEWAY_OIDC_CLIENT_AUTH": method,
-            "GATEWAY_OIDC_CLIENT_SECRET": SECRETS["gateway"]}
+        return client | {"GATEWAY_OIDC_CLIENT_SECRET": "",
+                         "GATEWAY_OIDC_CLIENT_KEY_FILE": str(key_file),
+                         "GATEWAY_OIDC_CLIENT_KEY_ID": KEY_ID}
+    return client | {"GATEWAY_OIDC_CLIENT_SECRET": SECRETS["gateway"]}
 
 
 def _send_browsers_to(keycloak: Keycloak, client_id: str, url: str) -> None:
@@ -178,3 +181,16 @@ def test_the_realm_holds_only_the_public_half_of_the_test_key() -> None:
     private = RSAKey.import_key(KEY_FILE.read_bytes())
     assert private.as_dict(private=False)["n"] == jwk["n"]
 
+
+
+def test_the_test_clients_get_nothing_from_a_gateway_for_gateway_api() -> None:
+    """gateway-jwt's key is public (in this repository): its tokens must not carry the API
+    audience real gateways accept, nor the publish scope."""
+    realm = json.loads((ROOT / "deploy" / "keycloak" / "realm.json").read_text())
+    for client in realm["clients"]:
+        if client["clientId"] in CLIENTS.values():
+            audiences = {m["config"].get("included.custom.audience")
+                         for m in client["protocolMappers"]
+                         if m["protocolMapper"] == "oidc-audience-mapper"}
+            assert "gateway-api" not in audiences, client["clientId"]
+            assert "publish" not in client["defaultClientScopes"] + client["optionalClientScopes"]
