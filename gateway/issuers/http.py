@@ -27,14 +27,16 @@ LIMITS = httpx.Limits(max_connections=50, max_keepalive_connections=10, keepaliv
 
 _clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
 _sync: list[httpx.Client] = []
-_sync_lock = threading.Lock()
+_lock = threading.Lock()  # loops in other threads (async_to_sync) make their own clients
 
 
 def client() -> httpx.AsyncClient:
     """The running loop's pooled client (made on first use)."""
     loop = asyncio.get_running_loop()
     found = _clients.get(loop)
-    if found is None or found.is_closed:
+    if found is not None and not found.is_closed:
+        return found
+    with _lock:
         for stale in [other for other in _clients if other.is_closed()]:
             del _clients[stale]  # its connections died with their loop
         found = _clients[loop] = httpx.AsyncClient(timeout=TIMEOUT, limits=LIMITS,
@@ -44,14 +46,15 @@ def client() -> httpx.AsyncClient:
 
 async def aclose() -> None:
     """Close the running loop's client and its connections (lifespan shutdown)."""
-    found = _clients.pop(asyncio.get_running_loop(), None)
+    with _lock:
+        found = _clients.pop(asyncio.get_running_loop(), None)
     if found is not None:
         await found.aclose()
 
 
 def sync_client() -> httpx.Client:
     """The process's pooled client for sync code; httpx's Client is safe across threads."""
-    with _sync_lock:
+    with _lock:
         if not _sync or _sync[0].is_closed:
             _sync[:] = [httpx.Client(timeout=TIMEOUT, limits=LIMITS, follow_redirects=False)]
         return _sync[0]
