@@ -13,9 +13,12 @@ import json
 from collections.abc import AsyncIterator
 
 import pytest
+from joserfc.jwk import RSAKey
 
+from config.clientauth import ClientAuth
 from gateway.issuers import http, tokenclient
-from gateway.issuers.registry import fetch_json, fetch_jwks
+from gateway.issuers.registry import Registry, fetch_json, fetch_jwks
+from tests.unit.factories import make_config
 
 
 class CountingServer:
@@ -98,3 +101,23 @@ async def test_one_client_per_loop_and_a_new_one_after_close() -> None:
 
 def test_the_sync_client_is_shared() -> None:
     assert http.sync_client() is http.sync_client()
+
+
+def test_the_assertion_audience_is_the_published_token_endpoint_not_the_internal_one(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """With GATEWAY_OIDC_INTERNAL_URL the gateway calls the token endpoint inside the network,
+    but the provider checks a client assertion's aud against the URL it publishes."""
+    issuer = "https://idp.example.com/realms/r"
+    registry = Registry({issuer: make_config(issuer=issuer, internal_url="http://idp:8080")})
+    server_side = registry._parse({
+        "issuer": issuer, "authorization_endpoint": f"{issuer}/auth",
+        "token_endpoint": f"{issuer}/token", "jwks_uri": f"{issuer}/certs"}, issuer)
+    assert server_side.token_endpoint == "http://idp:8080/realms/r/token"
+    assert registry.published_token_endpoint(issuer) == f"{issuer}/token"
+    auth = ClientAuth("private_key_jwt", key=RSAKey.generate_key(2048), key_id="k",
+                      algorithm="RS256")
+    monkeypatch.setattr(tokenclient, "registry", registry)
+    assert tokenclient.assertion_audience(auth, issuer) == f"{issuer}/token"
+    issuer_aud = ClientAuth("private_key_jwt", key=auth.key, key_id="k", algorithm="RS256",
+                            assertion_audience="issuer")
+    assert tokenclient.assertion_audience(issuer_aud, issuer) == issuer
