@@ -28,7 +28,8 @@ from django.conf import settings
 from django.contrib.auth import SESSION_KEY, get_user_model
 
 from gateway.bus.target import connect
-from gateway.issuers.registry import FETCH_TIMEOUT, registry
+from gateway.issuers import tokenclient
+from gateway.issuers.registry import registry
 from gateway.login.session_cache import announce
 from gateway.login.sessions import (
     AUTH_KEY,
@@ -83,15 +84,11 @@ async def session_lock(session_key: str) -> AsyncIterator[None]:
 
 
 async def _exchange(refresh_token: str) -> dict[str, Any]:
+    """RFC 6749 §6 at the token endpoint, authenticated as configured (tokenclient)."""
     metadata = registry.metadata[settings.GATEWAY.issuer]
     try:
-        async with httpx.AsyncClient(timeout=FETCH_TIMEOUT, follow_redirects=False) as client:
-            response = await client.post(
-                metadata.token_endpoint,
-                data={"grant_type": "refresh_token", "refresh_token": refresh_token},
-                auth=(settings.GATEWAY.client_id, settings.GATEWAY.client_secret),
-                headers={"Accept": "application/json"},
-            )
+        response = await tokenclient.post(
+            metadata.token_endpoint, {"grant_type": "refresh_token", "refresh_token": refresh_token})
     except httpx.HTTPError as exc:
         raise ProviderUnreachable(type(exc).__name__) from exc
     if response.status_code != 200:
