@@ -86,6 +86,12 @@ class GarbageProbe(AsyncWebsocketConsumer):
             frames = Counter(f"{o.f_code.co_filename.rsplit('/', 2)[-1]}:{o.f_code.co_qualname}"
                              for o in gc.garbage if isinstance(o, types.FrameType))
             errors = Counter(type(o).__name__ for o in gc.garbage if isinstance(o, BaseException))
+            requests = [o for o in gc.garbage if type(o).__name__ == "ASGIRequest"]
+            holders = Counter(k for r in requests for holder in gc.get_referrers(r)
+                              if isinstance(holder, dict) for k, v in holder.items() if v is r)
+            for r in requests:
+                holders.update(f"{type(h).__name__}" for h in gc.get_referrers(r)
+                               if not isinstance(h, (dict, list, types.FrameType)))
         finally:
             gc.set_debug(0)
             gc.garbage.clear()
@@ -94,7 +100,8 @@ class GarbageProbe(AsyncWebsocketConsumer):
         await self.send(text_data=json.dumps({"unreachable": sum(found.values()),
                                               "by_type": found.most_common(15),
                                               "frames": frames.most_common(10),
-                                              "exceptions": errors.most_common(10)}))
+                                              "exceptions": errors.most_common(10),
+                                              "request_holders": holders.most_common(10)}))
         await self.close()
 
 

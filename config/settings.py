@@ -34,6 +34,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "gateway.ops.httpapp.release_request",  # outermost: undoes per-request reference cycles
     "gateway.ops.hostcheck.host_check",  # 400 disallowed_host, audited
     "django.middleware.security.SecurityMiddleware",
     # static files, served asynchronously (WhiteNoise's sync file iterator made Django warn
