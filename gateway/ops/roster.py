@@ -22,9 +22,9 @@ import logging
 import os
 import socket as sockets
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, replace
-from typing import Protocol
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Protocol
 
 from gateway.bus.perprocess import PerProcess
 from gateway.ops.heartbeat import KeptAlive, TurnBatches
@@ -40,6 +40,11 @@ def this_process() -> str:
     return f"{sockets.gethostname()}:{os.getpid()}"
 
 
+MAX_CLAIMS_BYTES = 4096
+"""Past this, a socket's claims are not listed (``claims_kept`` is False): the admin's preview
+of a grant change still knows its groups and roles, and says it could not check claim paths."""
+
+
 @dataclass(frozen=True)
 class SocketEntry:
     socket: str  # the channel-layer name: unique, and addressable from any process
@@ -50,6 +55,12 @@ class SocketEntry:
     process: str
     connected_at: float
     channels: tuple[str, ...] = ()
+    # what the grant matcher reads of the socket's principal (oidc.grants.Claimant), so the
+    # admin can preview which subscriptions a grant change would revoke
+    groups: tuple[str, ...] = ()
+    roles: tuple[str, ...] = ()
+    claims: dict[str, Any] = field(default_factory=dict)
+    claims_kept: bool = True
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
@@ -57,14 +68,32 @@ class SocketEntry:
     @classmethod
     def from_json(cls, raw: str | bytes) -> SocketEntry:
         data = json.loads(raw)
-        data["channels"] = tuple(data.get("channels", ()))
+        for key in ("channels", "groups", "roles"):
+            data[key] = tuple(data.get(key, ()))
         return cls(**data)
+
+
+def matcher_view(groups: Iterable[str], roles: Iterable[str],
+                 claims: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``groups``, ``roles``, ``claims`` and ``claims_kept`` fields of a socket's entry.
+    Top-level ``groups`` and ``roles`` claims are left out: the matcher reads the principal's
+    normalised sets for those names, never the raw claims."""
+    kept = {k: v for k, v in claims.items() if k not in ("groups", "roles")}
+    try:
+        fits = len(json.dumps(kept, separators=(",", ":"))) <= MAX_CLAIMS_BYTES
+    except (TypeError, ValueError):
+        fits = False
+    return {"groups": tuple(sorted(groups)), "roles": tuple(sorted(roles)),
+            "claims": kept if fits else {}, "claims_kept": fits}
 
 
 class Roster(Protocol):
     async def opened(self, entry: SocketEntry) -> None: ...
     async def subscribed(self, socket: str, channels: Iterable[str]) -> None:
         """The socket's channels are now ``channels``."""
+    async def reidentified(self, entry: SocketEntry) -> None:
+        """The socket's principal changed (a refresh or an ``auth`` message): ``entry`` holds
+        its new claims; its channels are kept."""
     async def closed(self, socket: str) -> None: ...
     async def entries(self) -> list[SocketEntry]:
         """Every open socket on every process, oldest first."""
@@ -87,6 +116,11 @@ class MemoryRoster:
         entry = self.sockets.get(socket)
         if entry is not None:
             self.sockets[socket] = replace(entry, channels=tuple(sorted(channels)))
+
+    async def reidentified(self, entry: SocketEntry) -> None:
+        old = self.sockets.get(entry.socket)
+        if old is not None:
+            self.sockets[entry.socket] = replace(entry, channels=old.channels)
 
     async def closed(self, socket: str) -> None:
         self.sockets.pop(socket, None)
@@ -137,6 +171,12 @@ class RedisRoster(KeptAlive):
         if entry is not None:
             self.local[socket] = replace(entry, channels=tuple(sorted(channels)))
             await self._change(socket, self.local[socket])
+
+    async def reidentified(self, entry: SocketEntry) -> None:
+        old = self.local.get(entry.socket)
+        if old is not None:
+            self.local[entry.socket] = replace(entry, channels=old.channels)
+            await self._change(entry.socket, self.local[entry.socket])
 
     async def closed(self, socket: str) -> None:
         self.local.pop(socket, None)
