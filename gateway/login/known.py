@@ -25,7 +25,7 @@ def bounded(snapshot: dict[str, Any]) -> dict[str, Any]:
     """The snapshot, or, past the size bound, only what groups and roles grants need."""
     if len(json.dumps(snapshot)) <= KnownClaims.MAX_SNAPSHOT_BYTES:
         return snapshot
-    kept = {k: snapshot[k] for k in ("issuer", "subject", "client_id") if k in snapshot}
+    kept: dict[str, Any] = {k: snapshot[k] for k in ("issuer", "subject", "client_id") if k in snapshot}
     for key in ("groups", "roles"):
         values: list[str] = []
         for value in snapshot.get(key, ()):

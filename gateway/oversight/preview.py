@@ -1,0 +1,229 @@
+"""The preview of a grant change, gathered for the admin: grants, live sockets, known users.
+
+``stage_*`` describe a change as the grant rows it removes and adds (their ``snapshot()``);
+``gather`` reads what the preview needs once (current grants and version, every live socket
+on every process from the roster, the claims of every identity's last login) and
+``oidc.preview.preview_change`` answers, with the runtime matcher. ``Review`` is what the
+page shows: names instead of subjects, lists capped at ``SHOWN`` names, and the counts the
+change log keeps (``Review.counts``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from django.utils import timezone
+
+from gateway.grants.store import to_value
+from gateway.login.known import principal_of_known
+from gateway.models import Grant as GrantRow
+from gateway.models import GrantOutcome, GrantVersion, KnownClaims, OidcIdentity
+from gateway.ops.roster import SocketEntry, roster
+from oidc.channels import normalise_pattern
+from oidc.grants import Grant, Operation
+from oidc.preview import Holder, LiveSocket, Preview, Who, preview_change
+from oidc.types import ChannelName
+
+SHOWN = 50
+OPERATIONS = tuple(Operation)
+
+
+@dataclass(frozen=True)
+class Staged:
+    """A change: grants it removes (``before``, with their ids) and adds (``after``)."""
+
+    action: str  # create, update, delete
+    ids: tuple[int, ...]
+    before: tuple[dict[str, Any], ...]
+    after: tuple[dict[str, Any], ...]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"action": self.action, "ids": list(self.ids), "before": list(self.before),
+                "after": list(self.after)}
+
+
+def normalised(snapshot: dict[str, Any]) -> dict[str, Any]:
+    """A grant snapshot with its target as ``Grant.save`` stores it."""
+    return {**snapshot, "target": normalise_pattern(snapshot["target"])}
+
+
+def stage_save(before: GrantRow | None, after: GrantRow) -> Staged:
+    """Adding ``after``, or turning the saved row ``before`` into ``after``."""
+    if before is None:
+        return Staged("create", (), (), (normalised(after.snapshot()),))
+    return Staged("update", (before.pk,), (before.snapshot(),), (normalised(after.snapshot()),))
+
+
+def stage_delete(rows: Iterable[GrantRow]) -> Staged:
+    rows = sorted(rows, key=lambda r: r.pk)
+    return Staged("delete", tuple(r.pk for r in rows), tuple(r.snapshot() for r in rows), ())
+
+
+def _value(snapshot: Mapping[str, Any], grant_id: int | None) -> Grant:
+    ops = frozenset(op for op in OPERATIONS if snapshot.get(op.value))
+    return Grant(issuer=snapshot["issuer"], claim=snapshot["claim"], value=snapshot["value"],
+                 target=snapshot["target"], operations=ops, grant_id=grant_id)
+
+
+def current_version() -> int:
+    return int(GrantVersion.objects.filter(pk=1).values_list("version", flat=True).first() or 0)
+
+
+@dataclass(frozen=True)
+class World:
+    """What the preview reads, read once."""
+
+    version: int
+    grants: tuple[Grant, ...]
+    sockets: tuple[SocketEntry, ...]
+    known: tuple[tuple[Holder, str], ...]  # last-login claims, with the username
+    names: Mapping[Who, str]
+    read_ms: float
+
+
+def gather(*, since: timedelta = timedelta(days=KnownClaims.KEEP_DAYS)) -> World:
+    started = time.perf_counter()
+    version = current_version()
+    grants = []
+    for row in GrantRow.objects.all():
+        try:
+            grants.append(to_value(row))
+        except ValueError:  # invalid rows are ignored at runtime too (store.load_snapshot)
+            continue
+    sockets = tuple(async_to_sync(roster().entries)())
+    known = []
+    for issuer, subject, username, snapshot in KnownClaims.objects.filter(
+            seen_at__gte=timezone.now() - since).values_list(
+            "issuer", "subject", "username", "snapshot").iterator(chunk_size=5000):
+        principal = principal_of_known(snapshot)
+        if principal is not None and (principal.issuer, principal.subject) == (issuer, subject):
+            known.append((Holder(issuer, subject, principal.groups, principal.roles,
+                                 principal.claims), username))
+    names: dict[Who, str] = {h.who: name for h, name in known if name}
+    missing = {(s.issuer, s.subject) for s in sockets} - names.keys()
+    if missing:
+        subjects = {subject for _, subject in missing}
+        for issuer, subject, username in OidcIdentity.objects.filter(
+                subject__in=subjects).values_list("issuer", "subject", "user__username"):
+            names.setdefault((issuer, subject), username)
+    return World(version, tuple(grants), sockets, tuple(known), names,
+                 (time.perf_counter() - started) * 1000)
+
+
+def socket_holder(entry: SocketEntry) -> Holder:
+    return Holder(entry.issuer, entry.subject, frozenset(entry.groups), frozenset(entry.roles),
+                  entry.claims)
+
+
+def apply(staged: Staged, grants: Sequence[Grant]) -> tuple[Grant, ...]:
+    """The grants after the change."""
+    kept = tuple(g for g in grants if g.grant_id not in staged.ids)
+    new_id = staged.ids[0] if staged.action == "update" else None
+    return kept + tuple(_value(s, new_id) for s in staged.after)
+
+
+@dataclass(frozen=True)
+class Names:
+    shown: tuple[str, ...]
+    total: int
+
+    @property
+    def more(self) -> int:
+        return self.total - len(self.shown)
+
+
+@dataclass(frozen=True)
+class EffectRow:
+    target: str
+    pattern: bool
+    gains: tuple[tuple[str, Names], ...]  # (operation, names), operations with someone only
+    losses: tuple[tuple[str, Names], ...]
+
+
+@dataclass(frozen=True)
+class ProcessRow:
+    process: str
+    sockets: int
+    holders: Names
+    channels: tuple[str, ...]
+
+
+@dataclass
+class Review:
+    staged: Staged
+    version: int
+    effects: tuple[EffectRow, ...]
+    processes: tuple[ProcessRow, ...]
+    revoked_sockets: int
+    revoked_holders: Names
+    offline: Names  # affected people seen lately who hold no socket now
+    known_users: int
+    sockets_checked: int
+    sockets_without_claims: int
+    gaining: int
+    losing: int
+    took_ms: float
+
+    @property
+    def counts(self) -> dict[str, Any]:
+        """What the change log keeps of the preview the administrator confirmed."""
+        return {"version": self.version, "gaining": self.gaining, "losing": self.losing,
+                "sockets_revoked": self.revoked_sockets,
+                "by_process": {p.process: p.sockets for p in self.processes},
+                "not_connected": self.offline.total, "known_users": self.known_users,
+                "sockets_checked": self.sockets_checked}
+
+
+def _names(people: Iterable[Who], names: Mapping[Who, str]) -> Names:
+    labels = sorted(names.get(w) or f"{w[1]} ({w[0]})" for w in set(people))
+    return Names(tuple(labels[:SHOWN]), len(labels))
+
+
+def review(staged: Staged, world: World | None = None) -> Review:
+    """The preview of ``staged`` against the world as it is now."""
+    world = world or gather()
+    started = time.perf_counter()
+    after = apply(staged, world.grants)
+    live = tuple(LiveSocket(s.socket, s.process, socket_holder(s),
+                            tuple(ChannelName(c) for c in s.channels)) for s in world.sockets)
+    holders = [h for h, _ in world.known] + [s.holder for s in live]
+    result = preview_change(world.grants, after, holders=holders, sockets=live)
+    return _review(staged, world, result, (time.perf_counter() - started) * 1000 + world.read_ms)
+
+
+def _review(staged: Staged, world: World, result: Preview, took_ms: float) -> Review:
+    names = world.names
+    effects = tuple(EffectRow(
+        e.target, e.target.endswith(".*"),
+        tuple((op.value, _names(e.gains[op], names)) for op in OPERATIONS if e.gains[op]),
+        tuple((op.value, _names(e.losses[op], names)) for op in OPERATIONS if e.losses[op]))
+        for e in result.effects if e.changed)
+    processes = []
+    for process, count in result.by_process.items():
+        mine = [r for r in result.revoked if r.socket.process == process]
+        processes.append(ProcessRow(process, count, _names((r.socket.holder.who for r in mine), names),
+                                    tuple(sorted({c for r in mine for c in r.channels}))))
+    connected = {(s.issuer, s.subject) for s in world.sockets}
+    known = {h.who for h, _ in world.known}
+    affected = (result.gaining | result.losing) & known
+    return Review(
+        staged=staged, version=world.version, effects=effects, processes=tuple(processes),
+        revoked_sockets=len(result.revoked), revoked_holders=_names(result.revoked_holders, names),
+        offline=_names(affected - connected, names), known_users=len(known),
+        sockets_checked=len(world.sockets),
+        sockets_without_claims=sum(1 for s in world.sockets if not s.claims_kept),
+        gaining=len(result.gaining), losing=len(result.losing), took_ms=took_ms)
+
+
+def recorded_outcomes(versions: Iterable[int]) -> dict[int, list[tuple[str, int, int, int]]]:
+    """What each process reported for these grant versions (``gateway.grants.outcome``)."""
+    found: dict[int, list[tuple[str, int, int, int]]] = {}
+    for row in GrantOutcome.objects.filter(version__in=list(versions)):
+        found.setdefault(row.version, []).append(
+            (row.process, row.rechecked, row.revoked_sockets, row.revoked_channels))
+    return found
