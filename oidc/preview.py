@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from oidc.channels import is_pattern, pattern_matches
@@ -49,6 +50,7 @@ __all__ = [
     "preview_change",
     "probe_of",
     "probes_for",
+    "relevant_claims",
 ]
 
 PROBE_SEGMENT = "~"
@@ -88,8 +90,8 @@ class Effect:
 
     target: str
     probe: ChannelName
-    gains: Mapping[Operation, tuple[Who, ...]]
-    losses: Mapping[Operation, tuple[Who, ...]]
+    gains: Mapping[Operation, frozenset[Who]]
+    losses: Mapping[Operation, frozenset[Who]]
 
     @property
     def changed(self) -> bool:
@@ -110,17 +112,46 @@ class Preview:
     holders_checked: int
     by_process: Mapping[str, int] = field(default_factory=dict)
 
-    @property
+    @cached_property
     def gaining(self) -> frozenset[Who]:
-        return frozenset(w for e in self.effects for ws in e.gains.values() for w in ws)
+        return frozenset().union(*(ws for e in self.effects for ws in e.gains.values()))
 
-    @property
+    @cached_property
     def losing(self) -> frozenset[Who]:
-        return frozenset(w for e in self.effects for ws in e.losses.values() for w in ws)
+        return frozenset().union(*(ws for e in self.effects for ws in e.losses.values()))
 
     @property
     def revoked_holders(self) -> tuple[Who, ...]:
         return tuple(sorted({r.socket.holder.who for r in self.revoked}))
+
+
+class _ByTarget:
+    """``grants_for_channel`` by dictionary: a channel is covered only by itself and by the
+    ``prefix.*`` pattern of each of its proper segment prefixes (``oidc.channels``)."""
+
+    def __init__(self, grants: Iterable[Grant]) -> None:
+        self.by_target: dict[str, list[Grant]] = {}
+        for grant in grants:
+            self.by_target.setdefault(grant.target, []).append(grant)
+
+    def covering(self, channel: ChannelName) -> tuple[Grant, ...]:
+        segments = channel.split(".")
+        targets = [".".join(segments[:n]) + ".*" for n in range(1, len(segments))] + [channel]
+        found = tuple(g for t in targets for g in self.by_target.get(t, ()))
+        return grants_for_channel(found, channel)  # the matcher's own test, on the few left
+
+
+def relevant_claims(before: Iterable[Grant], after: Iterable[Grant]) -> dict[str, frozenset[str]]:
+    """Claim path -> values, of the grants that decide what a change alters: a preview needs
+    nothing else of anyone's claims, and someone holding none of these values gains and
+    loses nothing."""
+    old, new = set(before), set(after)
+    probes = probes_for({g.target for g in old ^ new}, (g.target for g in old | new))
+    found: dict[str, set[str]] = {}
+    for grant in old | new:
+        if any(pattern_matches(grant.target, p) for p in probes.values()):
+            found.setdefault(grant.claim, set()).add(grant.value)
+    return {claim: frozenset(values) for claim, values in found.items()}
 
 
 def probe_of(target: str) -> ChannelName:
@@ -149,20 +180,8 @@ class _Profiles:
         self.named = sorted((claim, frozenset(values)) for claim, values in named.items())
 
     def key(self, holder: Claimant) -> Hashable:
-        return holder.issuer, tuple(claim_values(holder, claim) & values
-                                    for claim, values in self.named)
-
-
-def _who_changes(holders: Sequence[Holder], profiles: _Profiles, effects_for: Any) -> Any:
-    """Ask ``effects_for(representative)`` once per profile; map its answer to every holder."""
-    answers: dict[Hashable, Any] = {}
-    per_holder = []
-    for holder in holders:
-        key = profiles.key(holder)
-        if key not in answers:
-            answers[key] = effects_for(holder)
-        per_holder.append((holder, answers[key]))
-    return per_holder
+        return (holder.issuer, *[claim_values(holder, claim) & values
+                                 for claim, values in self.named])
 
 
 def preview_change(before: Sequence[Grant], after: Sequence[Grant], *,
@@ -176,25 +195,31 @@ def preview_change(before: Sequence[Grant], after: Sequence[Grant], *,
                 for t, p in probes.items()}
     profiles = _Profiles(g for pair in relevant.values() for gs in pair for g in gs)
 
-    def effects_for(holder: Holder) -> dict[str, tuple[frozenset[Operation], frozenset[Operation]]]:
-        out = {}
-        for target, probe in probes.items():
-            was = allowed_operations(holder, relevant[target][0], probe)
-            now = allowed_operations(holder, relevant[target][1], probe)
-            if was != now:
-                out[target] = (now - was, was - now)
-        return out
+    members: dict[Hashable, list[Holder]] = {}  # holders by profile: one question per profile
+    for holder in holders:
+        key = profiles.key(holder)
+        found = members.get(key)
+        if found is None:
+            members[key] = [holder]
+        else:
+            found.append(holder)
 
-    gains: dict[str, dict[Operation, set[Who]]] = {t: {} for t in probes}
-    losses: dict[str, dict[Operation, set[Who]]] = {t: {} for t in probes}
-    for holder, answer in _who_changes(holders, profiles, effects_for):
-        for target, (gained, lost) in answer.items():
-            for op in gained:
-                gains[target].setdefault(op, set()).add(holder.who)
-            for op in lost:
-                losses[target].setdefault(op, set()).add(holder.who)
-    effects = tuple(Effect(t, p, {op: tuple(sorted(gains[t].get(op, ()))) for op in OPERATIONS},
-                           {op: tuple(sorted(losses[t].get(op, ()))) for op in OPERATIONS})
+    gains: dict[str, dict[Operation, set[Who]]] = {t: {op: set() for op in OPERATIONS} for t in probes}
+    losses: dict[str, dict[Operation, set[Who]]] = {t: {op: set() for op in OPERATIONS} for t in probes}
+    for group in members.values():
+        representative = group[0]
+        for target, probe in probes.items():
+            was = allowed_operations(representative, relevant[target][0], probe)
+            now = allowed_operations(representative, relevant[target][1], probe)
+            if was == now:
+                continue
+            who = {(h.issuer, h.subject) for h in group}
+            for op in now - was:
+                gains[target][op] |= who
+            for op in was - now:
+                losses[target][op] |= who
+    effects = tuple(Effect(t, p, {op: frozenset(gains[t][op]) for op in OPERATIONS},
+                           {op: frozenset(losses[t][op]) for op in OPERATIONS})
                     for t, p in probes.items())
     revoked = _revoked(after, sockets)
     by_process: dict[str, int] = {}
@@ -206,11 +231,12 @@ def preview_change(before: Sequence[Grant], after: Sequence[Grant], *,
 def _revoked(after: Sequence[Grant], sockets: Sequence[LiveSocket]) -> tuple[RevokedSocket, ...]:
     """The sockets that would drop subscriptions, as each socket decides at runtime
     (``lost_subscriptions`` with the new grants), asked once per profile and channel set."""
+    index = _ByTarget(after)
     by_channel: dict[ChannelName, tuple[Grant, ...]] = {}
     for socket in sockets:
         for channel in socket.channels:
             if channel not in by_channel:
-                by_channel[channel] = grants_for_channel(after, channel)
+                by_channel[channel] = index.covering(channel)
     profiles = _Profiles(g for gs in by_channel.values() for g in gs)
     answers: dict[tuple[Hashable, tuple[ChannelName, ...]], tuple[ChannelName, ...]] = {}
     revoked = []

@@ -9,6 +9,7 @@ model); an identity never seen has no row, and a snapshot is as old as its last 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
@@ -42,13 +43,32 @@ def remember_claims(sender: Any, request: Any, user: Any, **kwargs: Any) -> None
     auth = request.session.get(AUTH_KEY) if request is not None else None
     if not isinstance(auth, dict) or not isinstance(auth.get("claims"), dict):
         return
-    claims = auth["claims"]
+    stored = bounded(auth["claims"])
+    principal = principal_of_known(stored)
+    if principal is None:
+        return
     now = timezone.now()
     KnownClaims.objects.update_or_create(
-        issuer=claims["issuer"], subject=claims["subject"],
-        defaults={"user": user, "username": user.get_username(), "snapshot": bounded(claims),
+        issuer=principal.issuer, subject=principal.subject,
+        defaults={"user": user, "username": user.get_username(), "snapshot": stored,
+                  "groups": lines(principal.groups), "roles": lines(principal.roles),
                   "seen_at": now})
     KnownClaims.objects.filter(seen_at__lt=now - timedelta(days=KnownClaims.KEEP_DAYS)).delete()
+
+
+READ_SNAPSHOT = "\r"
+"""``KnownClaims.groups`` or ``.roles`` when a value holds a line break: read the snapshot."""
+
+
+def lines(values: Iterable[str]) -> str:
+    """Values one a line, for ``KnownClaims.groups`` and ``.roles``."""
+    if any("\n" in v or "\r" in v for v in values):
+        return READ_SNAPSHOT
+    return "\n".join(sorted(values))
+
+
+def unlines(text: str) -> frozenset[str]:
+    return frozenset(text.split("\n")) if text else frozenset()
 
 
 def principal_of_known(snapshot: dict[str, Any]) -> Principal | None:

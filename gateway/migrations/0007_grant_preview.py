@@ -57,6 +57,8 @@ class Migration(migrations.Migration):
                 ("username", models.CharField(blank=True, max_length=150)),
                 ("snapshot", models.JSONField(
                     help_text="oidc.types.ClaimsSnapshot of the last login")),
+                ("groups", models.TextField(blank=True)),
+                ("roles", models.TextField(blank=True)),
                 ("seen_at", models.DateTimeField(db_index=True)),
                 ("user", models.ForeignKey(
                     blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL,

@@ -7,10 +7,12 @@ its own process refreshes every ``ttl / 3`` seconds, so the sockets of a crashed
 drop off the list within ``ttl``. Without Redis there is one process and ``MemoryRoster``
 keeps the same interface in a dict.
 
-Redis layout (one key pair for the whole deployment)::
+Redis layout (one key set for the whole deployment)::
 
-    gw:roster       ZSET  socket -> expiry
-    gw:roster:info  HASH  socket -> JSON of its SocketEntry
+    gw:roster         ZSET  socket -> expiry
+    gw:roster:info    HASH  socket -> JSON of its SocketEntry, without its claims
+    gw:roster:claims  HASH  socket -> JSON of its claims (read only when a grant
+                            change's preview involves claim paths beyond groups and roles)
 
 Listing drops expired sockets and details without a live socket.
 """
@@ -33,6 +35,7 @@ logger = logging.getLogger("gateway.roster")
 
 ROSTER_KEY = "gw:roster"
 INFO_KEY = "gw:roster:info"
+CLAIMS_KEY = "gw:roster:claims"
 
 
 def this_process() -> str:
@@ -63,7 +66,13 @@ class SocketEntry:
     claims_kept: bool = True
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"))
+        """The entry without its claims (``claims_json`` has them)."""
+        data = asdict(self)
+        del data["claims"]
+        return json.dumps(data, separators=(",", ":"))
+
+    def claims_json(self) -> str:
+        return json.dumps(self.claims, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> SocketEntry:
@@ -96,7 +105,10 @@ class Roster(Protocol):
         its new claims; its channels are kept."""
     async def closed(self, socket: str) -> None: ...
     async def entries(self) -> list[SocketEntry]:
-        """Every open socket on every process, oldest first."""
+        """Every open socket on every process, oldest first (``claims`` may be left empty:
+        ask ``claims`` for them)."""
+    async def claims(self, sockets: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The claims of these sockets (those still listed)."""
 
 
 def _ordered(entries: Iterable[SocketEntry]) -> list[SocketEntry]:
@@ -128,6 +140,9 @@ class MemoryRoster:
     async def entries(self) -> list[SocketEntry]:
         return _ordered(self.sockets.values())
 
+    async def claims(self, sockets: Iterable[str]) -> dict[str, dict[str, Any]]:
+        return {s: self.sockets[s].claims for s in sockets if s in self.sockets}
+
 
 class RedisRoster(KeptAlive):
     """Shared by every process that uses the same Redis; see the module docstring.
@@ -150,14 +165,18 @@ class RedisRoster(KeptAlive):
         written = {socket: entry.to_json() for socket, entry in latest.items() if entry is not None}
         gone = [socket for socket, entry in latest.items() if entry is None]
         pipe = self.client().pipeline(transaction=True)
+        claims = {socket: entry.claims_json() for socket, entry in latest.items()
+                  if entry is not None}
         if written:
             pipe.hset(INFO_KEY, items=[part for pair in written.items() for part in pair])
+            pipe.hset(CLAIMS_KEY, items=[part for pair in claims.items() for part in pair])
             pipe.zadd(ROSTER_KEY, dict.fromkeys(written, self.clock() + self.ttl))
         if gone:
             pipe.zrem(ROSTER_KEY, *gone)
             pipe.hdel(INFO_KEY, *gone)
-        pipe.expire(INFO_KEY, self.key_ttl)
-        pipe.expire(ROSTER_KEY, self.key_ttl)
+            pipe.hdel(CLAIMS_KEY, *gone)
+        for key in (INFO_KEY, CLAIMS_KEY, ROSTER_KEY):
+            pipe.expire(key, self.key_ttl)
         await pipe.execute()
         return [None] * len(batch)
 
@@ -186,6 +205,7 @@ class RedisRoster(KeptAlive):
         """Push the expiry of this process's sockets ``ttl`` into the future."""
         await self.extend({ROSTER_KEY: dict.fromkeys(self.local, self.clock() + self.ttl)})
         await self.client().expire(INFO_KEY, self.key_ttl)
+        await self.client().expire(CLAIMS_KEY, self.key_ttl)
 
     async def entries(self) -> list[SocketEntry]:
         client = self.client()
@@ -204,7 +224,18 @@ class RedisRoster(KeptAlive):
                 stale.append(socket)
         if stale:  # details of sockets whose process stopped refreshing them
             await client.hdel(INFO_KEY, *stale)
+            await client.hdel(CLAIMS_KEY, *stale)
         return _ordered(found)
+
+    async def claims(self, sockets: Iterable[str]) -> dict[str, dict[str, Any]]:
+        wanted = list(sockets)
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(wanted), 5000):
+            chunk = wanted[start:start + 5000]
+            for socket, raw in zip(chunk, await self.client().hmget(CLAIMS_KEY, chunk), strict=True):
+                if raw is not None:
+                    found[socket] = json.loads(raw)
+        return found
 
 
 roster: PerProcess[Roster] = PerProcess(RedisRoster, MemoryRoster)

@@ -10,26 +10,34 @@ change log keeps (``Review.counts``).
 
 from __future__ import annotations
 
+import contextlib
+import gc
+import heapq
 import time
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from types import MappingProxyType
+from typing import Any, cast
 
 from asgiref.sync import async_to_sync
+from django.db import connection
+from django.db.models import Q, TextField, Value
+from django.db.models.functions import Concat
 from django.utils import timezone
 
 from gateway.grants.store import to_value
-from gateway.login.known import principal_of_known
+from gateway.login.known import READ_SNAPSHOT, principal_of_known, unlines
 from gateway.models import Grant as GrantRow
 from gateway.models import GrantOutcome, GrantVersion, KnownClaims, OidcIdentity
 from gateway.ops.roster import SocketEntry, roster
 from oidc.channels import normalise_pattern
 from oidc.grants import Grant, Operation
-from oidc.preview import Holder, LiveSocket, Preview, Who, preview_change
+from oidc.preview import Holder, LiveSocket, Preview, Who, preview_change, relevant_claims
 from oidc.types import ChannelName
 
 SHOWN = 50
+NO_CLAIMS: Mapping[str, Any] = MappingProxyType({})
 OPERATIONS = tuple(Operation)
 
 
@@ -80,13 +88,16 @@ class World:
 
     version: int
     grants: tuple[Grant, ...]
+    after: tuple[Grant, ...]
     sockets: tuple[SocketEntry, ...]
     known: tuple[tuple[Holder, str], ...]  # last-login claims, with the username
     names: Mapping[Who, str]
+    full_claims: bool  # the change involves claim paths beyond groups and roles
+    known_users: int  # seen lately, whether or not they hold a value the change involves
     read_ms: float
 
 
-def gather(*, since: timedelta = timedelta(days=KnownClaims.KEEP_DAYS)) -> World:
+def gather(staged: Staged, *, since: timedelta = timedelta(days=KnownClaims.KEEP_DAYS)) -> World:
     started = time.perf_counter()
     version = current_version()
     grants = []
@@ -95,15 +106,16 @@ def gather(*, since: timedelta = timedelta(days=KnownClaims.KEEP_DAYS)) -> World
             grants.append(to_value(row))
         except ValueError:  # invalid rows are ignored at runtime too (store.load_snapshot)
             continue
+    after = apply(staged, grants)
+    involved = relevant_claims(grants, after)
+    full = bool(involved.keys() - {"groups", "roles"})
     sockets = tuple(async_to_sync(roster().entries)())
-    known = []
-    for issuer, subject, username, snapshot in KnownClaims.objects.filter(
-            seen_at__gte=timezone.now() - since).values_list(
-            "issuer", "subject", "username", "snapshot").iterator(chunk_size=5000):
-        principal = principal_of_known(snapshot)
-        if principal is not None and (principal.issuer, principal.subject) == (issuer, subject):
-            known.append((Holder(issuer, subject, principal.groups, principal.roles,
-                                 principal.claims), username))
+    if full:  # the change involves claim paths beyond groups and roles: read the claims too
+        claims = async_to_sync(roster().claims)([s.socket for s in sockets])
+        sockets = tuple(replace(s, claims=claims.get(s.socket, {})) for s in sockets)
+    seen_since = timezone.now() - since
+    known = known_holders(seen_since, full=full, involved=involved)
+    known_users = KnownClaims.objects.filter(seen_at__gte=seen_since).count()
     names: dict[Who, str] = {h.who: name for h, name in known if name}
     missing = {(s.issuer, s.subject) for s in sockets} - names.keys()
     if missing:
@@ -111,8 +123,68 @@ def gather(*, since: timedelta = timedelta(days=KnownClaims.KEEP_DAYS)) -> World
         for issuer, subject, username in OidcIdentity.objects.filter(
                 subject__in=subjects).values_list("issuer", "subject", "user__username"):
             names.setdefault((issuer, subject), username)
-    return World(version, tuple(grants), sockets, tuple(known), names,
+    return World(version, tuple(grants), after, sockets, tuple(known), names, full, known_users,
                  (time.perf_counter() - started) * 1000)
+
+
+def _rows(query: Any) -> Iterator[tuple[Any, ...]]:
+    """The rows of a ``values_list`` of text columns, without the ORM's per-row work."""
+    sql, params = query.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        while rows := cursor.fetchmany(10_000):
+            yield from rows
+
+
+MAX_FILTERED_VALUES = 100
+
+
+def holding_any(involved: Mapping[str, frozenset[str]]) -> Q | None:
+    """Rows whose groups or roles hold one of the values (None: too many to ask the database)."""
+    terms = [(claim, v) for claim in ("groups", "roles") for v in involved.get(claim, ())]
+    if len(terms) > MAX_FILTERED_VALUES:
+        return None
+    query = Q(groups__contains=READ_SNAPSHOT) | Q(roles__contains=READ_SNAPSHOT)
+    for claim, value in terms:
+        query |= Q(**{f"{claim}_lines__contains": f"\n{value}\n"})
+    return query
+
+
+def known_holders(seen_since: datetime, *, full: bool,
+                  involved: Mapping[str, frozenset[str]] | None = None) -> list[tuple[Holder, str]]:
+    """Everyone seen since then, as their last login's principal would be matched. Unless
+    ``full``, only groups and roles are read (from their own columns, not the snapshot), and
+    only of rows holding one of the ``involved`` values: the others gain and lose nothing."""
+    recent = KnownClaims.objects.filter(seen_at__gte=seen_since)
+    out: list[tuple[Holder, str]] = []
+    slow: list[int] = []
+    if not full and involved is not None and (only := holding_any(involved)) is not None:
+        recent = recent.annotate(
+            groups_lines=Concat(Value("\n"), "groups", Value("\n"), output_field=TextField()),
+            roles_lines=Concat(Value("\n"), "roles", Value("\n"), output_field=TextField()),
+        ).filter(only)
+    if not full:
+        sets: dict[str, frozenset[str]] = {}  # people share role and group lists: parse each once
+        for pk, issuer, subject, username, groups, roles in _rows(recent.values_list(
+                "pk", "issuer", "subject", "username", "groups", "roles")):
+            if READ_SNAPSHOT in groups or READ_SNAPSHOT in roles:
+                slow.append(pk)
+                continue
+            mine = sets.get(groups)
+            if mine is None:
+                mine = sets[groups] = unlines(groups)
+            theirs = sets.get(roles)
+            if theirs is None:
+                theirs = sets[roles] = unlines(roles)
+            out.append((Holder(issuer, subject, mine, theirs, NO_CLAIMS), username))
+        recent = KnownClaims.objects.filter(pk__in=slow)
+    for issuer, subject, username, snapshot in recent.values_list(
+            "issuer", "subject", "username", "snapshot").iterator(chunk_size=5000):
+        principal = principal_of_known(snapshot)
+        if principal is not None and (principal.issuer, principal.subject) == (issuer, subject):
+            out.append((Holder(issuer, subject, principal.groups, principal.roles,
+                               principal.claims), username))
+    return out
 
 
 def socket_holder(entry: SocketEntry) -> Holder:
@@ -180,20 +252,35 @@ class Review:
 
 
 def _names(people: Iterable[Who], names: Mapping[Who, str]) -> Names:
-    labels = sorted(names.get(w) or f"{w[1]} ({w[0]})" for w in set(people))
-    return Names(tuple(labels[:SHOWN]), len(labels))
+    """The first ``SHOWN`` names in order, and how many people in all."""
+    people = set(people)
+    labels = (names.get(w) or f"{w[1]} ({w[0]})" for w in people)
+    return Names(tuple(heapq.nsmallest(SHOWN, labels)), len(people))
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a preview builds its hundred thousand short-lived
+    objects (the collector would rescan them again and again; gateway.ops.gcpolicy)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def review(staged: Staged, world: World | None = None) -> Review:
     """The preview of ``staged`` against the world as it is now."""
-    world = world or gather()
-    started = time.perf_counter()
-    after = apply(staged, world.grants)
-    live = tuple(LiveSocket(s.socket, s.process, socket_holder(s),
-                            tuple(ChannelName(c) for c in s.channels)) for s in world.sockets)
-    holders = [h for h, _ in world.known] + [s.holder for s in live]
-    result = preview_change(world.grants, after, holders=holders, sockets=live)
-    return _review(staged, world, result, (time.perf_counter() - started) * 1000 + world.read_ms)
+    with collector_paused():
+        world = world or gather(staged)
+        started = time.perf_counter()
+        live = tuple(LiveSocket(s.socket, s.process, socket_holder(s),
+                                cast("tuple[ChannelName, ...]", s.channels)) for s in world.sockets)
+        holders = [h for h, _ in world.known] + [s.holder for s in live]
+        result = preview_change(world.grants, world.after, holders=holders, sockets=live)
+        return _review(staged, world, result, (time.perf_counter() - started) * 1000 + world.read_ms)
 
 
 def _review(staged: Staged, world: World, result: Preview, took_ms: float) -> Review:
@@ -214,7 +301,7 @@ def _review(staged: Staged, world: World, result: Preview, took_ms: float) -> Re
     return Review(
         staged=staged, version=world.version, effects=effects, processes=tuple(processes),
         revoked_sockets=len(result.revoked), revoked_holders=_names(result.revoked_holders, names),
-        offline=_names(affected - connected, names), known_users=len(known),
+        offline=_names(affected - connected, names), known_users=world.known_users,
         sockets_checked=len(world.sockets),
         sockets_without_claims=sum(1 for s in world.sockets if not s.claims_kept),
         gaining=len(result.gaining), losing=len(result.losing), took_ms=took_ms)

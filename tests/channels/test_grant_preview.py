@@ -23,6 +23,7 @@ from django.utils import timezone
 from gateway.grants.outcome import Outcomes
 from gateway.grants.store import cache
 from gateway.issuers.registry import registry
+from gateway.login.known import lines
 from gateway.login.sessions import AUTH_KEY, session_store_class
 from gateway.models import Grant, GrantChange, GrantOutcome, KnownClaims
 from gateway.ops.roster import MemoryRoster, SocketEntry, matcher_view, use_roster
@@ -47,7 +48,8 @@ def discovered() -> Iterator[None]:
 def known(subject: str, groups: list[str], days_ago: float = 0) -> None:
     KnownClaims.objects.create(
         issuer=ISS, subject=subject, username=subject, seen_at=timezone.now() - timedelta(days=days_ago),
-        snapshot={"issuer": ISS, "subject": subject, "groups": groups, "roles": [], "scopes": []})
+        snapshot={"issuer": ISS, "subject": subject, "groups": groups, "roles": [], "scopes": []},
+        groups=lines(groups))
 
 
 @pytest.fixture
