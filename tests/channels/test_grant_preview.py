@@ -275,3 +275,64 @@ def test_a_login_keeps_its_claims_for_the_preview_and_forgets_old_ones() -> None
     assert row.username == "bob" and row.snapshot["truncated"] is True
     assert len(row.snapshot["groups"]) < 5000
     assert not KnownClaims.objects.filter(subject="old").exists()
+
+
+def test_a_change_on_a_claim_path_reads_the_sockets_and_logins_claims(
+        roster: MemoryRoster) -> None:
+    """Beyond groups and roles, the preview reads full claims: the login snapshot's email,
+    a socket's token claims; a login whose groups hold a line break is read from its snapshot."""
+    KnownClaims.objects.filter(subject="erin").update(snapshot={
+        "issuer": ISS, "subject": "erin", "groups": ["ops"], "roles": [], "scopes": [],
+        "email": "erin@example.com"})
+    KnownClaims.objects.create(issuer=ISS, subject="odd", username="odd", seen_at=timezone.now(),
+                               snapshot={"issuer": ISS, "subject": "odd", "roles": [],
+                                         "groups": ["two\nlines", "eng"], "scopes": []},
+                               groups=lines(["two\nlines", "eng"]))
+    async_to_sync(roster.opened)(SocketEntry(
+        socket="s9", issuer=ISS, subject="gina", route="/ws/events/", credential="bearer",
+        process="host-c:3", connected_at=time.time(), channels=("mail",),
+        **matcher_view([], [], {"email": "gina@example.com"})))
+    Grant.objects.create(issuer=ISS, claim="email", value="gina@example.com", target="mail")
+    client = admin_client()
+
+    url = f"{URL}add/"
+    page = client.post(url, form(client, url, claim="email", value="erin@example.com",
+                                 target="mail")).content.decode()
+    assert "subscribe</strong>: erin (1)" in page
+
+    delete = client.get(f"{URL}{grant_id('mail')}/delete/").content.decode()
+    assert 'data-revoked="1"' in delete and 'data-process="host-c:3"' in delete
+
+    narrow = f"{URL}{grant_id('team.*')}/change/"
+    page = client.post(narrow, form(client, narrow, target="team.oncall")).content.decode()
+    assert "bob, carol, dave, odd (4)" in page  # odd's groups come from the snapshot
+
+
+async def test_a_revoking_grant_change_is_counted_by_the_process_that_revoked() -> None:
+    from asgiref.sync import sync_to_async
+    from channels.testing import WebsocketCommunicator
+
+    from config.asgi import application
+    from gateway.grants.outcome import outcomes
+    from gateway.ops.roster import this_process
+    from tests.channels.conftest import ISSUER, token
+
+    cache.clear()
+    grant = await Grant.objects.acreate(issuer=ISSUER, claim="groups", value="eng",
+                                        target="deploys")
+    comm = WebsocketCommunicator(application, "/ws/events/", headers=[
+        (b"authorization", f"Bearer {token(sub='bob', groups=['eng'])}".encode())])
+    assert (await comm.connect())[0]
+    await comm.receive_from()  # welcome
+    await comm.send_to(text_data='{"v": 1, "type": "subscribe", "id": 1, "channel": "deploys"}')
+    await comm.receive_from()  # ack
+    grant_pk = grant.pk
+    await grant.adelete()
+    assert '"revoked"' in await comm.receive_from(timeout=2)
+    await outcomes.flush()
+    change = await GrantChange.objects.filter(grant_id=grant_pk, action="delete").afirst()
+    assert change is not None
+    row = await GrantOutcome.objects.aget(version=change.version, process=this_process())
+    assert (row.rechecked, row.revoked_sockets, row.revoked_channels) == (1, 1, 1)
+    await comm.disconnect()
+    await sync_to_async(cache.clear)()
