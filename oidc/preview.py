@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, NamedTuple
 
 from oidc.channels import is_pattern, pattern_matches
 from oidc.grants import (
@@ -60,9 +60,10 @@ Who = tuple[str, str]
 """(issuer, subject): one person or client, whatever principal they hold."""
 
 
-@dataclass(frozen=True)
-class Holder:
-    """Claims a person holds (their last login, or one live socket's principal): a Claimant."""
+class Holder(NamedTuple):
+    """Claims a person holds (their last login, or one live socket's principal): a Claimant.
+    A named tuple: previews build tens of thousands, and a tuple is built several times
+    faster than a frozen dataclass."""
 
     issuer: str
     subject: str
@@ -75,8 +76,7 @@ class Holder:
         return self.issuer, self.subject
 
 
-@dataclass(frozen=True)
-class LiveSocket:
+class LiveSocket(NamedTuple):
     socket: str
     process: str
     holder: Holder

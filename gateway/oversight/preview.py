@@ -252,10 +252,10 @@ class Review:
 
 
 def _names(people: Iterable[Who], names: Mapping[Who, str]) -> Names:
-    """The first ``SHOWN`` names in order, and how many people in all."""
+    """The names of the first ``SHOWN`` people by subject, and how many people in all."""
     people = set(people)
-    labels = (names.get(w) or f"{w[1]} ({w[0]})" for w in people)
-    return Names(tuple(heapq.nsmallest(SHOWN, labels)), len(people))
+    first = heapq.nsmallest(SHOWN, people, key=lambda w: (w[1], w[0]))
+    return Names(tuple(names.get(w) or f"{w[1]} ({w[0]})" for w in first), len(people))
 
 
 @contextlib.contextmanager
