@@ -185,9 +185,15 @@ class _Profiles:
 
 
 def preview_change(before: Sequence[Grant], after: Sequence[Grant], *,
-                   holders: Sequence[Holder], sockets: Sequence[LiveSocket]) -> Preview:
+                   holders: Sequence[Holder], sockets: Sequence[LiveSocket],
+                   crowds: Sequence[tuple[Holder, Sequence[Who]]] = ()) -> Preview:
     """What replacing the grants ``before`` with ``after`` does to ``holders`` (everyone whose
-    claims are known: last logins and live sockets' principals) and to ``sockets``."""
+    claims are known: last logins and live sockets' principals) and to ``sockets``.
+
+    ``crowds`` are people the caller has already grouped: each representative holds, of
+    every claim path ``relevant_claims`` names, exactly the named values each of its people
+    holds, so the matcher's answer for it is theirs (tens of thousands of people cost one
+    question per crowd, not one object each)."""
     old, new = set(before), set(after)
     changed = {g.target for g in old ^ new}
     probes = probes_for(changed, (g.target for g in old | new))
@@ -206,18 +212,17 @@ def preview_change(before: Sequence[Grant], after: Sequence[Grant], *,
 
     gains: dict[str, dict[Operation, set[Who]]] = {t: {op: set() for op in OPERATIONS} for t in probes}
     losses: dict[str, dict[Operation, set[Who]]] = {t: {op: set() for op in OPERATIONS} for t in probes}
-    for group in members.values():
-        representative = group[0]
+    asked = [(group[0], [(h.issuer, h.subject) for h in group]) for group in members.values()]
+    for representative, people in [*asked, *crowds]:
         for target, probe in probes.items():
             was = allowed_operations(representative, relevant[target][0], probe)
             now = allowed_operations(representative, relevant[target][1], probe)
             if was == now:
                 continue
-            who = {(h.issuer, h.subject) for h in group}
             for op in now - was:
-                gains[target][op] |= who
+                gains[target][op].update(people)
             for op in was - now:
-                losses[target][op] |= who
+                losses[target][op].update(people)
     effects = tuple(Effect(t, p, {op: frozenset(gains[t][op]) for op in OPERATIONS},
                            {op: frozenset(losses[t][op]) for op in OPERATIONS})
                     for t, p in probes.items())
@@ -225,7 +230,8 @@ def preview_change(before: Sequence[Grant], after: Sequence[Grant], *,
     by_process: dict[str, int] = {}
     for r in revoked:
         by_process[r.socket.process] = by_process.get(r.socket.process, 0) + 1
-    return Preview(effects, revoked, len(sockets), len(holders), dict(sorted(by_process.items())))
+    return Preview(effects, revoked, len(sockets), len(holders) + sum(len(p) for _, p in crowds),
+                   dict(sorted(by_process.items())))
 
 
 def _revoked(after: Sequence[Grant], sockets: Sequence[LiveSocket]) -> tuple[RevokedSocket, ...]:

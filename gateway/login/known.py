@@ -67,10 +67,6 @@ def lines(values: Iterable[str]) -> str:
     return "\n".join(sorted(values))
 
 
-def unlines(text: str) -> frozenset[str]:
-    return frozenset(text.split("\n")) if text else frozenset()
-
-
 def principal_of_known(snapshot: dict[str, Any]) -> Principal | None:
     """The principal a session socket of this login would hold (expiry aside)."""
     return principal_from_session({"claims": snapshot, "expires_at": 0})

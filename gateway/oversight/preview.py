@@ -27,7 +27,7 @@ from django.db.models.functions import Concat
 from django.utils import timezone
 
 from gateway.grants.store import to_value
-from gateway.login.known import READ_SNAPSHOT, principal_of_known, unlines
+from gateway.login.known import READ_SNAPSHOT, principal_of_known
 from gateway.models import Grant as GrantRow
 from gateway.models import GrantOutcome, GrantVersion, KnownClaims, OidcIdentity
 from gateway.ops.roster import SocketEntry, roster
@@ -90,7 +90,7 @@ class World:
     grants: tuple[Grant, ...]
     after: tuple[Grant, ...]
     sockets: tuple[SocketEntry, ...]
-    known: tuple[tuple[Holder, str], ...]  # last-login claims, with the username
+    known: Known  # last-login claims
     names: Mapping[Who, str]
     full_claims: bool  # the change involves claim paths beyond groups and roles
     known_users: int  # seen lately, whether or not they hold a value the change involves
@@ -116,14 +116,14 @@ def gather(staged: Staged, *, since: timedelta = timedelta(days=KnownClaims.KEEP
     seen_since = timezone.now() - since
     known = known_holders(seen_since, full=full, involved=involved)
     known_users = KnownClaims.objects.filter(seen_at__gte=seen_since).count()
-    names: dict[Who, str] = {h.who: name for h, name in known if name}
+    names = known.names
     missing = {(s.issuer, s.subject) for s in sockets} - names.keys()
     if missing:
         subjects = {subject for _, subject in missing}
         for issuer, subject, username in OidcIdentity.objects.filter(
                 subject__in=subjects).values_list("issuer", "subject", "user__username"):
             names.setdefault((issuer, subject), username)
-    return World(version, tuple(grants), after, sockets, tuple(known), names, full, known_users,
+    return World(version, tuple(grants), after, sockets, known, names, full, known_users,
                  (time.perf_counter() - started) * 1000)
 
 
@@ -150,41 +150,66 @@ def holding_any(involved: Mapping[str, frozenset[str]]) -> Q | None:
     return query
 
 
+@dataclass(frozen=True)
+class Known:
+    """People seen lately: read one by one (``people``), or, when the change involves only
+    groups and roles, grouped into ``crowds`` by the involved values they hold."""
+
+    people: tuple[Holder, ...]
+    crowds: tuple[tuple[Holder, tuple[Who, ...]], ...]
+    names: dict[Who, str]
+
+    def everyone(self) -> set[Who]:
+        return {h.who for h in self.people}.union(*(who for _, who in self.crowds))
+
+
 def known_holders(seen_since: datetime, *, full: bool,
-                  involved: Mapping[str, frozenset[str]] | None = None) -> list[tuple[Holder, str]]:
-    """Everyone seen since then, as their last login's principal would be matched. Unless
-    ``full``, only groups and roles are read (from their own columns, not the snapshot), and
-    only of rows holding one of the ``involved`` values: the others gain and lose nothing."""
+                  involved: Mapping[str, frozenset[str]]) -> Known:
+    """Everyone seen since then, as their last login's principal would be matched.
+
+    Unless ``full``, only groups and roles are read (from their own columns, not the
+    snapshot), only of rows holding one of the ``involved`` values (the others gain and lose
+    nothing), and people holding the same involved values form one crowd: its
+    representative holds just those values, so the matcher's answer for it is theirs
+    (``oidc.preview.preview_change``)."""
     recent = KnownClaims.objects.filter(seen_at__gte=seen_since)
-    out: list[tuple[Holder, str]] = []
+    people: list[Holder] = []
+    names: dict[Who, str] = {}
+    crowds: dict[tuple[str, frozenset[str], frozenset[str]], list[Who]] = {}
     slow: list[int] = []
-    if not full and involved is not None and (only := holding_any(involved)) is not None:
-        recent = recent.annotate(
-            groups_lines=Concat(Value("\n"), "groups", Value("\n"), output_field=TextField()),
-            roles_lines=Concat(Value("\n"), "roles", Value("\n"), output_field=TextField()),
-        ).filter(only)
     if not full:
-        sets: dict[str, frozenset[str]] = {}  # people share role and group lists: parse each once
+        only = holding_any(involved)
+        if only is not None:
+            recent = recent.annotate(
+                groups_lines=Concat(Value("\n"), "groups", Value("\n"), output_field=TextField()),
+                roles_lines=Concat(Value("\n"), "roles", Value("\n"), output_field=TextField()),
+            ).filter(only)
+        wanted = [tuple((v, f"\n{v}\n") for v in sorted(involved.get(claim, ())))
+                  for claim in ("groups", "roles")]
         for pk, issuer, subject, username, groups, roles in _rows(recent.values_list(
                 "pk", "issuer", "subject", "username", "groups", "roles")):
             if READ_SNAPSHOT in groups or READ_SNAPSHOT in roles:
                 slow.append(pk)
                 continue
-            mine = sets.get(groups)
-            if mine is None:
-                mine = sets[groups] = unlines(groups)
-            theirs = sets.get(roles)
-            if theirs is None:
-                theirs = sets[roles] = unlines(roles)
-            out.append((Holder(issuer, subject, mine, theirs, NO_CLAIMS), username))
+            lined = [f"\n{groups}\n" if groups else "", f"\n{roles}\n" if roles else ""]
+            key = (issuer, *[frozenset(v for v, needle in want if needle in text)
+                             for want, text in zip(wanted, lined, strict=True)])
+            crowd = crowds.get(key)
+            if crowd is None:
+                crowd = crowds[key] = []
+            crowd.append((issuer, subject))
+            names[(issuer, subject)] = username
         recent = KnownClaims.objects.filter(pk__in=slow)
     for issuer, subject, username, snapshot in recent.values_list(
             "issuer", "subject", "username", "snapshot").iterator(chunk_size=5000):
         principal = principal_of_known(snapshot)
         if principal is not None and (principal.issuer, principal.subject) == (issuer, subject):
-            out.append((Holder(issuer, subject, principal.groups, principal.roles,
-                               principal.claims), username))
-    return out
+            people.append(Holder(issuer, subject, principal.groups, principal.roles,
+                                 principal.claims))
+            names[(issuer, subject)] = username
+    return Known(tuple(people), tuple(
+        (Holder(issuer, "", groups, roles, NO_CLAIMS), tuple(who))
+        for (issuer, groups, roles), who in crowds.items()), names)
 
 
 def socket_holder(entry: SocketEntry) -> Holder:
@@ -278,8 +303,9 @@ def review(staged: Staged, world: World | None = None) -> Review:
         started = time.perf_counter()
         live = tuple(LiveSocket(s.socket, s.process, socket_holder(s),
                                 cast("tuple[ChannelName, ...]", s.channels)) for s in world.sockets)
-        holders = [h for h, _ in world.known] + [s.holder for s in live]
-        result = preview_change(world.grants, world.after, holders=holders, sockets=live)
+        holders = [*world.known.people, *(s.holder for s in live)]
+        result = preview_change(world.grants, world.after, holders=holders, sockets=live,
+                                crowds=world.known.crowds)
         return _review(staged, world, result, (time.perf_counter() - started) * 1000 + world.read_ms)
 
 
@@ -296,8 +322,7 @@ def _review(staged: Staged, world: World, result: Preview, took_ms: float) -> Re
         processes.append(ProcessRow(process, count, _names((r.socket.holder.who for r in mine), names),
                                     tuple(sorted({c for r in mine for c in r.channels}))))
     connected = {(s.issuer, s.subject) for s in world.sockets}
-    known = {h.who for h, _ in world.known}
-    affected = (result.gaining | result.losing) & known
+    affected = (result.gaining | result.losing) & world.known.everyone()
     return Review(
         staged=staged, version=world.version, effects=effects, processes=tuple(processes),
         revoked_sockets=len(result.revoked), revoked_holders=_names(result.revoked_holders, names),

@@ -17,8 +17,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from oidc.channels import pattern_matches
-from oidc.grants import Grant, Operation, allowed_operations, lost_subscriptions
-from oidc.preview import Effect, Holder, LiveSocket, preview_change, probe_of, probes_for
+from oidc.grants import Grant, Operation, allowed_operations, claim_values, lost_subscriptions
+from oidc.preview import (
+    Effect,
+    Holder,
+    LiveSocket,
+    preview_change,
+    probe_of,
+    probes_for,
+    relevant_claims,
+)
 from oidc.types import ChannelName
 
 ISSUERS = ("https://a.example", "https://b.example")
@@ -111,6 +119,30 @@ def test_the_sockets_said_to_lose_subscriptions_are_those_the_runtime_drops(
             c for c in socket.channels if Operation.SUBSCRIBE not in allowed_operations(
                 socket.holder, after, c))
     assert sum(result.by_process.values()) == len(result.revoked)
+
+
+@settings(max_examples=300, deadline=None)
+@given(changes(), holders())
+def test_people_passed_as_crowds_get_the_answers_they_get_one_by_one(
+        change: tuple[list[Grant], list[Grant]], people: list[Holder]) -> None:
+    """What the gateway does with 50,000 logins: group them by the values the change's grants
+    name (``relevant_claims``), one representative holding only those values per crowd."""
+    before, after = change
+    named = relevant_claims(before, after)
+    crowds: dict[tuple[Any, ...], list[tuple[str, str]]] = {}
+    for person in people:
+        key = (person.issuer, *[frozenset(claim_values(person, c)) & v for c, v in sorted(named.items())])
+        crowds.setdefault(key, []).append(person.who)
+    grouped = []
+    for (issuer, *held), who in crowds.items():
+        values: dict[str, frozenset[str]] = dict(zip(sorted(named), held, strict=True))
+        team = sorted(values.get("org.team", frozenset()))
+        grouped.append((Holder(issuer, "crowd", values.get("groups", frozenset()),
+                               values.get("roles", frozenset()), {"org": {"team": team}}), who))
+    one_by_one = preview_change(before, after, holders=people, sockets=())
+    as_crowds = preview_change(before, after, holders=(), sockets=(), crowds=grouped)
+    assert one_by_one.effects == as_crowds.effects
+    assert one_by_one.holders_checked == as_crowds.holders_checked
 
 
 def test_a_pattern_is_probed_below_every_named_channel_and_deeper_pattern() -> None:
