@@ -157,7 +157,7 @@ class PreviewedGrantAdmin(admin.ModelAdmin[Grant]):
             messages.warning(request, "The grants changed since that preview, or it expired: "
                                       "here is what deleting does now.")
         return self._render_review(request, staged, "gateway/grant_preview/bulk_delete.html",
-                                   {"objects": list(queryset)})
+                                   {"objects": list(queryset), "back_url": request.get_full_path()})
 
     # --- shared -----------------------------------------------------------------------
 

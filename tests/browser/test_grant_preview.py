@@ -55,6 +55,12 @@ def grant_state(stack: BrowserStack) -> dict[str, object]:
     return dict(json.loads(out.strip().splitlines()[-1]))
 
 
+def targets(stack: BrowserStack) -> list[str]:
+    found = grant_state(stack)["targets"]
+    assert isinstance(found, list)
+    return [str(t) for t in found]
+
+
 def test_narrowing_a_pattern_previews_who_loses_and_the_sockets_on_each_process_then_revokes_them(
         stack: BrowserStack, second: GatewayProcess, alice: BrowserContext, bob: BrowserContext,
         publisher: str, shots: Path) -> None:
@@ -106,8 +112,8 @@ def test_narrowing_a_pattern_previews_who_loses_and_the_sockets_on_each_process_
             ["unsubscribed from team.alpha: revoked"])
         expect(console.get_by_test_id("connection-state")).to_have_attribute("data-state", "open")
     expect(channel_item(alice_second, "team.oncall")).to_have_attribute("data-subscribed", "true")
-    targets = grant_state(stack)["targets"]
-    assert isinstance(targets, list) and "team.oncall" in targets and "team.*" not in targets
+    now = targets(stack)
+    assert "team.oncall" in now and "team.*" not in now
 
     admin.goto(edit_url)
     admin.locator("#grant-changes").click()
@@ -129,3 +135,37 @@ def test_narrowing_a_pattern_previews_who_loses_and_the_sockets_on_each_process_
         expect(revoked).to_contain_text(f"{name}: 1")
     for page in (admin, bob_first, bob_second, alice_second):
         page.close()
+
+
+def test_the_bulk_delete_action_and_the_delete_button_preview_first_and_going_back_keeps_the_grants(
+        stack: BrowserStack, alice: BrowserContext) -> None:
+    stack.add_grants({"value": "engineering", "target": "bulk.one"},
+                     {"value": "engineering", "target": "bulk.two"})
+    admin = alice.new_page()
+    admin.goto(f"{stack.gateway}/admin/gateway/grant/?q=bulk")
+    expect(admin.locator("#result_list tbody tr")).to_have_count(2)
+
+    admin.locator("#action-toggle").check()
+    admin.locator('select[name="action"]').select_option("delete_selected")
+    admin.locator('button[name="index"]').click()
+    for target in ("bulk.one", "bulk.two"):
+        row = admin.locator(f'tr.preview-effect[data-target="{target}"]')
+        expect(row.locator('.preview-losses [data-operation="subscribe"]')).to_contain_text("alice, bob")
+    admin.locator("#preview-back").click()
+    expect(admin.locator("#result_list tbody tr")).to_have_count(2)
+    assert {"bulk.one", "bulk.two"} <= set(targets(stack))
+
+    admin.locator("#result_list tbody tr th a").filter(has_text="bulk.one").click()
+    admin.locator("a.deletelink").click()
+    expect(admin.locator('tr.preview-effect[data-target="bulk.one"]')).to_be_visible()
+    admin.locator("#preview-back").click()  # back to the grant, nothing deleted
+    expect(admin.locator("#id_target")).to_have_value("bulk.one")
+
+    admin.goto(f"{stack.gateway}/admin/gateway/grant/?q=bulk")
+    admin.locator("#action-toggle").check()
+    admin.locator('select[name="action"]').select_option("delete_selected")
+    admin.locator('button[name="index"]').click()
+    admin.get_by_role("button", name="Confirm and delete").click()
+    expect(admin.locator(".messagelist .success")).to_contain_text("Deleted 2 grant(s).")
+    assert not {"bulk.one", "bulk.two"} & set(targets(stack))
+    admin.close()
