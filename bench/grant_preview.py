@@ -55,7 +55,8 @@ def configure(folder: Path) -> None:
     call_command("migrate", verbosity=0)
 
 
-def populate(known: int, sockets: int, rng: random.Random, every: int = 1) -> int:
+def populate(known: int, sockets: int, rng: random.Random, every: int = 1,
+             claim: str = "groups") -> int:
     """Write the identities, grants and roster; return the id of the ``sre.*`` grant."""
     import redis
     from django.utils import timezone
@@ -68,7 +69,7 @@ def populate(known: int, sockets: int, rng: random.Random, every: int = 1) -> in
     Grant.objects.bulk_create([Grant(issuer=ISSUER, claim="groups", value=g,
                                      target=f"{g}.*" if n % 2 else g, subscribe=True)
                                for n, g in enumerate(groups)])
-    sre = Grant.objects.create(issuer=ISSUER, claim="groups", value="sre", target="sre.*")
+    sre = Grant.objects.create(issuer=ISSUER, claim=claim, value="sre", target="sre.*")
 
     def snapshot(n: int) -> dict[str, object]:
         mine = rng.sample(groups, rng.randint(3, 8)) + (["sre"] if n % every == 0 else [])
@@ -111,7 +112,7 @@ def populate(known: int, sockets: int, rng: random.Random, every: int = 1) -> in
     return int(sre.pk)
 
 
-def measure(grant_id: int, runs: int) -> dict[str, object]:
+def measure(grant_id: int, runs: int, claim: str = "groups") -> dict[str, object]:
     from django.contrib.auth import get_user_model
     from django.test import Client
 
@@ -122,7 +123,7 @@ def measure(grant_id: int, runs: int) -> dict[str, object]:
     client = Client(HTTP_HOST="127.0.0.1")
     client.force_login(admin)
     url = f"/admin/gateway/grant/{grant_id}/change/"
-    data = {"issuer": ISSUER, "claim": "groups", "value": "sre", "target": "sre.oncall",
+    data = {"issuer": ISSUER, "claim": claim, "value": "sre", "target": "sre.oncall",
             "subscribe": "on", "note": "", "_save": "Save"}
     requests, cpus, reads, matches = [], [], [], []
     size = 0
@@ -162,16 +163,19 @@ def main() -> None:
     parser.add_argument("--sockets", type=int, default=10_000)
     parser.add_argument("--known", type=int, default=50_000)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--claim", default="groups",
+                        help="the claim path of the sre grant; any other than groups or roles "
+                             "makes the preview read every login snapshot and socket's claims")
     parser.add_argument("--every", type=int, default=1,
                         help="one known user in EVERY is in sre (1: all of them)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         configure(Path(folder))
         started = time.perf_counter()
-        grant_id = populate(args.known, args.sockets, random.Random(22), args.every)
+        grant_id = populate(args.known, args.sockets, random.Random(22), args.every, args.claim)
         print(f"setup {time.perf_counter() - started:.1f} s", file=sys.stderr)
         print(json.dumps({"sockets": args.sockets, "known": args.known, "every": args.every,
-                          **measure(grant_id, args.runs)}))
+                          "claim": args.claim, **measure(grant_id, args.runs, args.claim)}))
 
 
 if __name__ == "__main__":
