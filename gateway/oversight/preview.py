@@ -13,14 +13,16 @@ from __future__ import annotations
 import contextlib
 import gc
 import heapq
+import json
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Any, cast
 
 from asgiref.sync import async_to_sync
+from django.core.exceptions import EmptyResultSet
 from django.db import connection
 from django.db.models import Q, TextField, Value
 from django.db.models.functions import Concat
@@ -90,6 +92,7 @@ class World:
     grants: tuple[Grant, ...]
     after: tuple[Grant, ...]
     sockets: tuple[SocketEntry, ...]
+    socket_claims: Mapping[str, Mapping[str, Any]]  # read only for claim-path changes
     known: Known  # last-login claims
     names: Mapping[Who, str]
     full_claims: bool  # the change involves claim paths beyond groups and roles
@@ -110,9 +113,9 @@ def gather(staged: Staged, *, since: timedelta = timedelta(days=KnownClaims.KEEP
     involved = relevant_claims(grants, after)
     full = bool(involved.keys() - {"groups", "roles"})
     sockets = tuple(async_to_sync(roster().entries)())
+    claims: dict[str, dict[str, Any]] = {}
     if full:  # the change involves claim paths beyond groups and roles: read the claims too
         claims = async_to_sync(roster().claims)([s.socket for s in sockets])
-        sockets = tuple(replace(s, claims=claims.get(s.socket, {})) for s in sockets)
     seen_since = timezone.now() - since
     known = known_holders(seen_since, full=full, involved=involved)
     known_users = KnownClaims.objects.filter(seen_at__gte=seen_since).count()
@@ -123,13 +126,16 @@ def gather(staged: Staged, *, since: timedelta = timedelta(days=KnownClaims.KEEP
         for issuer, subject, username in OidcIdentity.objects.filter(
                 subject__in=subjects).values_list("issuer", "subject", "user__username"):
             names.setdefault((issuer, subject), username)
-    return World(version, tuple(grants), after, sockets, known, names, full, known_users,
+    return World(version, tuple(grants), after, sockets, claims, known, names, full, known_users,
                  (time.perf_counter() - started) * 1000)
 
 
 def _rows(query: Any) -> Iterator[tuple[Any, ...]]:
     """The rows of a ``values_list`` of text columns, without the ORM's per-row work."""
-    sql, params = query.query.sql_with_params()
+    try:
+        sql, params = query.query.sql_with_params()
+    except EmptyResultSet:  # e.g. pk__in=[]: nothing to read
+        return
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         while rows := cursor.fetchmany(10_000):
@@ -200,9 +206,11 @@ def known_holders(seen_since: datetime, *, full: bool,
             crowd.append((issuer, subject))
             names[(issuer, subject)] = username
         recent = KnownClaims.objects.filter(pk__in=slow)
-    for issuer, subject, username, snapshot in recent.values_list(
-            "issuer", "subject", "username", "snapshot").iterator(chunk_size=5000):
-        principal = principal_of_known(snapshot)
+    for issuer, subject, username, snapshot in _rows(recent.values_list(
+            "issuer", "subject", "username", "snapshot")):
+        if isinstance(snapshot, str):  # SQLite hands JSON back as text, PostgreSQL decoded
+            snapshot = json.loads(snapshot)
+        principal = principal_of_known(snapshot) if isinstance(snapshot, dict) else None
         if principal is not None and (principal.issuer, principal.subject) == (issuer, subject):
             people.append(Holder(issuer, subject, principal.groups, principal.roles,
                                  principal.claims))
@@ -212,9 +220,9 @@ def known_holders(seen_since: datetime, *, full: bool,
         for (issuer, groups, roles), who in crowds.items()), names)
 
 
-def socket_holder(entry: SocketEntry) -> Holder:
+def socket_holder(entry: SocketEntry, claims: Mapping[str, Any] | None = None) -> Holder:
     return Holder(entry.issuer, entry.subject, frozenset(entry.groups), frozenset(entry.roles),
-                  entry.claims)
+                  entry.claims if claims is None else claims)
 
 
 def apply(staged: Staged, grants: Sequence[Grant]) -> tuple[Grant, ...]:
@@ -299,14 +307,20 @@ def collector_paused() -> Iterator[None]:
 def review(staged: Staged, world: World | None = None) -> Review:
     """The preview of ``staged`` against the world as it is now."""
     with collector_paused():
-        world = world or gather(staged)
-        started = time.perf_counter()
-        live = tuple(LiveSocket(s.socket, s.process, socket_holder(s),
-                                cast("tuple[ChannelName, ...]", s.channels)) for s in world.sockets)
-        holders = [*world.known.people, *(s.holder for s in live)]
-        result = preview_change(world.grants, world.after, holders=holders, sockets=live,
-                                crowds=world.known.crowds)
-        return _review(staged, world, result, (time.perf_counter() - started) * 1000 + world.read_ms)
+        # everything but the small Review dies inside: re-enabled, the collector must not
+        # find hundreds of thousands of live objects to scan
+        return _compute(staged, world)
+
+
+def _compute(staged: Staged, world: World | None) -> Review:
+    world = world or gather(staged)
+    started = time.perf_counter()
+    live = tuple(LiveSocket(s.socket, s.process, socket_holder(s, world.socket_claims.get(s.socket)),
+                            cast("tuple[ChannelName, ...]", s.channels)) for s in world.sockets)
+    holders = [*world.known.people, *(s.holder for s in live)]
+    result = preview_change(world.grants, world.after, holders=holders, sockets=live,
+                            crowds=world.known.crowds)
+    return _review(staged, world, result, (time.perf_counter() - started) * 1000 + world.read_ms)
 
 
 def _review(staged: Staged, world: World, result: Preview, took_ms: float) -> Review:
