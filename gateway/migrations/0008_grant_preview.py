@@ -14,7 +14,7 @@ def ID() -> tuple[str, models.BigAutoField[int, int]]:
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("gateway", "0006_staff_group"),
+        ("gateway", "0007_delete_wsticket"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
