@@ -29,7 +29,7 @@ from django.db.models.functions import Concat
 from django.utils import timezone
 
 from gateway.grants.store import to_value
-from gateway.login.known import READ_SNAPSHOT, principal_of_known
+from gateway.login.known import READ_SNAPSHOT, matched_as
 from gateway.models import Grant as GrantRow
 from gateway.models import GrantOutcome, GrantVersion, KnownClaims, OidcIdentity
 from gateway.ops.roster import SocketEntry, roster
@@ -210,10 +210,9 @@ def known_holders(seen_since: datetime, *, full: bool,
             "issuer", "subject", "username", "snapshot")):
         if isinstance(snapshot, str):  # SQLite hands JSON back as text, PostgreSQL decoded
             snapshot = json.loads(snapshot)
-        principal = principal_of_known(snapshot) if isinstance(snapshot, dict) else None
-        if principal is not None and (principal.issuer, principal.subject) == (issuer, subject):
-            people.append(Holder(issuer, subject, principal.groups, principal.roles,
-                                 principal.claims))
+        seen = matched_as(snapshot) if isinstance(snapshot, dict) else None
+        if seen is not None and seen[:2] == (issuer, subject):
+            people.append(Holder(*seen))
             names[(issuer, subject)] = username
     return Known(tuple(people), tuple(
         (Holder(issuer, "", groups, roles, NO_CLAIMS), tuple(who))

@@ -23,7 +23,7 @@ from django.utils import timezone
 from gateway.grants.outcome import Outcomes
 from gateway.grants.store import cache
 from gateway.issuers.registry import registry
-from gateway.login.known import lines
+from gateway.login.known import lines, matched_as, principal_of_known
 from gateway.login.sessions import AUTH_KEY, session_store_class
 from gateway.models import Grant, GrantChange, GrantOutcome, KnownClaims
 from gateway.ops.roster import MemoryRoster, SocketEntry, matcher_view, use_roster
@@ -336,3 +336,22 @@ async def test_a_revoking_grant_change_is_counted_by_the_process_that_revoked() 
     assert (row.rechecked, row.revoked_sockets, row.revoked_channels) == (1, 1, 1)
     await comm.disconnect()
     await sync_to_async(cache.clear)()
+
+
+@pytest.mark.parametrize("snapshot", [
+    {"issuer": ISS, "subject": "a", "groups": ["eng", "ops"], "roles": ["dev"], "email": "a@x"},
+    {"issuer": ISS, "subject": "a"},
+    {"issuer": ISS, "subject": "a", "groups": 3},
+    {"issuer": ISS, "groups": ["eng"]},
+    {"subject": "a"},
+])
+def test_the_preview_reads_a_login_as_its_session_principal_is_matched(
+        snapshot: dict[str, Any]) -> None:
+    principal = principal_of_known(snapshot)
+    seen = matched_as(snapshot)
+    if principal is None:
+        assert seen is None
+        return
+    assert seen is not None
+    assert seen[:4] == (principal.issuer, principal.subject, principal.groups, principal.roles)
+    assert dict(seen[4]) == dict(principal.claims)
