@@ -260,6 +260,8 @@ def test_the_change_log_shows_the_preview_beside_what_each_process_revoked(
     log = client.get(log_url.replace("&amp;", "&")).content.decode()
     assert "2 (host-a:1: 1, host-b:2: 1); 3 lose" in log
     assert "2: host-a:1: 1, host-b:2: 1" in log
+    detail = client.get(f"/admin/gateway/grantchange/{change.pk}/change/").content.decode()
+    assert "2: host-a:1: 1, host-b:2: 1" in detail and "sockets_revoked" in detail
 
 
 def test_a_login_keeps_its_claims_for_the_preview_and_forgets_old_ones() -> None:
