@@ -357,3 +357,68 @@ def test_the_preview_reads_a_login_as_its_session_principal_is_matched(
     assert seen is not None
     assert seen[:4] == (principal.issuer, principal.subject, principal.groups, principal.roles)
     assert dict(seen[4]) == dict(principal.claims)
+
+
+async def test_the_preview_predicts_exactly_what_live_sockets_then_drop() -> None:
+    """In process, real consumers: the preview's sockets and channels to revoke are the
+    ``unsubscribed`` notices the sockets get once the change is saved."""
+    import json
+
+    from asgiref.sync import sync_to_async
+    from channels.testing import WebsocketCommunicator
+
+    from config.asgi import application
+    from gateway.oversight.preview import review, stage_save
+    from tests.channels.conftest import ISSUER, token
+
+    live = MemoryRoster()
+    use_roster(live)
+    cache.clear()
+    wide = await Grant.objects.acreate(issuer=ISSUER, claim="groups", value="eng", target="team.*")
+    await Grant.objects.acreate(issuer=ISSUER, claim="groups", value="ops", target="team.ops")
+    await Grant.objects.acreate(issuer=ISSUER, claim="roles", value="lead", target="team.b")
+    plans = {"ann": (["eng"], [], ["team.a", "team.b", "team.c.d"]),
+             "ben": (["eng", "ops"], [], ["team.ops", "team.b"]),
+             "cat": (["eng"], ["lead"], ["team.b", "team.a"]),
+             "dan": (["ops"], [], ["team.ops"])}
+    sockets = {}
+    for subject, (groups, roles, channels) in plans.items():
+        comm = WebsocketCommunicator(application, "/ws/events/", headers=[(
+            b"authorization",
+            f"Bearer {token(sub=subject, groups=groups, roles=roles)}".encode())])
+        assert (await comm.connect())[0]
+        await comm.receive_from()  # welcome
+        for n, channel in enumerate(channels):
+            await comm.send_to(text_data=json.dumps(
+                {"v": 1, "type": "subscribe", "id": n, "channel": channel}))
+            assert json.loads(await comm.receive_from())["type"] == "ack", (subject, channel)
+        sockets[subject] = comm
+
+    narrowed = await Grant.objects.aget(pk=wide.pk)
+    narrowed.target = "team.a"
+    found = await sync_to_async(review)(stage_save(wide, narrowed))
+    predicted = {p.process: p for p in found.processes}
+    assert found.revoked_sockets == 2 and set(predicted) == {this_process_name()}
+
+    await narrowed.asave()
+    dropped: dict[str, set[str]] = {}
+    for subject, comm in sockets.items():
+        while not await comm.receive_nothing(timeout=1):  # until a second passes quietly
+            frame = json.loads(await comm.receive_from())
+            if frame["type"] == "channels":
+                continue
+            assert frame["type"] == "unsubscribed" and frame["reason"] == "revoked"
+            dropped.setdefault(subject, set()).add(frame["channel"])
+        await comm.disconnect()
+    assert dropped == {"ann": {"team.b", "team.c.d"}, "ben": {"team.b"}}
+    row = predicted[this_process_name()]
+    assert set(row.channels) == {"team.b", "team.c.d"} and row.sockets == 2
+    assert set(row.holders.shown) == {"ann (" + ISSUER + ")", "ben (" + ISSUER + ")"}
+    use_roster(None)
+    cache.clear()
+
+
+def this_process_name() -> str:
+    from gateway.ops.roster import this_process
+
+    return this_process()
