@@ -149,3 +149,12 @@ def test_a_pattern_is_probed_below_every_named_channel_and_deeper_pattern() -> N
     assert probe_of("a.*") == "a.~" and probe_of("a.b") == "a.b"
     assert not pattern_matches("a.b.*", probe_of("a.*"))
     assert list(probes_for({"a.*"}, ["a.b", "a.b.*", "b", "a.*"])) == ["a.*", "a.b", "a.b.*"]
+
+
+def test_importing_the_preview_loads_no_django() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, oidc.preview; "
+            "assert not any(m == 'django' or m.startswith('django.') for m in sys.modules)")
+    subprocess.run([sys.executable, "-c", code], check=True)
