@@ -11,6 +11,8 @@ the runtime rule (``lost_subscriptions`` with the new grants) drops.
 from __future__ import annotations
 
 import itertools
+import subprocess
+import sys
 from typing import Any
 
 from hypothesis import given, settings
@@ -152,9 +154,6 @@ def test_a_pattern_is_probed_below_every_named_channel_and_deeper_pattern() -> N
 
 
 def test_importing_the_preview_loads_no_django() -> None:
-    import subprocess
-    import sys
-
     code = ("import sys, oidc.preview; "
             "assert not any(m == 'django' or m.startswith('django.') for m in sys.modules)")
     subprocess.run([sys.executable, "-c", code], check=True)
