@@ -5,6 +5,7 @@ each process's outcome; logins keep the claims the preview uses for people not c
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -12,7 +13,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from asgiref.sync import async_to_sync
+from asgiref.sync import async_to_sync, sync_to_async
+from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
@@ -20,14 +22,17 @@ from django.contrib.auth.signals import user_logged_in
 from django.test import Client, RequestFactory
 from django.utils import timezone
 
-from gateway.grants.outcome import Outcomes
+from config.asgi import application
+from gateway.grants.outcome import Outcomes, outcomes
 from gateway.grants.store import cache
 from gateway.issuers.registry import registry
 from gateway.login.known import lines, matched_as, principal_of_known
 from gateway.login.sessions import AUTH_KEY, session_store_class
 from gateway.models import Grant, GrantChange, GrantOutcome, KnownClaims
-from gateway.ops.roster import MemoryRoster, SocketEntry, matcher_view, use_roster
+from gateway.ops.roster import MemoryRoster, SocketEntry, matcher_view, this_process, use_roster
+from gateway.oversight.preview import review, stage_save
 from oidc.discovery import ProviderMetadata
+from tests.channels.conftest import ISSUER, token
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -311,14 +316,6 @@ def test_a_change_on_a_claim_path_reads_the_sockets_and_logins_claims(
 
 
 async def test_a_revoking_grant_change_is_counted_by_the_process_that_revoked() -> None:
-    from asgiref.sync import sync_to_async
-    from channels.testing import WebsocketCommunicator
-
-    from config.asgi import application
-    from gateway.grants.outcome import outcomes
-    from gateway.ops.roster import this_process
-    from tests.channels.conftest import ISSUER, token
-
     cache.clear()
     grant = await Grant.objects.acreate(issuer=ISSUER, claim="groups", value="eng",
                                         target="deploys")
@@ -362,15 +359,6 @@ def test_the_preview_reads_a_login_as_its_session_principal_is_matched(
 async def test_the_preview_predicts_exactly_what_live_sockets_then_drop() -> None:
     """In process, real consumers: the preview's sockets and channels to revoke are the
     ``unsubscribed`` notices the sockets get once the change is saved."""
-    import json
-
-    from asgiref.sync import sync_to_async
-    from channels.testing import WebsocketCommunicator
-
-    from config.asgi import application
-    from gateway.oversight.preview import review, stage_save
-    from tests.channels.conftest import ISSUER, token
-
     live = MemoryRoster()
     use_roster(live)
     cache.clear()
@@ -398,7 +386,7 @@ async def test_the_preview_predicts_exactly_what_live_sockets_then_drop() -> Non
     narrowed.target = "team.a"
     found = await sync_to_async(review)(stage_save(wide, narrowed))
     predicted = {p.process: p for p in found.processes}
-    assert found.revoked_sockets == 2 and set(predicted) == {this_process_name()}
+    assert found.revoked_sockets == 2 and set(predicted) == {this_process()}
 
     await narrowed.asave()
     dropped: dict[str, set[str]] = {}
@@ -411,14 +399,8 @@ async def test_the_preview_predicts_exactly_what_live_sockets_then_drop() -> Non
             dropped.setdefault(subject, set()).add(frame["channel"])
         await comm.disconnect()
     assert dropped == {"ann": {"team.b", "team.c.d"}, "ben": {"team.b"}}
-    row = predicted[this_process_name()]
+    row = predicted[this_process()]
     assert set(row.channels) == {"team.b", "team.c.d"} and row.sockets == 2
     assert set(row.holders.shown) == {"ann (" + ISSUER + ")", "ben (" + ISSUER + ")"}
     use_roster(None)
     cache.clear()
-
-
-def this_process_name() -> str:
-    from gateway.ops.roster import this_process
-
-    return this_process()
