@@ -161,7 +161,7 @@ def probe_of(target: str) -> ChannelName:
 
 def probes_for(changed: Iterable[str], targets: Iterable[str]) -> dict[str, ChannelName]:
     """Target -> probe, for every target in ``targets`` a ``changed`` target covers (and the
-    changed targets themselves), deepest first within each prefix (sorted by name)."""
+    changed targets themselves), sorted by target."""
     changed = set(changed)
     found = {t: probe_of(t) for t in set(targets) | changed
              if any(pattern_matches(c, probe_of(t)) for c in changed)}
