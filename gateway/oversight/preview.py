@@ -14,6 +14,7 @@ import contextlib
 import gc
 import heapq
 import json
+import re
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from asgiref.sync import async_to_sync
 from django.core.exceptions import EmptyResultSet
 from django.db import connection
 from django.db.models import Q, TextField, Value
-from django.db.models.functions import Concat
+from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 
 from gateway.grants.store import to_value
@@ -145,14 +146,25 @@ def _rows(query: Any) -> Iterator[tuple[Any, ...]]:
 MAX_FILTERED_VALUES = 100
 
 
+PLAIN = re.compile(r"[A-Za-z0-9 ._:/@+=-]+")
+"""Values written the same way inside JSON text by SQLite (Django's json.dumps) and by
+PostgreSQL (jsonb as text): no quote, backslash, control or non-ASCII character."""
+
+
 def holding_any(involved: Mapping[str, frozenset[str]]) -> Q | None:
-    """Rows whose groups or roles hold one of the values (None: too many to ask the database)."""
-    terms = [(claim, v) for claim in ("groups", "roles") for v in involved.get(claim, ())]
-    if len(terms) > MAX_FILTERED_VALUES:
+    """Rows that may hold one of the values: in their groups or roles, or, for other claim
+    paths, anywhere in their snapshot's JSON text (None: too many values to ask the database,
+    or one that JSON may write in more than one way)."""
+    terms = [(claim, v) for claim, values in involved.items() for v in values]
+    others = [v for claim, v in terms if claim not in ("groups", "roles")]
+    if len(terms) > MAX_FILTERED_VALUES or not all(PLAIN.fullmatch(v) for v in others):
         return None
     query = Q(groups__contains=READ_SNAPSHOT) | Q(roles__contains=READ_SNAPSHOT)
     for claim, value in terms:
-        query |= Q(**{f"{claim}_lines__contains": f"\n{value}\n"})
+        if claim in ("groups", "roles"):
+            query |= Q(**{f"{claim}_lines__contains": f"\n{value}\n"})
+        else:
+            query |= Q(snapshot_text__contains=json.dumps(value))
     return query
 
 
@@ -183,13 +195,14 @@ def known_holders(seen_since: datetime, *, full: bool,
     names: dict[Who, str] = {}
     crowds: dict[tuple[str, frozenset[str], frozenset[str]], list[Who]] = {}
     slow: list[int] = []
+    only = holding_any(involved)
+    if only is not None:
+        recent = recent.annotate(
+            groups_lines=Concat(Value("\n"), "groups", Value("\n"), output_field=TextField()),
+            roles_lines=Concat(Value("\n"), "roles", Value("\n"), output_field=TextField()),
+            snapshot_text=Cast("snapshot", TextField()),
+        ).filter(only)
     if not full:
-        only = holding_any(involved)
-        if only is not None:
-            recent = recent.annotate(
-                groups_lines=Concat(Value("\n"), "groups", Value("\n"), output_field=TextField()),
-                roles_lines=Concat(Value("\n"), "roles", Value("\n"), output_field=TextField()),
-            ).filter(only)
         wanted = [tuple((v, f"\n{v}\n") for v in sorted(involved.get(claim, ())))
                   for claim in ("groups", "roles")]
         for pk, issuer, subject, username, groups, roles in _rows(recent.values_list(

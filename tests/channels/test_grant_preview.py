@@ -305,7 +305,13 @@ def test_a_change_on_a_claim_path_reads_the_sockets_and_logins_claims(
     url = f"{URL}add/"
     page = client.post(url, form(client, url, claim="email", value="erin@example.com",
                                  target="mail")).content.decode()
-    assert "subscribe</strong>: erin (1)" in page
+    assert "subscribe</strong>: erin (1)" in page  # found through the JSON text filter
+    KnownClaims.objects.create(issuer=ISS, subject="zoe", username="zoe", seen_at=timezone.now(),
+                               snapshot={"issuer": ISS, "subject": "zoe", "groups": [],
+                                         "email": 'zo\u00e9 "z"@example.com'})
+    page = client.post(url, form(client, url, claim="email", value='zo\u00e9 "z"@example.com',
+                                 target="mail")).content.decode()
+    assert "subscribe</strong>: zoe (1)" in page  # a value JSON may escape: no filter
 
     delete = client.get(f"{URL}{grant_id('mail')}/delete/").content.decode()
     assert 'data-revoked="1"' in delete and 'data-process="host-c:3"' in delete
