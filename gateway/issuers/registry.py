@@ -82,7 +82,8 @@ class Registry:
     def _parse(self, document: Mapping[str, Any], issuer: str) -> ProviderMetadata:
         """Validate the document as published (``iss`` included), then move the endpoints the
         gateway calls itself to the issuer's internal URL, if one is configured."""
-        return for_server_calls(parse_metadata(document, issuer), self.issuers[issuer].internal_url)
+        internal = self.issuers[issuer].internal_url
+        return for_server_calls(parse_metadata(document, issuer, internal), internal)
 
     def _install(self, issuer: str, metadata: ProviderMetadata) -> JwksCache:
         self.metadata[issuer] = metadata

@@ -55,9 +55,10 @@ def stack() -> Iterator[Stack]:
         print(f"\ncompose: every service healthy {stack.up_seconds:.0f} s after up "
               f"({engine.images} images)", file=sys.stderr)
     except StackUnavailable as exc:
+        logs = stack.logs(tail=40)
         stack.compose("down", "-v", "--remove-orphans", timeout=300, check=False)
         events.stop()
-        pytest.fail(f"compose tier cannot run: {exc}", pytrace=False)
+        pytest.fail(f"compose tier cannot run: {exc}\n{logs}", pytrace=False)
     try:
         yield stack
     finally:
