@@ -186,7 +186,8 @@ class Stack:
 
     def django(self, script: str, *args: str) -> str:
         """Run Python with the gateway's settings inside replica 1 (the image's own venv)."""
-        done = self.compose("exec", "-T", "gateway-1", ".venv/bin/python", "-c",
+        done = self.compose("exec", "-T", "-e", "DJANGO_SETTINGS_MODULE=config.settings",
+                            "gateway-1", ".venv/bin/python", "-c",
                             "import django; django.setup()\n" + script, *args)
         return done.stdout
 
