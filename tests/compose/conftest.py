@@ -44,10 +44,15 @@ def stack() -> Iterator[Stack]:
         engine = ensure_engine()
     except (StackUnavailable, OSError) as exc:
         pytest.fail(f"compose tier cannot run: {exc}", pytrace=False)
-    events = EventLog.start(engine)
-    stack = Stack(engine, events)
+    stack = Stack(engine, EventLog.start(engine))
     try:
         stack.compose("down", "-v", "--remove-orphans", timeout=300)  # a run that died midway
+    except StackUnavailable as exc:
+        pytest.fail(f"compose tier cannot run: {exc}", pytrace=False)
+    finally:
+        stack.events.stop()
+    events = stack.events = EventLog.start(engine)  # from here on: only this run's containers
+    try:
         started = time.monotonic()
         stack.compose("up", "--build", "--detach", "--quiet-pull", timeout=UP_TIMEOUT)
         stack.wait_healthy(LONG_RUNNING, UP_TIMEOUT - (time.monotonic() - started))

@@ -73,7 +73,8 @@ class EventLog:
     @classmethod
     def start(cls, engine: Engine) -> EventLog:
         process = subprocess.Popen(
-            [engine.docker, "events", "--format", "{{json .}}",
+            # --since: events from this moment, even those before the stream is attached
+            [engine.docker, "events", "--since", f"{time.time():.6f}", "--format", "{{json .}}",
              "--filter", "type=container", "--filter", f"label=com.docker.compose.project={PROJECT}"],
             env=engine.env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         log = cls(process)
