@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
+import time
 from typing import Any
 
 import httpx
 import yaml
 
-from tests.compose.stack import COMPOSE_FILE, GATEWAY, ISSUER, REPLICAS, SERVICES, Stack
+from tests.compose.stack import (
+    COMPOSE_FILE,
+    ENSURE_SCRIPT,
+    GATEWAY,
+    ISSUER,
+    REPLICAS,
+    SERVICES,
+    Stack,
+)
 
 DEV_TOOLS = ("pytest", "mypy", "ruff", "playwright", "daphne", "hypothesis", "granian")
 
@@ -78,3 +88,14 @@ def test_gateway_image_runs_as_non_root_without_development_tools(stack: Stack) 
     size = int(stack.docker("image", "inspect", "--format", "{{.Size}}", image).stdout)
     print(f"\ncompose: {image} is {size / 2**20:.0f} MiB", file=sys.stderr)
     assert size < 600 * 2**20
+
+
+def test_ensure_containers_again_reuses_everything_quickly(stack: Stack) -> None:
+    """A second run (scripts/test runs it, then this tier's fixture) reuses the engine and
+    every image. Found here: dockerd inherited the script's lock, and the next run waited
+    for it forever."""
+    started = time.monotonic()
+    done = subprocess.run([str(ENSURE_SCRIPT)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "building" not in done.stderr and "starting dockerd" not in done.stderr, done.stderr
+    assert time.monotonic() - started < 30
