@@ -10,7 +10,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-# Dependencies first, so code changes do not reinstall them.
+# Dependencies first, so code changes do not reinstall them. requirements.lock is the runtime
+# lock only: no test, lint or benchmark tools in the image (those are in requirements-dev.lock).
 COPY requirements.lock ./
 RUN python -m venv .venv && .venv/bin/python -m pip install -q -r requirements.lock
 

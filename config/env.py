@@ -87,6 +87,8 @@ VARIABLES: dict[str, str] = {
     **DEPLOYMENT_VARIABLES,
     "GATEWAY_ENV_FILE": "manage.py only: the KEY=VALUE file it reads for variables not set in "
     "the environment (default .env beside manage.py; config/dotenv.py)",
+    "GATEWAY_COMPOSE_IMAGES": "scripts/ensure-containers only (the test command's compose tier): "
+    "'standin' builds the upstream-named images here (default), 'upstream' pulls the real ones",
     "GATEWAY_PG_DIR": "scripts/ensure-postgres only (the test command's PostgreSQL): where its "
     "throwaway cluster lives (default /var/tmp/gateway-postgres)",
 }

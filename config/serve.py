@@ -187,10 +187,15 @@ def run_prepare(*, migrate: bool) -> None:
 
 
 def run_granian(cfg: ServeConfig) -> None:
-    from granian.constants import HTTPModes, Interfaces
-    from granian.http import HTTP1Settings
-    from granian.log import LogLevels
-    from granian.server.mp import MPServer
+    try:
+        from granian.constants import HTTPModes, Interfaces
+        from granian.http import HTTP1Settings
+        from granian.log import LogLevels
+        from granian.server.mp import MPServer
+    except ImportError:  # not a runtime dependency: requirements.lock and the image leave it out
+        raise SystemExit("gateway: GATEWAY_SERVER=granian needs granian, which is for comparison "
+                         "only and not installed here: install requirements-dev.lock (benchmarks), "
+                         "or unset GATEWAY_SERVER to run uvicorn") from None
 
     class GatewayServer(MPServer):
         """granian's process server, with SIGHUP draining the old workers with 1012."""

@@ -66,15 +66,27 @@ def is_secure_url(url: str) -> bool:
     return parts.scheme == "http" and _is_loopback(parts.hostname)
 
 
-def _url(document: Mapping[str, Any], name: str, *, required: bool) -> str | None:
+def _same_origin(url: str, base: str) -> bool:
+    try:
+        parts, origin = urlsplit(url), urlsplit(base)
+    except ValueError:
+        return False
+    return not parts.fragment and (parts.scheme, parts.netloc) == (origin.scheme, origin.netloc)
+
+
+def _url(document: Mapping[str, Any], name: str, *, required: bool,
+         internal_base: str | None = None) -> str | None:
     value = document.get(name)
     if value is None:
         if required:
             raise DiscoveryError(f"provider metadata lacks {name}")
         return None
-    if not isinstance(value, str) or not is_secure_url(value):
+    if not isinstance(value, str):
         raise DiscoveryError(f"provider metadata {name} is not an https (or loopback http) URL")
-    return value
+    if is_secure_url(value) or (internal_base is not None and _same_origin(value, internal_base)):
+        return value
+    raise DiscoveryError(f"provider metadata {name} is not an https (or loopback http) URL"
+                         + (f" nor on the internal URL {internal_base}" if internal_base else ""))
 
 
 def _flag(document: Mapping[str, Any], name: str) -> bool:
@@ -84,11 +96,15 @@ def _flag(document: Mapping[str, Any], name: str) -> bool:
     return value
 
 
-def parse_metadata(document: Mapping[str, Any], expected_issuer: str) -> ProviderMetadata:
+def parse_metadata(document: Mapping[str, Any], expected_issuer: str,
+                   internal_base: str | None = None) -> ProviderMetadata:
     """Validate a discovery document (OIDC Discovery §3, §4.3; RFC 8414 §3.3).
 
     ``issuer`` must equal ``expected_issuer`` exactly, or a provider could
-    impersonate another (Discovery §4.3).
+    impersonate another (Discovery §4.3). Endpoint URLs must be https (or http to a
+    loopback host), or on the origin of ``internal_base``, the internal URL the operator
+    configured for the issuer split: Keycloak with ``KC_HOSTNAME_BACKCHANNEL_DYNAMIC``
+    answers a request on ``http://keycloak:8080`` with its back-channel endpoints there.
     """
     if not isinstance(document, Mapping):
         raise DiscoveryError("provider metadata is not a JSON object")
@@ -96,8 +112,10 @@ def parse_metadata(document: Mapping[str, Any], expected_issuer: str) -> Provide
     if issuer != expected_issuer:
         raise DiscoveryError("provider metadata issuer does not match the configured issuer")
     _url(document, "issuer", required=True)
-    urls = {name: _url(document, name, required=True) for name in REQUIRED_URLS}
-    optional = {name: _url(document, name, required=False) for name in OPTIONAL_URLS}
+    urls = {name: _url(document, name, required=True, internal_base=internal_base)
+            for name in REQUIRED_URLS}
+    optional = {name: _url(document, name, required=False, internal_base=internal_base)
+                for name in OPTIONAL_URLS}
     algs = document.get("id_token_signing_alg_values_supported", [])
     if not isinstance(algs, list) or not all(isinstance(a, str) for a in algs):
         raise DiscoveryError("provider metadata id_token_signing_alg_values_supported is invalid")

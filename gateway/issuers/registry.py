@@ -83,9 +83,10 @@ class Registry:
     def _parse(self, document: Mapping[str, Any], issuer: str) -> ProviderMetadata:
         """Validate the document as published (``iss`` included), then move the endpoints the
         gateway calls itself to the issuer's internal URL, if one is configured."""
-        published = parse_metadata(document, issuer)
+        internal = self.issuers[issuer].internal_url
+        published = parse_metadata(document, issuer, internal)
         self.published[issuer] = published
-        return for_server_calls(published, self.issuers[issuer].internal_url)
+        return for_server_calls(published, internal)
 
     def published_token_endpoint(self, issuer: str) -> str:
         """The token endpoint as discovery names it (the ``aud`` of a client assertion), even

@@ -25,8 +25,11 @@ def _form(page: httpx.Response, form_id_or_action: str) -> tuple[str, dict[str, 
     raise AssertionError(f"no form {form_id_or_action!r} on {page.url}: {page.text[:800]}")
 
 
+LOOPBACK_COOKIE_DOMAINS = ("127.0.0.1", "localhost", "localhost.local")  # http.cookiejar: .local
+
+
 def browser() -> httpx.Client:
-    """A browser-like client that sends ``Secure`` cookies to http://127.0.0.1.
+    """A browser-like client that sends ``Secure`` cookies to http://127.0.0.1 and localhost.
 
     Browsers treat loopback as a potentially trustworthy origin; Keycloak marks its login
     cookies ``Secure; SameSite=None`` even over http, and httpx would withhold them.
@@ -35,7 +38,7 @@ def browser() -> httpx.Client:
 
     def loopback_is_secure(response: httpx.Response) -> None:
         for cookie in client.cookies.jar:
-            if cookie.domain == "127.0.0.1":
+            if cookie.domain in LOOPBACK_COOKIE_DOMAINS:
                 cookie.secure = False
 
     client.event_hooks["response"] = [loopback_is_secure]

@@ -1,8 +1,8 @@
 """compose.yaml is valid Compose and wires the realm, the issuer split and the proxy right.
 
 Validated against the Compose Specification's JSON schema (vendored in
-``deploy/compose-spec.json``, see ``deploy/compose-spec.md``), since the machines have no
-Docker engine for ``docker compose config``.
+``deploy/compose-spec.json``, see ``deploy/compose-spec.md``): a fast check without an
+engine. ``tests/compose`` brings the same file up for real.
 """
 
 from __future__ import annotations

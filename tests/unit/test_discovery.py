@@ -110,3 +110,28 @@ def test_endpoints_on_another_origin_and_no_internal_url_are_left_alone() -> Non
     assert for_server_calls(m, None) is m
     assert internal_url(discovery_url(ISSUER), ISSUER, INTERNAL) == \
         "http://keycloak:8080/realms/main/.well-known/openid-configuration"
+
+
+def test_backchannel_endpoints_keycloak_puts_on_the_internal_url_are_accepted() -> None:
+    """Issue 19, found by compose up: with KC_HOSTNAME_BACKCHANNEL_DYNAMIC Keycloak answers
+    discovery on http://keycloak:8080 with its back-channel endpoints on that origin; the
+    gateway refused the metadata and never became ready."""
+    from oidc.discovery import for_server_calls
+
+    dynamic = document(token_endpoint=f"{INTERNAL}/realms/main/token",
+                       jwks_uri=f"{INTERNAL}/realms/main/certs",
+                       introspection_endpoint=f"{INTERNAL}/realms/main/introspect")
+    m = for_server_calls(parse_metadata(dynamic, ISSUER, INTERNAL), INTERNAL)
+    assert (m.token_endpoint, m.jwks_uri) == (f"{INTERNAL}/realms/main/token",
+                                              f"{INTERNAL}/realms/main/certs")
+    assert m.authorization_endpoint == f"{ISSUER}/auth"
+    with pytest.raises(DiscoveryError, match="token_endpoint"):
+        parse_metadata(dynamic, ISSUER)  # plain http off loopback, with no internal URL configured
+
+
+@pytest.mark.parametrize("url", ["http://keycloak:9090/realms/main/token",
+                                 "http://evil:8080/realms/main/token",
+                                 "https://keycloak:8080/realms/main/token#x"])
+def test_only_the_internal_origin_itself_is_trusted_over_http(url: str) -> None:
+    with pytest.raises(DiscoveryError, match="token_endpoint"):
+        parse_metadata(document(token_endpoint=url), ISSUER, INTERNAL)
