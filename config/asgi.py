@@ -12,8 +12,8 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 django_http = get_asgi_application()  # sets Django up before the gateway imports models
 
-from config.deployment import IpNetwork  # noqa: E402
 from consumers.base import close_all_local  # noqa: E402
+from gateway.conf.deployment import IpNetwork  # noqa: E402
 from gateway.handshake.middleware import Handshake, OriginGuard  # noqa: E402
 from gateway.handshake.routes import load_route_policies  # noqa: E402
 from gateway.ops.bodylimit import BoundedBody  # noqa: E402

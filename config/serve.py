@@ -35,8 +35,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from config.env import load_config
-from config.values import ConfigError, read_bool, read_int, read_seconds
+from gateway.conf.env import load_config
+from gateway.conf.values import ConfigError, read_bool, read_int, read_seconds
 
 DEFAULT_APP = "config.asgi:application"
 SERVERS = ("uvicorn", "granian")

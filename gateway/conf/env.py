@@ -14,16 +14,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from config.deployment import VARIABLES as DEPLOYMENT_VARIABLES
-from config.deployment import Deployment, load_deployment
-from config.staffing import VARIABLES as STAFFING_VARIABLES
-from config.staffing import AdminMapping, load_admin_mapping
-from config.values import ConfigError, csv, read_bool, read_int, read_seconds
 from gateway.bus.target import RedisUrlError, parse_sentinel
+from gateway.conf.deployment import VARIABLES as DEPLOYMENT_VARIABLES
+from gateway.conf.deployment import Deployment, load_deployment
+from gateway.conf.staffing import VARIABLES as STAFFING_VARIABLES
+from gateway.conf.staffing import AdminMapping, load_admin_mapping
+from gateway.conf.values import ConfigError, csv, read_bool, read_int, read_seconds
 from oidc.config import GROUP_OVERAGE_CHOICES, GroupOverage, check_typless_audiences
 from oidc.profiles import PROFILES, IssuerProfile, customised
 
-BASE_DIR = Path(__file__).resolve().parent.parent
+BASE_DIR = Path(__file__).resolve().parents[2]  # the checkout: the service's defaults live there
 
 VARIABLES: dict[str, str] = {
     "GATEWAY_OIDC_ISSUER": "issuer URL of the identity provider used for browser login (required)",
@@ -123,7 +123,7 @@ class GatewayConfig:
     group_overage: GroupOverage
     introspection: bool
     issuers_file: Path | None
-    routes_file: Path
+    routes_file: Path | None
     leeway: float
     jwks_min_refetch: float
     expiry_notice: float
@@ -339,8 +339,9 @@ def _group_overage(env: Mapping[str, str]) -> GroupOverage:
     raise ConfigError(f"GATEWAY_OIDC_GROUP_OVERAGE={raw!r}: use refuse (the default) or admit.")
 
 
-def load_config(env: Mapping[str, str] | None = None) -> GatewayConfig:
-    """Read and validate every GATEWAY_* variable once."""
+def load_config(env: Mapping[str, str] | None = None, *, service: bool = True) -> GatewayConfig:
+    """Read and validate every GATEWAY_* variable once. A host project (``service=False``,
+    through ``gateway.conf.from_settings``) has no default route file: its routes are code."""
     env = os.environ if env is None else env
     dev = read_bool(env, "GATEWAY_DEV", False)
     client_id = _required(env, "GATEWAY_OIDC_CLIENT_ID")
@@ -354,8 +355,8 @@ def load_config(env: Mapping[str, str] | None = None) -> GatewayConfig:
     except ValueError as exc:
         raise ConfigError(f"{exc} Set GATEWAY_OIDC_AUDIENCES to your API's audience, "
                           f"not the client id.") from exc
-    routes_file = _path(env, "GATEWAY_ROUTES_FILE", BASE_DIR / "config" / "routes.toml")
-    assert routes_file is not None
+    routes_file = _path(env, "GATEWAY_ROUTES_FILE",
+                        BASE_DIR / "config" / "routes.toml" if service else None)
     return GatewayConfig(
         issuer=issuer,
         client_id=client_id,
