@@ -9,11 +9,14 @@ like the lifespan's first load) so that it is not refused with ``keys_unavailabl
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import weakref
 
 from gateway.issuers.registry import registry
 from gateway.login.session_cache import listen as listen_for_session_revocations
-from gateway.ops.lifespan import load_issuers_before_serving
+
+FIRST_LOAD_WAIT = 10.0  # as the lifespan's (gateway.ops.lifespan), whose module needs the
+# service's channels-redis: a bounded first load, then the retry loop takes over
 
 _started: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Future[None]] = (
     weakref.WeakKeyDictionary())
@@ -26,7 +29,8 @@ def _keep(task: asyncio.Task[None]) -> None:
 
 
 async def _start() -> None:
-    await load_issuers_before_serving()
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(registry.load_each(registry.unloaded()), FIRST_LOAD_WAIT)
     _keep(asyncio.create_task(registry.load_all_with_retry()))
     _keep(asyncio.create_task(registry.run_refresh_loop()))
     _keep(asyncio.create_task(listen_for_session_revocations()))

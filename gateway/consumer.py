@@ -1,0 +1,147 @@
+"""A mixin that brings the gateway's socket lifetime to a host's own Channels consumers.
+
+    class ChatConsumer(GatewayConsumerMixin, AsyncJsonWebsocketConsumer): ...
+
+Put it before Channels' ``AsyncWebsocketConsumer`` or ``AsyncJsonWebsocketConsumer``. The
+consumer keeps its own ``channel_name``, ``group_add`` and ``group_send``: the mixin joins,
+through that same channel layer, the groups a logout is sent to (the socket's session, subject
+and ``sid``, ``gateway.sockets.addressing``) and the grant-change group. It then:
+
+- closes the socket with 4401 ``expired`` when the credential expires;
+- closes it with 4401 ``logged_out`` on a logout (RP-initiated, back-channel, admin);
+- takes a fresh token in band (``await self.reauthenticate(token)``), same subject, same route;
+- calls ``on_grants_changed()`` once the admin changed the grants (``await self.may(...)``).
+
+The service's own consumers (``consumers.base``) read the layer through one switchboard per
+process instead, a fast path for many sockets; a host needs none of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from gateway.grants.may import may
+from gateway.grants.store import GRANTS_GROUP, cache
+from gateway.handshake.authn import principal_for_token
+from gateway.sockets.addressing import session_group, sid_group, subject_group
+from gateway.sockets.closecodes import CloseCode, reason_text
+from oidc.errors import OidcError
+from oidc.policy import evaluate
+from oidc.types import CredentialKind, Principal
+
+
+class SubjectChanged(OidcError):
+    """An in-band token names another issuer or subject than the connection's."""
+
+    error = "subject_changed"
+    status = "unauthenticated"
+
+
+class RouteDenied(OidcError):
+    """The refreshed principal no longer satisfies the route's policy."""
+
+    error = "forbidden"
+    status = "forbidden"
+
+
+def address_groups(principal: Principal, session_key: str | None) -> list[str]:
+    """The layer groups that logout handlers send ``gateway.revoke`` to for this socket."""
+    groups = [subject_group(principal.issuer, principal.subject)]
+    if principal.sid:
+        groups.append(sid_group(principal.issuer, principal.sid))
+    if session_key:
+        groups.append(session_group(session_key))
+    return groups
+
+
+class GatewayConsumerMixin:
+    """Expiry, logout, revocation, in-band re-authentication and grant changes for a
+    Channels websocket consumer behind ``GatewayMiddlewareStack``."""
+
+    scope: dict[str, Any]
+    channel_layer: Any
+    channel_name: str
+    base_send: Any
+    principal: Principal
+    _gateway_groups: tuple[str, ...] = ()
+    _gateway_timer: asyncio.TimerHandle | None = None
+    _gateway_tasks: set[asyncio.Future[None]]
+
+    async def websocket_connect(self, message: dict[str, Any]) -> None:
+        self.principal = self.scope["principal"]
+        self._gateway_tasks = set()
+        groups = (*address_groups(self.principal, self.scope.get("session_key")), GRANTS_GROUP)
+        for group in groups:
+            await self.channel_layer.group_add(group, self.channel_name)
+        self._gateway_groups = groups
+        cache.watch()
+        self._arm_expiry()
+        await super().websocket_connect(message)  # type: ignore[misc]
+
+    async def websocket_disconnect(self, message: dict[str, Any]) -> None:
+        if self._gateway_timer is not None:
+            self._gateway_timer.cancel()
+            self._gateway_timer = None
+        for task in list(getattr(self, "_gateway_tasks", ())):
+            if task is not asyncio.current_task():
+                task.cancel()
+        if self._gateway_groups:
+            cache.unwatch()
+        for group in self._gateway_groups:
+            await self.channel_layer.group_discard(group, self.channel_name)
+        self._gateway_groups = ()
+        await super().websocket_disconnect(message)  # type: ignore[misc]
+
+    # --- lifetime -------------------------------------------------------------------
+
+    def _arm_expiry(self) -> None:
+        if self._gateway_timer is not None:
+            self._gateway_timer.cancel()
+        delay = max(0.0, self.principal.expires_at - time.time())
+        self._gateway_timer = asyncio.get_running_loop().call_later(delay, self._expired)
+
+    def _expired(self) -> None:
+        self._gateway_timer = None
+        task = asyncio.ensure_future(self.close_with(CloseCode.UNAUTHENTICATED, "expired"))
+        self._gateway_tasks.add(task)
+        task.add_done_callback(self._gateway_tasks.discard)
+
+    async def close_with(self, code: int, reason: str) -> None:
+        """Close with a gateway code and reason code (docs/errors.md)."""
+        await self.base_send({"type": "websocket.close", "code": int(code),
+                              "reason": reason_text(reason)})
+
+    async def gateway_revoke(self, event: dict[str, Any]) -> None:
+        """A logout on any process: close with 4401 and its reason (``logged_out``)."""
+        await self.close_with(CloseCode.UNAUTHENTICATED, str(event.get("reason", "logged_out")))
+
+    async def reauthenticate(self, token: str) -> Principal:
+        """Take a fresh access token in band: same issuer and subject, still allowed by the
+        route's policy. Raises ``OidcError``; ``close_for(exc)`` gives its close code."""
+        fresh = await principal_for_token(token, CredentialKind.MESSAGE, now=time.time())
+        if (fresh.issuer, fresh.subject) != (self.principal.issuer, self.principal.subject):
+            raise SubjectChanged()
+        route = self.scope.get("route")
+        if route is not None:
+            decision = evaluate(fresh.with_credential(self.principal.credential), route,
+                                now=time.time())
+            if not decision.allowed:
+                raise RouteDenied(decision.reason)
+        self.principal = fresh.with_credential(self.principal.credential)
+        self._arm_expiry()
+        return self.principal
+
+    # --- grants ---------------------------------------------------------------------
+
+    async def may(self, operation: str, channel: str) -> bool:
+        """Whether this socket's principal may ``operation`` on ``channel`` (the admin's grants)."""
+        return await may(self.principal, operation, channel)
+
+    async def grants_changed(self, event: dict[str, Any]) -> None:
+        await cache.at_least(int(event.get("version", 0)))
+        await self.on_grants_changed()
+
+    async def on_grants_changed(self) -> None:
+        """Hook: the grants changed; re-check what this socket holds with ``self.may``."""
