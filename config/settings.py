@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 import django_stubs_ext
 
 from gateway.bus.target import layer_host
-from gateway.conf.env import load_config
+from gateway.api import load_config
 from gateway.sockets.switchboard import CHANNEL_CAPACITY, CHANNEL_PREFIX
 
 django_stubs_ext.monkeypatch()  # generic admin and manager classes, for the type checker
