@@ -37,6 +37,7 @@ class Host:
 
 # Both ends of the supported range (pyproject.toml): the oldest Django and Channels allowed,
 # and the newest the installer picks for this Python.
+ADMIN_PASSWORD = "owner-password-for-the-host-admin"
 VERSIONS = {"oldest": ("django==5.2", "channels==4.2.0"), "newest": ()}
 
 
@@ -79,6 +80,9 @@ def host(request: pytest.FixtureRequest, host_python: Path,
             "from gateway.models import Grant; "
             f"Grant.objects.create(issuer={idp.issuer!r}, claim='groups', value='engineering', "
             "target='rooms.lobby', subscribe=True)", cwd=project, env=env)
+        run(host_python, "manage.py", "createsuperuser", "--noinput", "--username", "owner",
+            "--email", "owner@example.com", cwd=project,
+            env={**env, "DJANGO_SUPERUSER_PASSWORD": ADMIN_PASSWORD})
         hosted = start_server(host_python, project, server, port, env, tmp / f"{server}.log")
         yield Host(server, url, idp, hosted)
     finally:

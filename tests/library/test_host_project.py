@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from typing import Any
 
 import httpx
@@ -14,7 +15,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from tests.e2e.flows import authorize, logout_at_provider, user_tokens
-from tests.library.conftest import Host
+from tests.library.conftest import ADMIN_PASSWORD, Host
 
 PASSWORD = "alice-password"
 
@@ -124,3 +125,20 @@ async def test_a_logout_at_the_provider_closes_the_host_socket_with_4401(host: H
     assert (await receive(ws))["type"] == "welcome"
     logout_at_provider(host.idp.issuer, client)
     await expect_close(host, ws, 4401, "logged_out")
+
+
+def test_the_gateway_joins_the_host_admin_without_replacing_its_index(host: Host) -> None:
+    client = httpx.Client(follow_redirects=False, timeout=10)
+    login = client.get(f"{host.url}/admin/login/")
+    csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', login.text)
+    assert csrf, login.text[:300]
+    done = client.post(f"{host.url}/admin/login/?next=/admin/", data={
+        "csrfmiddlewaretoken": csrf.group(1), "username": "owner", "password": ADMIN_PASSWORD,
+        "next": "/admin/"}, headers={"Referer": f"{host.url}/admin/login/"})
+    assert done.status_code == 302, done.text[:300]
+    index = client.get(f"{host.url}/admin/")
+    assert index.status_code == 200, index.text[:500]
+    assert "/admin/gateway/grant/" in index.text, "the gateway's models are in the host's admin"
+    assert 'id="oversight"' not in index.text, "the host's index template is its own"
+    live = client.get(f"{host.url}/gateway/admin/live/")
+    assert live.status_code == 200, live.text[:300]
