@@ -5,6 +5,7 @@ Each test runs under Channels' runserver (daphne, no lifespan) and under uvicorn
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import re
@@ -18,6 +19,7 @@ from tests.e2e.flows import authorize, logout_at_provider, user_tokens
 from tests.library.conftest import ADMIN_PASSWORD, Host
 
 PASSWORD = "alice-password"
+WAIT = 10.0  # seconds for any frame or close
 
 
 def bearer(host: Host) -> str:
@@ -54,7 +56,7 @@ def with_session(host: Host, client: httpx.Client) -> dict[str, str]:
 
 
 async def receive(ws: ClientConnection) -> dict[str, Any]:
-    message: dict[str, Any] = json.loads(await ws.recv())
+    message: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), WAIT))
     return message
 
 
@@ -66,7 +68,7 @@ async def expect_close(host: Host, ws: ClientConnection, code: int, reason: str)
 
 async def closed_with(ws: ClientConnection) -> tuple[int, str]:
     try:
-        message = await ws.recv()
+        message = await asyncio.wait_for(ws.recv(), WAIT)  # a socket left open fails, not hangs
     except ConnectionClosed as closed:
         assert closed.rcvd is not None, "closed without a close frame"
         return closed.rcvd.code, closed.rcvd.reason
