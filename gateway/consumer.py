@@ -9,6 +9,7 @@ and ``sid``, ``gateway.sockets.addressing``) and the grant-change group. It then
 
 - closes the socket with 4401 ``expired`` when the credential expires;
 - closes it with 4401 ``logged_out`` on a logout (RP-initiated, back-channel, admin);
+- answers the gateway's subprotocol (``accept()``) when the credential came in it;
 - takes a fresh token in band (``await self.reauthenticate(token)``), same subject, same route;
 - calls ``on_grants_changed()`` once the admin changed the grants (``await self.may(...)``).
 
@@ -25,6 +26,7 @@ from typing import Any
 from gateway.grants.may import may
 from gateway.grants.store import GRANTS_GROUP, cache
 from gateway.handshake.authn import principal_for_token
+from gateway.handshake.credentials import selected_subprotocol
 from gateway.sockets.addressing import session_group, sid_group, subject_group
 from gateway.sockets.closecodes import CloseCode, reason_text
 from oidc.errors import OidcError
@@ -93,6 +95,13 @@ class GatewayConsumerMixin:
             await self.channel_layer.group_discard(group, self.channel_name)
         self._gateway_groups = ()
         await super().websocket_disconnect(message)  # type: ignore[misc]
+
+    async def accept(self, subprotocol: str | None = None, *args: Any, **kwargs: Any) -> None:
+        """Channels' accept, selecting the gateway's fixed subprotocol when the client offered
+        it with a token or ticket (browsers fail a socket whose offer is not answered)."""
+        if subprotocol is None:
+            subprotocol = selected_subprotocol(self.scope)
+        await super().accept(subprotocol, *args, **kwargs)  # type: ignore[misc]
 
     # --- lifetime -------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
+from websockets.typing import Subprotocol
 
 from tests.e2e.flows import authorize, logout_at_provider, user_tokens
 from tests.library.conftest import ADMIN_PASSWORD, Host
@@ -111,6 +112,17 @@ async def test_a_token_in_the_first_message_reaches_the_host_consumer(host: Host
     token = bearer(host)
     async with await open_ws(host, "/ws/rooms/lobby/", {}) as ws:
         await ws.send(json.dumps({"type": "auth", "token": token}))
+        assert (await receive(ws))["subject"] == subject_of(token)
+
+
+async def test_a_ticket_from_the_included_urls_opens_a_subprotocol_socket(host: Host) -> None:
+    token = bearer(host)
+    minted = httpx.post(f"{host.gateway}/ws/ticket", headers=with_bearer(token), timeout=10)
+    assert minted.status_code == 200, minted.text
+    offered = [Subprotocol("gateway.v1"), Subprotocol("gateway.ticket." + minted.json()["ticket"])]
+    async with connect(host.url.replace("http://", "ws://") + "/ws/rooms/lobby/",
+                       subprotocols=offered, open_timeout=10) as ws:
+        assert ws.subprotocol == "gateway.v1", "the mixin's accept() answers the offer"
         assert (await receive(ws))["subject"] == subject_of(token)
 
 
