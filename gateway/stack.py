@@ -143,12 +143,13 @@ def _placeholders(policy: RoutePolicy) -> set[str]:
 
 def policy(app: ASGIApp, *, scopes: Iterable[str] = (),
            claims: Iterable[Mapping[str, Any]] = (),
-           credentials: Iterable[str] = ALL_CREDENTIALS, name: str = "route") -> ASGIApp:
+           credentials: Iterable[str] = ALL_CREDENTIALS, name: str = "route") -> Any:
     """``app`` behind a route policy: the principal needs every scope and claim, and one of
     ``credentials``; else the socket closes with 4403 (4401 once expired).
 
     ``claims`` take the entries of routes.toml (``{"claim": "groups", "contains": "staff"}``).
-    ``{room}`` in a scope or claim value is the route's ``room`` path parameter.
+    ``{room}`` in a scope or claim value is the route's ``room`` path parameter. Typed
+    ``Any``, like Channels' ``as_asgi()``, so that django-stubs' ``path()`` takes it.
     """
     scopes, claims, credentials = list(scopes), [dict(c) for c in claims], list(credentials)
     declared = _route(name, scopes, claims, credentials)  # checked once, at import
