@@ -8,8 +8,8 @@ from urllib.parse import urlsplit
 
 import django_stubs_ext
 
-from gateway.bus.target import layer_host
 from gateway.api import load_config
+from gateway.bus.target import layer_host
 from gateway.sockets.switchboard import CHANNEL_CAPACITY, CHANNEL_PREFIX
 
 django_stubs_ext.monkeypatch()  # generic admin and manager classes, for the type checker
