@@ -290,7 +290,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit(prepare(migrate=args.migrate))
     try:
         cfg = read_serve_config(os.environ, app=args.app, log_level=args.log_level)
-    except Exception as exc:  # ConfigError, or config.env's error for another variable
+    except Exception as exc:  # ConfigError, or gateway.conf.env's error for another variable
         raise SystemExit(f"gateway: {exc}") from None
     run_prepare(migrate=args.migrate)
     serve(cfg)

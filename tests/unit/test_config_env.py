@@ -1,4 +1,4 @@
-"""config/env.py: configuration is validated once, and errors name the fix."""
+"""gateway/conf/env.py: configuration is validated once, and errors name the fix."""
 
 from __future__ import annotations
 
