@@ -3,6 +3,7 @@ path parameter, and GatewayConsumerMixin on a plain Channels consumer (issue 21)
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -11,13 +12,16 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.layers import get_channel_layer
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
+from django.contrib.sessions.backends.base import SessionBase
 from django.urls import path
 
 from gateway.api import GatewayConsumerMixin, GatewayMiddlewareStack, close_for, policy
 from gateway.grants.store import GRANTS_GROUP
+from gateway.login import refresh
+from gateway.login.sessions import AUTH_KEY, session_store_class
 from gateway.sockets.addressing import revoke, subject_group, to_group
 from oidc.errors import OidcError
-from tests.channels.conftest import ISSUER, token
+from tests.channels.conftest import ISSUER, ORIGIN, token
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -50,6 +54,12 @@ class Room(GatewayConsumerMixin, AsyncJsonWebsocketConsumer):  # type: ignore[mi
 
     async def on_grants_changed(self) -> None:
         await self.send_json({"type": "grants"})
+
+    async def on_expiring(self) -> None:
+        await self.send_json({"type": "expiring"})
+
+    async def on_principal_changed(self) -> None:
+        await self.send_json({"type": "refreshed", "expires_at": self.principal.expires_at})
 
 
 application = GatewayMiddlewareStack(URLRouter([
@@ -99,7 +109,43 @@ async def test_a_logout_closes_the_host_socket_with_4401() -> None:
 async def test_the_socket_closes_when_its_credential_expires() -> None:
     comm = await _open("/rooms/lobby/", token(exp=time.time() + 1.5))
     await comm.receive_json_from()
+    assert await comm.receive_json_from(timeout=3) == {"type": "expiring"}
     assert await _closed(comm, timeout=5) == (4401, "expired")
+
+
+LIFETIME = 6.5  # s: the shortest token the 5 s refresh spacing lets live on
+
+
+async def test_a_session_socket_is_refreshed_server_side_and_outlives_its_first_token(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+
+    async def exchange(refresh_token: str) -> dict[str, Any]:
+        calls.append(refresh_token)
+        return {"access_token": "at-2", "expires_in": LIFETIME, "refresh_token": "rt-2",
+                "scope": "openid ws"}
+
+    monkeypatch.setattr(refresh, "_exchange", exchange)
+    now = time.time()
+    store: SessionBase = session_store_class()()
+    await store.aset("_auth_user_id", "1")
+    await store.aset(AUTH_KEY, {
+        "expires_at": now + LIFETIME, "issued_at": now, "refresh_token": "rt-1",
+        "access_token": "at", "id_token": "it",
+        "claims": {"issuer": ISSUER, "subject": "carol", "sid": "s-1", "groups": [], "roles": [],
+                   "scopes": ["ws"], "expires_at": now + LIFETIME, "client_id": "gateway"}})
+    await store.asave()
+    comm = WebsocketCommunicator(application, "/rooms/lobby/", headers=[
+        (b"cookie", f"sessionid={store.session_key}".encode()), (b"origin", ORIGIN.encode())])
+    assert (await comm.connect())[0]
+    assert (await comm.receive_json_from())["subject"] == "carol"
+    refreshed = await comm.receive_json_from(timeout=LIFETIME)
+    assert refreshed["type"] == "refreshed" and refreshed["expires_at"] > now + LIFETIME
+    assert calls == ["rt-1"]
+    await asyncio.sleep(max(0.0, now + LIFETIME + 0.3 - time.time()))  # past the first token
+    await get_channel_layer().group_send("room-lobby", {"type": "chat.message", "text": "still"})
+    assert await comm.receive_json_from() == {"type": "message", "text": "still"}
+    await comm.disconnect()
 
 
 async def test_in_band_reauthentication_keeps_the_subject() -> None:
