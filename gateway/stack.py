@@ -29,17 +29,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import ImproperlyConfigured
 
-from gateway.bus.health import bus
-from gateway.handshake.credentials import Credential, find_credential, header, token_in_query
-from gateway.handshake.first_message import authenticate_first_message
-from gateway.handshake.middleware import (
-    ASGIApp,
-    Handshake,
-    accept_and_close,
-    refuse_handshake,
-    run_consumer,
-)
-from gateway.handshake.tickets import burn_url_tickets
+from gateway.handshake.middleware import ASGIApp, Handshake, OriginGuard, accept_and_close
 from gateway.observe.audit import audit, scope_fields
 from gateway.ops.ondemand import ensure_started
 from gateway.sockets.closecodes import CloseCode
@@ -70,7 +60,35 @@ def _route(name: str, scopes: Iterable[str], claims: Iterable[Mapping[str, Any]]
         raise ImproperlyConfigured(str(exc)) from None
 
 
-class GatewayMiddleware(Handshake):
+class WithUser:
+    """Sets ``scope["user"]`` from the admitted principal, then runs ``inner``."""
+
+    def __init__(self, inner: ASGIApp) -> None:
+        self.inner = inner
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await self.inner({**scope, "user": await user_of(scope["principal"])}, receive, send)
+
+
+class HostHandshake(Handshake):
+    """The service's handshake (credential carriers, token-in-URL and bus checks, pacing,
+    first-message auth, audit, close codes), with one route: the host's router, which
+    picks the consumer afterwards. Per-route rules are ``policy()`` beside the route."""
+
+    def __init__(self, inner: ASGIApp, *, credentials: Iterable[str],
+                 clock: Callable[[], float]) -> None:
+        super().__init__((), clock)
+        self.inner = WithUser(inner)
+        self.connect_policy = _route("connect", (), (), credentials)
+
+    def route(self, scope: Mapping[str, Any]) -> RoutePolicy:
+        return self.connect_policy
+
+    def app_for(self, policy: RoutePolicy) -> ASGIApp:
+        return self.inner
+
+
+class GatewayMiddleware:
     """Authenticate every websocket handshake, then hand it to ``inner`` with the principal.
 
     ``credentials`` names the credential kinds accepted at all (default: every kind);
@@ -81,51 +99,18 @@ class GatewayMiddleware(Handshake):
     def __init__(self, inner: ASGIApp, *, credentials: Iterable[str] = ALL_CREDENTIALS,
                  allowed_origins: Iterable[str] | None = None,
                  clock: Callable[[], float] = time.time) -> None:
-        super().__init__((), clock)
         self.inner = inner
-        self.connect_policy = _route("connect", (), (), credentials)
-        self.allowed_origins = None if allowed_origins is None else frozenset(allowed_origins)
+        origins = (frozenset(allowed_origins) if allowed_origins is not None
+                   else settings.GATEWAY.allowed_origins)
+        self.websocket = OriginGuard(HostHandshake(inner, credentials=credentials, clock=clock),
+                                     allowed_origins=origins)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "websocket":
             await self.inner(scope, receive, send)
             return
-        send = portable_send(send)
         await ensure_started()
-        origin = header(scope, b"origin")
-        allowed = (self.allowed_origins if self.allowed_origins is not None
-                   else settings.GATEWAY.allowed_origins)
-        fields = scope_fields(scope)
-        if origin is not None and origin not in allowed:
-            audit("connect", "deny", "origin_not_allowed", **{**fields, "origin": origin[:200]})
-            await refuse_handshake(receive, send)
-            return
-        scope = {**scope, "origin": origin}
-        if token_in_query(scope):
-            await burn_url_tickets(scope)
-            audit("connect", "deny", "token_in_url", **fields)
-            await accept_and_close(scope, receive, send, CloseCode.POLICY_VIOLATION, "token_in_url")
-            return
-        if not bus.up:
-            audit("connect", "deny", "bus_unavailable", **fields)
-            await accept_and_close(scope, receive, send, CloseCode.TRY_AGAIN_LATER,
-                                   "bus_unavailable")
-            return
-        credential = find_credential(scope)
-        if credential is None and CredentialKind.MESSAGE in self.connect_policy.credentials:
-            await authenticate_first_message(self.admit, scope, receive, send, self.connect_policy)
-            return
-        await self.admit(scope, receive, send, self.connect_policy, credential, accepted=False)
-
-    async def admit(self, scope: dict[str, Any], receive: Any, send: Any, policy: RoutePolicy,
-                    credential: Credential | None, *, accepted: bool) -> None:
-        admitted = await self.admission(scope, receive, send, policy, credential,
-                                        accepted=accepted)
-        if admitted is None:
-            return
-        scope, receive, send = admitted
-        scope["user"] = await user_of(scope["principal"])
-        await run_consumer(self.inner, scope, receive, send)
+        await self.websocket(scope, receive, portable_send(send))
 
 
 def GatewayMiddlewareStack(inner: ASGIApp, **options: Any) -> GatewayMiddleware:
