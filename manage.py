@@ -40,7 +40,7 @@ def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     from django.core.management import execute_from_command_line
 
-    from config.env import ConfigError
+    from gateway.conf.env import ConfigError
 
     try:
         execute_from_command_line(sys.argv)

@@ -9,12 +9,12 @@ from channels.routing import ProtocolTypeRouter
 from django.conf import settings
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from gateway.ops.httpapp import http_application
+from gateway.api import http_application
 
 django_http = http_application()  # sets Django up before the gateway imports models
 
-from config.deployment import IpNetwork  # noqa: E402
 from consumers.base import close_all_local  # noqa: E402
+from gateway.conf.deployment import IpNetwork  # noqa: E402
 from gateway.handshake.middleware import Handshake, OriginGuard  # noqa: E402
 from gateway.handshake.routes import load_route_policies  # noqa: E402
 from gateway.ops.bodylimit import BoundedBody  # noqa: E402

@@ -35,8 +35,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from config.env import load_config
-from config.values import ConfigError, read_bool, read_int, read_seconds
+from gateway.conf.env import load_config
+from gateway.conf.values import ConfigError, read_bool, read_int, read_seconds
 
 DEFAULT_APP = "config.asgi:application"
 SERVERS = ("uvicorn", "granian")
@@ -295,7 +295,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit(prepare(migrate=args.migrate))
     try:
         cfg = read_serve_config(os.environ, app=args.app, log_level=args.log_level)
-    except Exception as exc:  # ConfigError, or config.env's error for another variable
+    except Exception as exc:  # ConfigError, or gateway.conf.env's error for another variable
         raise SystemExit(f"gateway: {exc}") from None
     run_prepare(migrate=args.migrate)
     serve(cfg)

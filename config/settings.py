@@ -1,4 +1,4 @@
-"""Django settings. All values come from ``config.env.load_config`` (read once)."""
+"""Django settings. All values come from ``gateway.conf.env.load_config`` (read once)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,13 @@ from urllib.parse import urlsplit
 
 import django_stubs_ext
 
-from config.env import BASE_DIR, load_config
+from gateway.api import load_config
 from gateway.bus.target import layer_host
 from gateway.sockets.switchboard import CHANNEL_CAPACITY, CHANNEL_PREFIX
 
 django_stubs_ext.monkeypatch()  # generic admin and manager classes, for the type checker
+
+BASE_DIR = Path(__file__).resolve().parent.parent
 
 GATEWAY = load_config()
 
@@ -34,7 +36,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "gateway.ops.httpapp.release_request",  # outermost: undoes per-request reference cycles
+    "gateway.api.release_request",  # outermost: undoes per-request reference cycles
     "gateway.ops.hostcheck.host_check",  # 400 disallowed_host, audited
     "django.middleware.security.SecurityMiddleware",
     # static files, served asynchronously (WhiteNoise's sync file iterator made Django warn

@@ -22,6 +22,7 @@ from prometheus_client import Gauge
 from consumers.protocol import encode
 from consumers.ratelimit import TokenBucket
 from consumers.roster import RosterMixin
+from gateway.api import RouteDenied, SubjectChanged
 from gateway.handshake.authn import authenticate, principal_for_token
 from gateway.handshake.credentials import Credential, selected_subprotocol
 from gateway.login.refresh import shared_refresh
@@ -43,25 +44,11 @@ logger = logging.getLogger("consumers")
 PROTOCOL_VERSION = 1
 
 
-class SubjectChanged(OidcError):
-    """An in-band token names another issuer or subject than the connection's."""
-
-    error = "subject_changed"
-    status = "unauthenticated"
-
-
 class SessionChanged(OidcError):
     """An in-band ticket was minted by another session than the one this socket serves."""
 
     error = "session_changed"
     status = "unauthenticated"
-
-
-class RouteDenied(OidcError):
-    """The refreshed principal no longer satisfies the route's policy."""
-
-    error = "forbidden"
-    status = "forbidden"
 
 
 LIVE: weakref.WeakSet[GatewayConsumer] = weakref.WeakSet()  # this process's open sockets

@@ -18,7 +18,7 @@ from oidc.types import ChannelName, CredentialKind
 VERSION: Final = 1
 MAX_ID_LENGTH: Final = 128
 # Frame size, violations and subscriptions per connection are configurable:
-# config.env.Limits (GATEWAY_MAX_FRAME_BYTES, GATEWAY_MAX_VIOLATIONS, GATEWAY_MAX_SUBSCRIPTIONS).
+# gateway.conf.env.Limits (GATEWAY_MAX_FRAME_BYTES, GATEWAY_MAX_VIOLATIONS, GATEWAY_MAX_SUBSCRIPTIONS).
 REQUEST_TYPES: Final = ("subscribe", "unsubscribe", "publish", "presence", "ping", "auth")
 REQUEST_FIELDS: Final = {"v", "type", "id", "channel", "payload", "token", "ticket"}
 

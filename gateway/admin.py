@@ -22,8 +22,11 @@ from gateway.oversight.preview import recorded_outcomes
 from oidc.channels import normalise_channel
 from oidc.grants import grants_for_channel
 
-# The index links the oversight pages (gateway/oversight/: live connections, check access).
-admin.site.index_template = "gateway/oversight/admin_index.html"
+# ModelAdmin[...] at runtime without django_stubs_ext (a host project need not call it): the
+# same no-op subscription it installs. The oversight pages' links live in the service's index
+# (config/urls.py); a host's admin index is left alone.
+if not hasattr(admin.ModelAdmin, "__class_getitem__"):
+    admin.ModelAdmin.__class_getitem__ = classmethod(lambda cls, *args: cls)  # type: ignore[attr-defined]
 
 
 @admin.register(Grant)

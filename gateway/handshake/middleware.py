@@ -111,7 +111,7 @@ class Handshake:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         turns.charge()  # in a burst, heads parsed after this one wait for a later turn
-        policy = find_policy(self.policies, scope["path"])
+        policy = self.route(scope)
         fields = scope_fields(scope)
         if policy is None:
             audit("connect", "deny", "no_route", **fields)
@@ -136,7 +136,15 @@ class Handshake:
         # alive with the socket: about 2 KiB per idle socket (bench/README.md, memory).
         del scope, credential, fields
         if admitted is not None:
-            await run_consumer(self.apps[policy.path], *admitted)
+            await run_consumer(self.app_for(policy), *admitted)
+
+    def route(self, scope: Mapping[str, Any]) -> RoutePolicy | None:
+        """The policy of the route at this path (the service's routes.toml); None: no route."""
+        return find_policy(self.policies, scope["path"])
+
+    def app_for(self, policy: RoutePolicy) -> ASGIApp:
+        """The consumer that serves an admitted socket of this route."""
+        return self.apps[policy.path]
 
     async def admit(self, scope: dict[str, Any], receive: Any, send: Any, policy: RoutePolicy,
                     credential: Credential | None, *, accepted: bool) -> None:
@@ -145,7 +153,7 @@ class Handshake:
                                         accepted=accepted)
         del scope, credential
         if admitted is not None:
-            await run_consumer(self.apps[policy.path], *admitted)
+            await run_consumer(self.app_for(policy), *admitted)
 
     async def admission(self, scope: dict[str, Any], receive: Any, send: Any,
                         policy: RoutePolicy, credential: Credential | None, *, accepted: bool,

@@ -11,7 +11,10 @@ from django.utils.module_loading import import_string
 from oidc.policy import RoutePolicy, parse_policies
 
 
-def load_route_policies(path: Path) -> tuple[RoutePolicy, ...]:
+def load_route_policies(path: Path | None) -> tuple[RoutePolicy, ...]:
+    """The service's route file; a host project (no file) declares its routes in code."""
+    if path is None:
+        return ()
     try:
         policies = parse_policies(tomllib.loads(path.read_text()))
     except (tomllib.TOMLDecodeError, ValueError) as exc:

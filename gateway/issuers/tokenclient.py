@@ -79,7 +79,7 @@ def assertion_audience(auth: Any, issuer: str) -> str:
 
 
 def http_auth(client_id: str, auth: Any, *, audience: str) -> ClientHttpAuth:
-    """authlib's client authentication for ``auth`` (a ``config.clientauth.ClientAuth``);
+    """authlib's client authentication for ``auth`` (a ``gateway.conf.clientauth.ClientAuth``);
     ``audience`` is the ``aud`` of a private_key_jwt assertion."""
     if auth.method == "private_key_jwt":
         method = FreshPrivateKeyJWT(audience, auth.key_id, auth.algorithm)

@@ -1,3 +1,5 @@
+from __future__ import annotations
+
 import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models

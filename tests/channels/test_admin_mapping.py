@@ -18,7 +18,7 @@ from django.contrib.auth import SESSION_KEY, get_user_model
 from django.contrib.sessions.middleware import SessionMiddleware
 from django.test import Client, RequestFactory
 
-from config.staffing import AdminMapping
+from gateway.conf.staffing import AdminMapping
 from gateway.issuers.registry import registry
 from gateway.login import refresh
 from gateway.login.backend import GatewayOIDCBackend

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 import pytest
 from joserfc.jwk import RSAKey
 
-from config.clientauth import ClientAuth
+from gateway.conf.clientauth import ClientAuth
 from gateway.issuers import http, tokenclient
 from gateway.issuers.registry import Registry, fetch_json, fetch_jwks
 from tests.unit.factories import make_config

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from config.staffing import AdminMapping, load_admin_mapping
-from config.values import ConfigError
+from gateway.conf.staffing import AdminMapping, load_admin_mapping
+from gateway.conf.values import ConfigError
 from oidc.admin_roles import AdminLevel, admin_level, matching_entries
 
 

@@ -17,9 +17,9 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 
-from config.clientauth import ClientAuth, load_client_auth
-from config.env import load_config
-from config.values import ConfigError
+from gateway.conf.clientauth import ClientAuth, load_client_auth
+from gateway.conf.env import load_config
+from gateway.conf.values import ConfigError
 from gateway.issuers.tokenclient import http_auth
 
 BASE = {"GATEWAY_OIDC_ISSUER": "https://idp.example.com", "GATEWAY_OIDC_CLIENT_ID": "gw",

@@ -1,4 +1,4 @@
-"""config/env.py: configuration is validated once, and errors name the fix."""
+"""gateway/conf/env.py: configuration is validated once, and errors name the fix."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import os
 
 import pytest
 
-from config.env import load_config
 from config.serve import read_serve_config
-from config.values import ConfigError
+from gateway.conf.env import load_config
+from gateway.conf.values import ConfigError
 
 BASE = {"GATEWAY_OIDC_ISSUER": "https://idp.example.com", "GATEWAY_OIDC_CLIENT_ID": "gw",
         "GATEWAY_OIDC_CLIENT_SECRET": "s", "GATEWAY_SECRET_KEY": "x" * 40}

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from config.env import Limits, load_config
-from config.values import ConfigError
 from consumers.ratelimit import TokenBucket
+from gateway.conf.env import Limits, load_config
+from gateway.conf.values import ConfigError
 
 BASE = {"GATEWAY_OIDC_ISSUER": "https://idp.example.com", "GATEWAY_OIDC_CLIENT_ID": "gw",
         "GATEWAY_OIDC_CLIENT_SECRET": "s", "GATEWAY_SECRET_KEY": "x" * 40}

@@ -7,7 +7,7 @@ import gc
 import json
 from pathlib import Path
 
-from config.deployment import load_deployment
+from gateway.conf.deployment import load_deployment
 from gateway.ops.loopwatch import GcPauses, probe
 
 

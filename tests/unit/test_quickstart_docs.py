@@ -8,7 +8,7 @@ from pathlib import Path
 
 from joserfc.jwk import RSAKey
 
-from config.env import VARIABLES, load_config
+from gateway.conf.env import VARIABLES, load_config
 from tests.quickstart import block, blocks, env_block
 
 
@@ -21,7 +21,7 @@ def test_every_quick_start_has_its_blocks() -> None:
 def test_the_provider_blocks_name_only_real_settings() -> None:
     for name in ("provider-env", "private-key-jwt-env"):
         unknown = set(env_block("quickstart-provider.md", name)) - set(VARIABLES)
-        assert not unknown, f"{name}: {sorted(unknown)} are not settings (config/env.py)"
+        assert not unknown, f"{name}: {sorted(unknown)} are not settings (gateway/conf/env.py)"
 
 
 def test_the_generic_block_passes_startup_validation() -> None:

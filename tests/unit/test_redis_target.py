@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from config.env import load_config
-from config.values import ConfigError
 from gateway.bus.target import RedisUrlError, layer_host, parse_sentinel
+from gateway.conf.env import load_config
+from gateway.conf.values import ConfigError
 from tests.unit.test_config_env import BASE
 
 

@@ -1,4 +1,4 @@
-"""Every setting is defined in one list (``VARIABLES`` in config/env.py), and docs/settings.md
+"""Every setting is defined in one list (``VARIABLES`` in gateway/conf/env.py), and docs/settings.md
 is that list: a variable read anywhere in the source tree but missing from the list, or a
 list that the doc no longer matches, fails here."""
 
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from config.env import VARIABLES, load_config, settings_markdown
-from config.values import ConfigError
+from gateway.conf.env import VARIABLES, load_config, settings_markdown
+from gateway.conf.values import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 NAME = re.compile(r"\bGATEWAY_[A-Z][A-Z0-9_]*")
@@ -63,14 +63,14 @@ def test_every_variable_the_code_reads_is_in_the_list() -> None:
     for path in _shell_scripts():
         for name in set(SHELL_READ.findall(path.read_text())) - set(VARIABLES):
             missing.setdefault(name, []).append(str(path.relative_to(ROOT)))
-    assert not missing, (f"read but not in VARIABLES (config/env.py): {missing}; add each with "
-                         "its meaning and default, then run python -m config.env --markdown "
+    assert not missing, (f"read but not in VARIABLES (gateway/conf/env.py): {missing}; add each with "
+                         "its meaning and default, then run python -m gateway.conf.env --markdown "
                          "> docs/settings.md")
 
 
 def test_docs_settings_is_generated_from_the_list() -> None:
     assert (ROOT / "docs" / "settings.md").read_text() == settings_markdown(), (
-        "docs/settings.md is stale: run python -m config.env --markdown > docs/settings.md")
+        "docs/settings.md is stale: run python -m gateway.conf.env --markdown > docs/settings.md")
 
 
 def test_every_listed_variable_is_read_somewhere() -> None:

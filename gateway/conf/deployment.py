@@ -1,6 +1,6 @@
 """Deployment settings read from the environment: proxies, TLS, and who may read /metrics.
 
-Part of ``config.env.load_config``: read once, validated, frozen. Errors name the
+Part of ``gateway.conf.env.load_config``: read once, validated, frozen. Errors name the
 variable and the fix.
 """
 
@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from config.values import ConfigError, read_bool, read_int, read_seconds
+from gateway.conf.values import ConfigError, read_bool, read_int, read_seconds
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from config.values import ConfigError
+from gateway.conf.values import ConfigError
 
 VARIABLES: dict[str, str] = {
     "GATEWAY_ADMIN_GROUPS": "comma-separated identity-provider groups or roles whose members "

@@ -17,7 +17,7 @@ from typing import Literal
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 
-from config.values import ConfigError
+from gateway.conf.values import ConfigError
 
 AuthMethod = Literal["client_secret_basic", "client_secret_post", "private_key_jwt"]
 METHODS: tuple[AuthMethod, ...] = ("client_secret_basic", "client_secret_post", "private_key_jwt")

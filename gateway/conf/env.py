@@ -14,18 +14,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from config.clientauth import VARIABLES as CLIENT_AUTH_VARIABLES
-from config.clientauth import ClientAuth, load_client_auth
-from config.deployment import VARIABLES as DEPLOYMENT_VARIABLES
-from config.deployment import Deployment, load_deployment
-from config.staffing import VARIABLES as STAFFING_VARIABLES
-from config.staffing import AdminMapping, load_admin_mapping
-from config.values import ConfigError, csv, read_bool, read_int, read_seconds
 from gateway.bus.target import RedisUrlError, parse_sentinel
+from gateway.conf.clientauth import VARIABLES as CLIENT_AUTH_VARIABLES
+from gateway.conf.clientauth import ClientAuth, load_client_auth
+from gateway.conf.deployment import VARIABLES as DEPLOYMENT_VARIABLES
+from gateway.conf.deployment import Deployment, load_deployment
+from gateway.conf.staffing import VARIABLES as STAFFING_VARIABLES
+from gateway.conf.staffing import AdminMapping, load_admin_mapping
+from gateway.conf.values import ConfigError, csv, read_bool, read_int, read_seconds
 from oidc.config import GROUP_OVERAGE_CHOICES, GroupOverage, check_typless_audiences
 from oidc.profiles import PROFILES, IssuerProfile, customised
 
-BASE_DIR = Path(__file__).resolve().parent.parent
+BASE_DIR = Path(__file__).resolve().parents[2]  # the checkout: the service's defaults live there
 
 VARIABLES: dict[str, str] = {
     "GATEWAY_OIDC_ISSUER": "the issuer URL of the identity provider used for browser login, "
@@ -94,7 +94,7 @@ VARIABLES: dict[str, str] = {
 }
 """Every GATEWAY_* variable any code or script reads, with its meaning and default; a test
 (tests/unit/test_settings_list.py) fails when code reads one missing here, and
-docs/settings.md is generated from it (``python -m config.env --markdown``)."""
+docs/settings.md is generated from it (``python -m gateway.conf.env --markdown``)."""
 
 DEFAULT_SCOPES = "openid profile email offline_access"
 DEFAULT_ALGORITHMS = ("RS256", "PS256", "ES256")
@@ -137,7 +137,7 @@ class GatewayConfig:
     group_overage: GroupOverage
     introspection: bool
     issuers_file: Path | None
-    routes_file: Path
+    routes_file: Path | None
     leeway: float
     jwks_min_refetch: float
     expiry_notice: float
@@ -358,8 +358,9 @@ def _group_overage(env: Mapping[str, str]) -> GroupOverage:
     raise ConfigError(f"GATEWAY_OIDC_GROUP_OVERAGE={raw!r}: use refuse (the default) or admit.")
 
 
-def load_config(env: Mapping[str, str] | None = None) -> GatewayConfig:
-    """Read and validate every GATEWAY_* variable once."""
+def load_config(env: Mapping[str, str] | None = None, *, service: bool = True) -> GatewayConfig:
+    """Read and validate every GATEWAY_* variable once. A host project (``service=False``,
+    through ``gateway.conf.from_settings``) has no default route file: its routes are code."""
     env = os.environ if env is None else env
     dev = read_bool(env, "GATEWAY_DEV", False)
     client_id = _required(env, "GATEWAY_OIDC_CLIENT_ID")
@@ -373,8 +374,8 @@ def load_config(env: Mapping[str, str] | None = None) -> GatewayConfig:
     except ValueError as exc:
         raise ConfigError(f"{exc} Set GATEWAY_OIDC_AUDIENCES to your API's audience, "
                           f"not the client id.") from exc
-    routes_file = _path(env, "GATEWAY_ROUTES_FILE", BASE_DIR / "config" / "routes.toml")
-    assert routes_file is not None
+    routes_file = _path(env, "GATEWAY_ROUTES_FILE",
+                        BASE_DIR / "config" / "routes.toml" if service else None)
     return GatewayConfig(
         issuer=issuer,
         client_id=client_id,
@@ -410,7 +411,7 @@ def load_config(env: Mapping[str, str] | None = None) -> GatewayConfig:
 SETTINGS_DOC_HEADER = """# Settings
 
 Every environment variable the gateway and its scripts read, generated from `VARIABLES` in
-`config/env.py` (`python -m config.env --markdown > docs/settings.md`; a test fails when this
+`gateway/conf/env.py` (`python -m gateway.conf.env --markdown > docs/settings.md`; a test fails when this
 file and the list differ, or when code reads a `GATEWAY_*` variable the list lacks). They are
 read once at startup; a bad value stops the process with a message that names the variable
 and the fix. `./manage.py` also reads them from `.env` (or `GATEWAY_ENV_FILE`) when they are
@@ -435,5 +436,5 @@ if __name__ == "__main__":
     import sys
 
     if sys.argv[1:] != ["--markdown"]:
-        sys.exit("usage: python -m config.env --markdown > docs/settings.md")
+        sys.exit("usage: python -m gateway.conf.env --markdown > docs/settings.md")
     sys.stdout.write(settings_markdown())
