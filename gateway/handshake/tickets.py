@@ -12,7 +12,7 @@ import dataclasses
 import hashlib
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import Any
 from urllib.parse import parse_qsl
@@ -86,7 +86,14 @@ async def burn_url_tickets(scope: Mapping[str, Any]) -> int:
     A URL may be logged by proxies, so a ticket seen there is no longer secret: it
     must not be redeemable afterwards through a subprotocol or an ``auth`` frame.
     """
-    hashes = [_hash(value) for value in sorted(_url_values(scope))[:MAX_BURNT_PER_URL]]
+    return await burn_tickets(_url_values(scope))
+
+
+async def burn_tickets(tickets: Iterable[str]) -> int:
+    """Use up these tickets (a refused handshake offered them), so they cannot be
+    redeemed afterwards."""
+    values = {t for t in tickets if 0 < len(t) <= MAX_TICKET_CHARS}
+    hashes = [_hash(value) for value in sorted(values)[:MAX_BURNT_PER_URL]]
     if not hashes:
         return 0
     deleted, _ = await WsTicket.objects.filter(ticket_hash__in=hashes).adelete()
