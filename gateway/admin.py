@@ -11,7 +11,7 @@ from typing import Any
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
-from django.utils.html import format_html, format_html_join
+from django.utils.html import conditional_escape, format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from gateway.grants.store import acting_as, to_value
@@ -19,16 +19,40 @@ from gateway.models import Channel, Grant, GrantChange
 from oidc.channels import normalise_channel
 from oidc.grants import grants_for_channel
 
-# The index links the oversight pages (gateway/oversight/: live connections, check access).
+GATEWAY_NAME = "Websocket gateway"
+
+# The gateway's name instead of "Django administration", through the AdminSite's own
+# attributes (no template of the host's admin is replaced for it). The index links the
+# oversight pages (gateway/oversight/: live connections, check access).
+admin.site.site_header = f"{GATEWAY_NAME} administration"
+admin.site.site_title = GATEWAY_NAME
 admin.site.index_template = "gateway/oversight/admin_index.html"
+
+
+def _breakable(text: str) -> str:
+    """``text``, escaped, with a line-break opportunity after each slash (long issuer URLs
+    and group paths wrap there instead of widening the table)."""
+    return mark_safe("/<wbr>".join(conditional_escape(part) for part in text.split("/")))  # noqa: S308
 
 
 @admin.register(Grant)
 class GrantAdmin(admin.ModelAdmin[Grant]):
-    list_display = ("target", "claim", "value", "issuer", "subscribe", "publish", "presence", "note")
+    # Four columns, so the list is read to its last one (the note) beside the admin's
+    # navigation and the filters at 1280 px: who holds the grant (claim, value and, below
+    # them, the issuer) in one, the three operations in one; URLs and claim paths may
+    # wrap after each slash.
+    list_display = ("target", "holders", "operations", "note")
     list_filter = ("subscribe", "publish", "presence", "claim", "issuer")
     search_fields = ("target", "value", "claim", "issuer", "note")
-    ordering = ("target", "claim", "value")
+
+    @admin.display(description="holders (claim = value, issuer)", ordering="value")
+    def holders(self, obj: Grant) -> str:
+        return format_html('{} = {}<br><span class="quiet">{}</span>', _breakable(obj.claim),
+                           _breakable(obj.value), _breakable(obj.issuer))
+
+    @admin.display(description="operations")
+    def operations(self, obj: Grant) -> str:
+        return ", ".join(op for op in ("subscribe", "publish", "presence") if getattr(obj, op)) or "none"
 
     def save_model(self, request: HttpRequest, obj: Grant, form: Any, change: bool) -> None:
         with acting_as(request.user):
