@@ -115,3 +115,25 @@ async def test_the_ambient_session_cookie_yields_to_an_explicit_bearer(
     assert welcome["principal"]["credential"] == ("bearer" if carrier == "header" else "subprotocol")
     await comm.disconnect()
     assert [(e["outcome"], e["reason"]) for e in audited] == [("allow", "allowed")]
+
+
+async def test_the_ambient_session_cookie_yields_to_a_ticket() -> None:
+    """The documented same-origin flow: a page mints a ticket, and its browser sends the
+    cookie along with the ticket subprotocol; the ticket is used."""
+    import time
+
+    from gateway.handshake.authn import principal_for_token
+    from gateway.handshake.tickets import principal_snapshot
+    from oidc.types import CredentialKind
+
+    principal = await principal_for_token(token(), CredentialKind.BEARER, now=time.time())
+    ticket = await sync_to_async(store_ticket)(principal.issuer, principal.subject,
+                                               principal=principal_snapshot(principal))
+    comm = WebsocketCommunicator(
+        application, "/ws/", headers=[(b"origin", ORIGIN.encode()),
+                                      (b"cookie", b"sessionid=unknown-session")],
+        subprotocols=[V1, f"gateway.ticket.{ticket}"])
+    assert (await comm.connect())[0]
+    welcome = json.loads(await comm.receive_from())
+    assert (welcome["principal"]["subject"], welcome["principal"]["credential"]) == ("svc-1", "ticket")
+    await comm.disconnect()
