@@ -19,6 +19,10 @@ wrapper). ``deployed`` puts them in front of the production application
 as deployed (``bench/fanout.py`` measures G and R in the same processes).
 """
 
+import gc
+import json
+import types
+from collections import Counter
 from typing import Any
 
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -68,9 +72,43 @@ class FanoutPublisher(AsyncWebsocketConsumer):
                                                                "text": text_data})
 
 
+class GarbageProbe(AsyncWebsocketConsumer):
+    """``/bench/garbage/``: what a full collection of every object, frozen ones included,
+    finds unreachable (the collector policy would leak it), by type; then freezes again."""
+
+    async def connect(self) -> None:
+        await self.accept()
+        gc.unfreeze()
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        try:
+            gc.collect()
+            found = Counter(type(o).__name__ for o in gc.garbage)
+            frames = Counter(f"{o.f_code.co_filename.rsplit('/', 2)[-1]}:{o.f_code.co_qualname}"
+                             for o in gc.garbage if isinstance(o, types.FrameType))
+            errors = Counter(type(o).__name__ for o in gc.garbage if isinstance(o, BaseException))
+            requests = [o for o in gc.garbage if type(o).__name__ == "ASGIRequest"]
+            holders = Counter(k for r in requests for holder in gc.get_referrers(r)
+                              if isinstance(holder, dict) for k, v in holder.items() if v is r)
+            for r in requests:
+                holders.update(f"{type(h).__name__}" for h in gc.get_referrers(r)
+                               if not isinstance(h, (dict, list, types.FrameType)))
+        finally:
+            gc.set_debug(0)
+            gc.garbage.clear()
+            gc.collect()
+            gc.freeze()
+        await self.send(text_data=json.dumps({"unreachable": sum(found.values()),
+                                              "by_type": found.most_common(15),
+                                              "frames": frames.most_common(10),
+                                              "exceptions": errors.most_common(10),
+                                              "request_holders": holders.most_common(10)}))
+        await self.close()
+
+
 ROUTES = {"/bench/open/": OpenConsumer.as_asgi(), "/bench/lean/": LeanConsumer.as_asgi(),
           "/bench/fanout/": FanoutSubscriber.as_asgi(),
-          "/bench/fanout-pub/": FanoutPublisher.as_asgi()}
+          "/bench/fanout-pub/": FanoutPublisher.as_asgi(),
+          "/bench/garbage/": GarbageProbe.as_asgi()}
 
 
 async def _websocket(scope: Scope, receive: Receive, send: Send) -> None:

@@ -1,4 +1,4 @@
-"""Handshakes per second and auth-step latency: no auth vs session cookie vs bearer JWT.
+"""Handshakes per second and auth-step latency: no auth vs session cookie vs bearer JWT vs ticket.
 
     .venv/bin/python bench/handshakes.py [--connections 2000] [--concurrency 50]
 
@@ -9,7 +9,9 @@ Starts the dev IdP and one gateway process (uvicorn), logs a user in for a sessi
 cookie, gets a client_credentials token, then opens N websockets per mode against the
 same server and prints rates and ratios. Bearer runs twice: one token reused by every
 socket (served from the verified-token cache after the first check) and a distinct token
-per socket (every handshake pays the full signature and claim checks). Each socket
+per socket (every handshake pays the full signature and claim checks). Tickets are
+minted with the bearer token just before their mode runs (one per socket, outside the
+measured window), and each socket presents its own. Each socket
 waits for the first message, so a handshake counts only once the consumer ran.
 Auth-step latency comes from the server's own ``gateway_auth_seconds`` histogram.
 Goal: bearer >= 0.9x no-auth.
@@ -29,6 +31,7 @@ from pathlib import Path
 
 import httpx
 from websockets.asyncio.client import connect
+from websockets.typing import Subprotocol
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -53,13 +56,17 @@ def _metric(text: str, name: str) -> float:
     return float(found.group(1))
 
 
-async def run_mode(url: str, headers: list[dict[str, str]], n: int, concurrency: int) -> float:
-    """Open n sockets (headers used round-robin), each waiting for its first message."""
+async def run_mode(url: str, headers: list[dict[str, str]], n: int, concurrency: int,
+                   subprotocols: list[str] | None = None) -> float:
+    """Open n sockets (headers used round-robin; ``subprotocols``, if given, one per
+    socket), each waiting for its first message."""
     semaphore = asyncio.Semaphore(concurrency)
 
     async def one(index: int) -> None:
+        offered = None if subprotocols is None else [Subprotocol("gateway.v1"),
+                                                     Subprotocol(subprotocols[index])]
         async with semaphore, connect(url, additional_headers=headers[index % len(headers)],
-                                      compression=None) as ws:
+                                      subprotocols=offered, compression=None) as ws:
             await ws.recv()
 
     start = time.perf_counter()
@@ -85,6 +92,20 @@ async def service_tokens(issuer: str, n: int, concurrency: int = 20) -> list[str
         return await asyncio.gather(*(one() for _ in range(n)))
 
 
+async def mint_tickets(gateway: str, token: str, n: int, concurrency: int = 20) -> list[str]:
+    """n one-time tickets minted with a bearer token (``POST /ws/ticket``), as subprotocols."""
+    semaphore = asyncio.Semaphore(concurrency)
+    async with httpx.AsyncClient() as client:
+        async def one() -> str:
+            async with semaphore:
+                response = await client.post(f"{gateway}/ws/ticket",
+                                             headers={"Authorization": f"Bearer {token}"})
+            response.raise_for_status()
+            return f"gateway.ticket.{response.json()['ticket']}"
+
+        return await asyncio.gather(*(one() for _ in range(n)))
+
+
 from bench.stack import cpu_seconds  # noqa: E402 - server and its workers, from /proc
 
 
@@ -96,9 +117,9 @@ class Sample:
 
 
 def measure(metrics: str | None, pid: int, url: str, headers: list[dict[str, str]], n: int,
-            concurrency: int) -> Sample:
+            concurrency: int, subprotocols: list[str] | None = None) -> Sample:
     hist_before, cpu_before = auth_histogram(metrics), cpu_seconds(pid)
-    rate = asyncio.run(run_mode(url, headers, n, concurrency))
+    rate = asyncio.run(run_mode(url, headers, n, concurrency, subprotocols))
     hist_after, cpu_after = auth_histogram(metrics), cpu_seconds(pid)
     count = hist_after[1] - hist_before[1]
     auth = (hist_after[0] - hist_before[0]) / count * 1e6 if count else 0.0
@@ -164,15 +185,18 @@ def main() -> None:
                 "session cookie": (f"{ws}/ws/", [{"Cookie": cookie, "Origin": gateway.url}]),
                 "bearer, same token": (f"{ws}/ws/", [{"Authorization": f"Bearer {token}"}]),
                 "bearer, distinct": (f"{ws}/ws/", [{"Authorization": f"Bearer {t}"} for t in batch]),
+                "ticket": (f"{ws}/ws/", [{}]),  # minted just before it runs (they live 30 s)
             }
             names = list(modes)
             first = round_ % len(names)  # rotate, so no mode always runs after another
             for name in names[first:] + names[:first]:
                 url, headers = modes[name]
                 is_l = url == bare.url
+                tickets = (asyncio.run(mint_tickets(gateway.url, token, args.connections))
+                           if name == "ticket" else None)
                 sample = measure(None if is_l else gateway.url,
                                  bare.process.pid if is_l else gateway.process.pid,
-                                 url, headers, args.connections, args.concurrency)
+                                 url, headers, args.connections, args.concurrency, tickets)
                 samples.setdefault(name, []).append(sample)
                 print(f"round {round_ + 1} {name:20} {sample.rate:6.0f}/s "
                       f"server {sample.server_cpu_us:5.0f} us/handshake", flush=True)

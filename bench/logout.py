@@ -93,8 +93,12 @@ def main() -> None:
             if index == 0:
                 migrate(env)
             gateways.append(start_gateway(port, env, tmp / f"gateway{index}.log"))
-        rounds = [asyncio.run(one_round(urls, idp.issuer, args.sockets, tmp / "gateway0.log"))
-                  for _ in range(args.rounds)]
+        rounds = []
+        for number in range(1, args.rounds + 1):
+            rounds.append(asyncio.run(one_round(urls, idp.issuer, args.sockets,
+                                                tmp / "gateway0.log")))
+            print(f"round {number:3}: {rounds[-1][1]:7.1f} ms from the back-channel call, "
+                  f"{rounds[-1][0]:7.1f} ms from the confirmation", flush=True)
         print(f"{args.sockets} sockets over 2 processes, {args.rounds} rounds")
         print(f"  from the provider's back-channel call: {percentiles([r[1] for r in rounds])}")
         print(f"  from the user's logout confirmation:   {percentiles([r[0] for r in rounds])}")

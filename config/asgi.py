@@ -7,10 +7,11 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 from channels.routing import ProtocolTypeRouter
 from django.conf import settings
-from django.core.asgi import get_asgi_application
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-django_http = get_asgi_application()  # sets Django up before the gateway imports models
+from gateway.ops.httpapp import http_application
+
+django_http = http_application()  # sets Django up before the gateway imports models
 
 from config.deployment import IpNetwork  # noqa: E402
 from consumers.base import close_all_local  # noqa: E402

@@ -36,8 +36,8 @@ VARIABLES: dict[str, str] = {
     "GATEWAY_LOOP_LAG_PROBE": "benchmarks only: a file where each process appends its worst loop "
     "stall and collector pause once a second (default off)",
     "GATEWAY_SERVER": "ASGI server for scripts/serve: uvicorn (default) or granian (comparison only)",
-    "GATEWAY_WORKERS": "worker processes for scripts/serve, 1 to 512 (default: the number of cores; "
-    "more than one needs GATEWAY_REDIS_URL)",
+    "GATEWAY_WORKERS": "worker processes for scripts/serve, 1 to 512 (default: the number of cores "
+    "with GATEWAY_REDIS_URL, else 1; more than one without it is refused)",
     "GATEWAY_BIND": "host:port scripts/serve listens on (default 127.0.0.1:8000)",
     "GATEWAY_HANDSHAKE_TIMEOUT_SECONDS": "a request head not complete within this gets 408 and a "
     "close, 0.1 to 60 (default 5)",
@@ -45,6 +45,9 @@ VARIABLES: dict[str, str] = {
     "8192 to 1048576 (default 32768: a 16 KiB token and room)",
     "GATEWAY_WS_COMPRESSION": "true to accept permessage-deflate from clients that offer it "
     "(default false: every frame is written once, uncompressed; see docs/deploy.md)",
+    "GATEWAY_WS_PING_SECONDS": "scripts/serve: seconds between the server's websocket pings, "
+    "which find dead peers; 1 to 3600 (default 20, uvicorn's own; about 125 µs of server CPU "
+    "per ping and pong, docs/scaling.md)",
     "GATEWAY_MAX_BODY_BYTES": "largest HTTP request body; a larger one gets 413 before it is "
     "read, 65536 to 104857600 (default 1048576)",
     "GATEWAY_BODY_TIMEOUT_SECONDS": "an HTTP request body not complete within this gets 408, "

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from config.clientauth import VARIABLES as CLIENT_AUTH_VARIABLES
+from config.clientauth import ClientAuth, load_client_auth
 from config.deployment import VARIABLES as DEPLOYMENT_VARIABLES
 from config.deployment import Deployment, load_deployment
 from config.staffing import VARIABLES as STAFFING_VARIABLES
@@ -32,9 +34,11 @@ from oidc.profiles import PROFILES, IssuerProfile, customised
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 VARIABLES: dict[str, str] = {
-    "GATEWAY_OIDC_ISSUER": "issuer URL of the identity provider used for browser login (required)",
-    "GATEWAY_OIDC_CLIENT_ID": "our client id at that provider (required)",
-    "GATEWAY_OIDC_CLIENT_SECRET": "our client secret at that provider (required)",
+    "GATEWAY_OIDC_ISSUER": "the issuer URL of the identity provider used for browser login, "
+    "exactly as its tokens' iss (required)",
+    "GATEWAY_OIDC_CLIENT_ID": "the gateway's client id at that provider (required)",
+    "GATEWAY_OIDC_CLIENT_SECRET": "the gateway's client secret at that provider (required unless "
+    "GATEWAY_OIDC_CLIENT_AUTH is private_key_jwt)",
     "GATEWAY_OIDC_SCOPES": "scopes asked for at login (default: openid profile email offline_access)",
     "GATEWAY_OIDC_PROFILE": "claim layout of the provider: generic, keycloak, entra, okta or auth0 "
     "(default generic)",
@@ -60,7 +64,8 @@ VARIABLES: dict[str, str] = {
     "GATEWAY_ROUTES_FILE": "TOML route policy file (default config/routes.toml)",
     "GATEWAY_LEEWAY_SECONDS": "clock leeway for exp/nbf/iat, 0 to 60 (default 30)",
     "GATEWAY_EXPIRY_NOTICE_SECONDS": "send auth.expiring this long before a credential expires (default 60)",
-    "GATEWAY_JWKS_MIN_REFETCH_SECONDS": "least time between JWKS refetches for unknown kids (default 30)",
+    "GATEWAY_JWKS_MIN_REFETCH_SECONDS": ("JWKS refetches for unknown kids: 3 at once, then one per "
+                                         "this many seconds (default 10)"),
     "GATEWAY_PUBLIC_URL": "external base URL of the gateway (default http://127.0.0.1:8000)",
     "GATEWAY_ALLOWED_ORIGINS": "comma-separated exact websocket origins (default: the public URL)",
     "GATEWAY_SECRET_KEY": "Django secret key (required unless GATEWAY_DEV=true)",
@@ -87,9 +92,17 @@ VARIABLES: dict[str, str] = {
     "with 1008 (default 10)",
     "GATEWAY_LEDGER_TTL_SECONDS": "with Redis: how long presence and socket-count entries of a "
     "crashed process survive; live processes refresh theirs every third of this (default 30)",
+    **CLIENT_AUTH_VARIABLES,
     **STAFFING_VARIABLES,
     **DEPLOYMENT_VARIABLES,
+    "GATEWAY_ENV_FILE": "manage.py only: the KEY=VALUE file it reads for variables not set in "
+    "the environment (default .env beside manage.py; config/dotenv.py)",
+    "GATEWAY_PG_DIR": "scripts/ensure-postgres only (the test command's PostgreSQL): where its "
+    "throwaway cluster lives (default /var/tmp/gateway-postgres)",
 }
+"""Every GATEWAY_* variable any code or script reads, with its meaning and default; a test
+(tests/unit/test_settings_list.py) fails when code reads one missing here, and
+docs/settings.md is generated from it (``python -m config.env --markdown``)."""
 
 DEFAULT_SCOPES = "openid profile email offline_access"
 DEFAULT_ALGORITHMS = ("RS256", "PS256", "ES256")
@@ -122,7 +135,7 @@ class Limits:
 class GatewayConfig:
     issuer: str
     client_id: str
-    client_secret: str
+    client_auth: ClientAuth
     scopes: str
     profile: IssuerProfile
     algorithms: tuple[str, ...]
@@ -151,6 +164,11 @@ class GatewayConfig:
     deployment: Deployment = field(default_factory=Deployment)
 
     @property
+    def client_secret(self) -> str:
+        """The client secret ("" with private_key_jwt)."""
+        return self.client_auth.secret
+
+    @property
     def layer_urls(self) -> tuple[str, ...]:
         """The Redis servers the channel layer spreads its channels and groups over."""
         return self.redis_shards or self._own_redis
@@ -168,7 +186,7 @@ class GatewayConfig:
 def _required(env: Mapping[str, str], name: str) -> str:
     value = env.get(name, "").strip()
     if not value:
-        raise ConfigError(f"{name} is not set: set it to the {VARIABLES[name]}.")
+        raise ConfigError(f"{name} is not set: set it to {VARIABLES[name]}.")
     return value
 
 
@@ -378,7 +396,7 @@ def load_config(env: Mapping[str, str] | None = None) -> GatewayConfig:
     return GatewayConfig(
         issuer=issuer,
         client_id=client_id,
-        client_secret=_required(env, "GATEWAY_OIDC_CLIENT_SECRET"),
+        client_auth=load_client_auth(env),
         scopes=env.get("GATEWAY_OIDC_SCOPES", DEFAULT_SCOPES).strip() or DEFAULT_SCOPES,
         profile=profile,
         algorithms=_algorithms(env),
@@ -392,7 +410,7 @@ def load_config(env: Mapping[str, str] | None = None) -> GatewayConfig:
         routes_file=routes_file,
         leeway=_leeway(env),
         expiry_notice=read_seconds(env, "GATEWAY_EXPIRY_NOTICE_SECONDS", 60.0, 0.0, 3600.0),
-        jwks_min_refetch=read_seconds(env, "GATEWAY_JWKS_MIN_REFETCH_SECONDS", 30.0, 1.0, 3600.0),
+        jwks_min_refetch=read_seconds(env, "GATEWAY_JWKS_MIN_REFETCH_SECONDS", 10.0, 1.0, 3600.0),
         public_url=_origin("GATEWAY_PUBLIC_URL", public_url) + urlsplit(public_url).path,
         allowed_origins=frozenset(_origin("GATEWAY_ALLOWED_ORIGINS", o) for o in origins),
         secret_key=_secret_key(env, dev),
@@ -406,3 +424,35 @@ def load_config(env: Mapping[str, str] | None = None) -> GatewayConfig:
         admin=load_admin_mapping(env),
         deployment=load_deployment(env, https=public_url.startswith("https:")),
     )
+
+
+SETTINGS_DOC_HEADER = """# Settings
+
+Every environment variable the gateway and its scripts read, generated from `VARIABLES` in
+`config/env.py` (`python -m config.env --markdown > docs/settings.md`; a test fails when this
+file and the list differ, or when code reads a `GATEWAY_*` variable the list lacks). They are
+read once at startup; a bad value stops the process with a message that names the variable
+and the fix. `./manage.py` also reads them from `.env` (or `GATEWAY_ENV_FILE`) when they are
+not set in the environment.
+
+| variable | meaning |
+|---|---|
+"""
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def settings_markdown() -> str:
+    """docs/settings.md: one row per variable, in the order of ``VARIABLES``."""
+    rows = "".join(f"| `{name}` | {_cell(meaning)} |\n" for name, meaning in VARIABLES.items())
+    return SETTINGS_DOC_HEADER + rows
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:] != ["--markdown"]:
+        sys.exit("usage: python -m config.env --markdown > docs/settings.md")
+    sys.stdout.write(settings_markdown())

@@ -109,6 +109,16 @@ class HttpToolsProtocol(_HttpToolsProtocol):
         self._cancel_head_timer()
         super().connection_lost(exc)
 
+    def handle_websocket_upgrade(self) -> None:
+        """Hand the connection to the websocket protocol, then let go of the parser: its
+        callbacks are bound to this protocol, a cycle that the collector policy would
+        keep for ever once frozen (``gateway.ops.gcpolicy``); uvicorn drops it only in a
+        ``connection_lost`` that an upgraded connection never sends here."""
+        super().handle_websocket_upgrade()
+        self._cancel_head_timer()
+        self.parser = None  # type: ignore[assignment]
+        self.flow = None  # type: ignore[assignment]
+
     def _arm_head_timer(self) -> None:
         self.head_timer = self.loop.call_later(HEAD_TIMEOUT, self._refuse, TIMED_OUT)
 
@@ -173,8 +183,12 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         self.scope["subprotocols"][:] = []  # type: ignore[index]
 
     async def run_asgi(self) -> None:
-        self.scope["extensions"][WRITE_NOW] = {"text": self.write_now}
-        await super().run_asgi()
+        extensions = self.scope["extensions"]
+        extensions[WRITE_NOW] = {"text": self.write_now}
+        try:
+            await super().run_asgi()
+        finally:  # the bound method in the scope would keep the protocol in a cycle, which
+            extensions.pop(WRITE_NOW, None)  # the collector policy never frees (gcpolicy)
 
     def write_now(self, data: bytes) -> bool:
         """One text frame, written now; False (nothing written) if that would mean waiting."""

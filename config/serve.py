@@ -104,6 +104,17 @@ def ws_cap(frame_bytes: int) -> int:
     return max(2 * frame_bytes, 1 << 20)
 
 
+def _workers(env: Mapping[str, str], *, shared_bus: bool) -> int:
+    """One per core with Redis; one without, since processes that share no bus cannot
+    close each other's sockets on a logout or a grant change."""
+    workers = read_int(env, "GATEWAY_WORKERS", (os.cpu_count() or 1) if shared_bus else 1, 1, 512)
+    if workers > 1 and not shared_bus:
+        raise ConfigError(f"GATEWAY_WORKERS={workers} needs GATEWAY_REDIS_URL: without Redis a "
+                          "logout or a grant change reaches only one process. Set "
+                          "GATEWAY_REDIS_URL or GATEWAY_WORKERS=1.")
+    return workers
+
+
 def read_serve_config(env: Mapping[str, str], *, app: str = DEFAULT_APP,
                       log_level: str = "warning") -> ServeConfig:
     server = env.get("GATEWAY_SERVER", "").strip() or "uvicorn"
@@ -114,7 +125,7 @@ def read_serve_config(env: Mapping[str, str], *, app: str = DEFAULT_APP,
     gateway = load_config(env)  # the whole gateway configuration is validated here, once
     return ServeConfig(
         server=server,
-        workers=read_int(env, "GATEWAY_WORKERS", os.cpu_count() or 1, 1, 512),
+        workers=_workers(env, shared_bus=gateway.redis_url is not None),
         host=host,
         port=port,
         handshake_timeout=read_seconds(env, "GATEWAY_HANDSHAKE_TIMEOUT_SECONDS",

@@ -29,13 +29,17 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "mozilla_django_oidc",
+    "servestatic",  # its system checks
     "gateway",
 ]
 
 MIDDLEWARE = [
+    "gateway.ops.httpapp.release_request",  # outermost: undoes per-request reference cycles
     "gateway.ops.hostcheck.host_check",  # 400 disallowed_host, audited
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",  # static files under any ASGI server
+    # static files, served asynchronously (WhiteNoise's sync file iterator made Django warn
+    # "StreamingHttpResponse must consume synchronous iterators" under ASGI)
+    "servestatic.middleware.ServeStaticMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -116,13 +120,14 @@ SESSION_COOKIE_AGE = 8 * 3600
 
 # mozilla-django-oidc: endpoints come from discovery (gateway.issuers.registry), not from here.
 OIDC_RP_CLIENT_ID = GATEWAY.client_id
-OIDC_RP_CLIENT_SECRET = GATEWAY.client_secret
+OIDC_RP_CLIENT_SECRET = GATEWAY.client_secret  # "" with private_key_jwt
 OIDC_RP_SCOPES = GATEWAY.scopes
 OIDC_RP_SIGN_ALGO = GATEWAY.algorithms[0]
 OIDC_USE_PKCE = True
 OIDC_PKCE_CODE_CHALLENGE_METHOD = "S256"
 OIDC_USE_NONCE = True
-OIDC_TOKEN_USE_BASIC_AUTH = True
+# No OIDC_TOKEN_USE_BASIC_AUTH: the backend's get_token authenticates the code exchange with
+# GATEWAY_OIDC_CLIENT_AUTH (gateway.issuers.tokenclient), as refresh and introspection do.
 OIDC_TIMEOUT = 10
 OIDC_CREATE_USER = True
 LOGIN_REDIRECT_URL = "/"
@@ -135,13 +140,13 @@ USE_I18N = False
 USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "var" / "static"  # filled by collectstatic (scripts/serve does it)
-STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise warns about a missing one
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # ServeStatic warns about a missing one
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    "staticfiles": {"BACKEND": "servestatic.storage.CompressedManifestStaticFilesStorage"
                     if not DEBUG else "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
-WHITENOISE_USE_FINDERS = DEBUG  # dev: serve straight from the apps, no collectstatic needed
+SERVESTATIC_USE_FINDERS = DEBUG  # dev: serve straight from the apps, no collectstatic needed
 
 # TLS and proxies (docs/deploy.md). X-Forwarded-* are honoured only from
 # GATEWAY_TRUSTED_PROXIES, in config/asgi.py, which sets the request's scheme and client.

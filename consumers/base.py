@@ -17,13 +17,14 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 from django.conf import settings
+from prometheus_client import Gauge
 
 from consumers.protocol import encode
 from consumers.ratelimit import TokenBucket
 from consumers.roster import RosterMixin
 from gateway.handshake.authn import authenticate, principal_for_token
 from gateway.handshake.credentials import Credential, selected_subprotocol
-from gateway.login.refresh import refresh_session
+from gateway.login.refresh import shared_refresh
 from gateway.observe.audit import audit
 from gateway.observe.metrics import OPEN_CONNECTIONS
 from gateway.observe.outage import REDIS
@@ -34,6 +35,7 @@ from gateway.sockets.closecodes import CloseCode, close_for, reason_text
 from gateway.sockets.switchboard import switchboard
 from gateway.sockets.writenow import WriteNow, write_now_of
 from oidc.errors import OidcError
+from oidc.lifetime import notice_time
 from oidc.policy import evaluate
 from oidc.types import CredentialKind, Principal
 
@@ -64,6 +66,7 @@ class RouteDenied(OidcError):
 
 
 LIVE: weakref.WeakSet[GatewayConsumer] = weakref.WeakSet()  # this process's open sockets
+EVERY: weakref.WeakSet[GatewayConsumer] = weakref.WeakSet()  # every socket not yet collected
 OUTBOX_FRAMES = 1000  # frames one socket may have waiting behind a slow client
 _TASKS: set[asyncio.Future[Any]] = set()  # event handlers and writers, kept referenced
 
@@ -92,6 +95,17 @@ async def close_all_local(code: CloseCode, reason: str) -> int:
     return len(consumers)
 
 
+def _closed_socket_work() -> float:
+    """Timers and tasks still pending for sockets already disconnected: always 0."""
+    return float(sum(consumer.pending_work() for consumer in list(EVERY) if consumer.gone))
+
+
+CLOSED_SOCKET_WORK = Gauge(
+    "gateway_closed_socket_work",
+    "Timers and tasks still pending for disconnected sockets (0 unless something leaks)")
+CLOSED_SOCKET_WORK.set_function(_closed_socket_work)
+
+
 class GatewayConsumer(RosterMixin, AsyncWebsocketConsumer):
     """Accepts the principal the handshake middleware put in the scope.
 
@@ -112,6 +126,10 @@ class GatewayConsumer(RosterMixin, AsyncWebsocketConsumer):
     open: bool = False  # accepted and not closed by us: frames are handled
     outbox: deque[str] | None = None  # frames waiting behind one being written
     write_now: WriteNow | None = None  # the server's synchronous writer, if it has one
+    gone: bool = False  # disconnected: no timer or task of this socket is started again
+    _timer: asyncio.TimerHandle | None = None  # the notice, then the close at expiry
+    _noticed_for: float | None = None  # the expiry whose notice was sent
+    tasks: frozenset[asyncio.Future[None]] | set[asyncio.Future[None]] = frozenset()  # _spawn
     base_send: Callable[[dict[str, Any]], Awaitable[None]]
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -123,6 +141,7 @@ class GatewayConsumer(RosterMixin, AsyncWebsocketConsumer):
         self.write_now = write_now_of(scope)
         self.serial = asyncio.Lock()
         self.joined: set[str] = set()
+        EVERY.add(self)
         try:
             while True:
                 message = await receive()
@@ -247,12 +266,30 @@ class GatewayConsumer(RosterMixin, AsyncWebsocketConsumer):
         await super().websocket_receive(message)
 
     def _arm_expiry_timer(self) -> None:
-        """One loop timer per socket, no polling: the notice ahead of expiry, which then
-        arms the close at expiry."""
-        remaining = max(0.0, self.principal.expires_at - time.time())
-        lead = settings.GATEWAY.expiry_notice
-        self._timer = asyncio.get_running_loop().call_later(max(0.0, remaining - lead),
-                                                            self._on_expiring)
+        """One loop timer per socket, no polling: the notice, once per credential and at
+        most ``oidc.lifetime.NOTICE_SHARE`` of its lifetime ahead, then the close at expiry."""
+        if self.gone:
+            return  # nothing is armed for a closed socket
+        if self._timer is not None:
+            self._timer.cancel()
+        now, p = time.time(), self.principal
+        loop = asyncio.get_running_loop()
+        if p.expires_at == self._noticed_for:  # this credential had its notice
+            self._timer = loop.call_later(max(0.0, p.expires_at - now), self._on_expired)
+            return
+        due = notice_time(p.issued_at, p.expires_at, settings.GATEWAY.expiry_notice, now=now)
+        self._timer = loop.call_later(max(0.0, due - now), self._on_expiring)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` as this socket's task: cancelled at its disconnect, never after."""
+        if self.gone:
+            work.close()
+            return
+        task = asyncio.ensure_future(work)
+        if not isinstance(self.tasks, set):
+            self.tasks = set()  # most sockets never need one
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
 
     async def reauthenticate(self, credential: Credential) -> Principal:
         """In-band re-authentication with a fresh token or a one-time ticket, validated
@@ -279,7 +316,6 @@ class GatewayConsumer(RosterMixin, AsyncWebsocketConsumer):
         if not decision.allowed:
             raise RouteDenied(decision.reason)
         self.principal = fresh
-        self._timer.cancel()
         self._arm_expiry_timer()
         audit(event, "allow", "groups_overage_admitted" if fresh.groups_overage else "refreshed",
               issuer=fresh.issuer, subject=fresh.subject,
@@ -289,12 +325,21 @@ class GatewayConsumer(RosterMixin, AsyncWebsocketConsumer):
         """Hook for subclasses: the server refreshed the principal (new claims, new expiry)."""
 
     async def refresh_session(self) -> None:
-        """Browser sockets: refresh the session's tokens server-side and keep the socket."""
+        """Browser sockets: refresh the session's tokens server-side and keep the socket.
+
+        The refresh is shared by the session's sockets in this process and outlives a
+        socket closed meanwhile (the session keeps the new tokens), but a closed socket
+        never adopts its result. A refresh the spacing floor declined leaves the socket to
+        close at expiry."""
         expiring_at = self.principal.expires_at
         try:
-            fresh = await refresh_session(self.scope["session_key"], not_before=expiring_at)
+            fresh = await shared_refresh(self.scope["session_key"], not_before=expiring_at)
+            if self.gone or fresh.expires_at <= expiring_at:
+                return
             self.adopt(fresh.with_credential(self.principal.credential), "refresh")
         except OidcError as exc:
+            if self.gone:
+                return
             if exc.status == "unavailable":  # provider down: keep running until expiry
                 logger.warning("session refresh postponed: %s", exc.error)
                 return
@@ -311,9 +356,10 @@ class GatewayConsumer(RosterMixin, AsyncWebsocketConsumer):
         await self.close_with(code, reason)
 
     def _on_expiring(self) -> None:
+        self._noticed_for = self.principal.expires_at
         remaining = max(0.0, self.principal.expires_at - time.time())
         self._timer = asyncio.get_running_loop().call_later(remaining, self._on_expired)
-        self._expiring_notice = asyncio.ensure_future(self._expiring())
+        self._spawn(self._expiring())
 
     async def _expiring(self) -> None:
         await self.send_json({"v": PROTOCOL_VERSION, "type": "auth.expiring",
@@ -334,8 +380,8 @@ class GatewayConsumer(RosterMixin, AsyncWebsocketConsumer):
         """Hook for subclasses: the socket is accepted and addressable."""
 
     def _on_expired(self) -> None:
-        self._expiry_close = asyncio.ensure_future(
-            self.close_with(CloseCode.UNAUTHENTICATED, "expired"))
+        self._timer = None
+        self._spawn(self.close_with(CloseCode.UNAUTHENTICATED, "expired"))
 
     async def close_with(self, code: CloseCode, reason: str) -> None:
         self.open = False
@@ -345,6 +391,7 @@ class GatewayConsumer(RosterMixin, AsyncWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         self.open = False
+        self._end_lifetime()
         if getattr(self, "counted", False):
             OPEN_CONNECTIONS.dec()
             self.counted = False
@@ -354,11 +401,25 @@ class GatewayConsumer(RosterMixin, AsyncWebsocketConsumer):
                 await ledger().release_socket(self.who, self.channel_name)
             except Exception as exc:  # Redis gone: the entry expires with its heartbeat
                 REDIS.noted("socket ledger", exc)
-        if (timer := getattr(self, "_timer", None)) is not None:
-            timer.cancel()
         LIVE.discard(self)
         await self.strike_off()
         await self.leave_all()
+
+    def pending_work(self) -> int:
+        """This socket's armed timer and unfinished tasks."""
+        armed = self._timer is not None and not self._timer.cancelled()
+        return int(armed) + sum(1 for task in self.tasks if not task.done())
+
+    def _end_lifetime(self) -> None:
+        """Stop this socket's timer and tasks: nothing of it runs after its disconnect."""
+        self.gone = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        current = asyncio.current_task()
+        for task in list(self.tasks):
+            if task is not current:
+                task.cancel()
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Channels' dispatch minus its thread hop per message (``aclose_old_connections``).

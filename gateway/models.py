@@ -49,24 +49,6 @@ class SessionBinding(models.Model):
         return f"session of {self.subject} (sid={self.sid})"
 
 
-class WsTicket(models.Model):
-    """A one-time websocket ticket: minted by a logged-in POST, redeemed once, within 30 s.
-
-    Only a hash of the ticket is stored; the ticket is bound to the minting session, or,
-    when minted with a bearer token, to that token's principal.
-    """
-
-    ticket_hash = models.CharField(max_length=64, unique=True)
-    session_key = models.CharField(max_length=40, blank=True, default="")
-    principal = models.JSONField(null=True, blank=True)  # for tickets minted with a bearer token
-    issuer = models.CharField(max_length=512)
-    subject = models.CharField(max_length=255)
-    expires_at = models.FloatField()
-
-    def __str__(self) -> str:
-        return f"ticket for {self.subject}"
-
-
 class SeenLogoutToken(models.Model):
     """Replay memory for logout tokens, shared by every gateway process (BCL 1.0 §2.6)."""
 

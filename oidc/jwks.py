@@ -2,9 +2,13 @@
 
 The fetcher is injected; this module does no I/O. Keys are parsed once per
 ``kid`` (parsing an RSA key costs ~10x a verification) and reused. Refetches
-are single-flight and rate-limited so a flood of unknown ``kid`` values costs
-at most one fetch per ``min_refetch_interval``. A failed refetch keeps the
-previous keys for up to ``max_stale`` seconds after the last good fetch.
+are single-flight and drawn from a small token bucket: up to ``refetch_burst``
+back to back (so a rotation, and another one seconds later, are each picked up at
+once), then one per ``min_refetch_interval``. A flood of unknown ``kid`` values thus
+costs at most ``refetch_burst + t / min_refetch_interval`` fetches over ``t`` seconds.
+A kid met where the provider itself handed over the token (an ID token from the token
+endpoint) may ``force`` a fetch. A failed refetch keeps the previous keys for up to
+``max_stale`` seconds after the last good fetch.
 """
 
 from __future__ import annotations
@@ -83,7 +87,8 @@ class JwksCache:
         fetch: Fetcher,
         *,
         clock: Clock = time.monotonic,
-        min_refetch_interval: float = 30.0,
+        min_refetch_interval: float = 10.0,
+        refetch_burst: int = 3,
         max_stale: float = 86400.0,
         refresh_interval: float = 3600.0,
     ) -> None:
@@ -91,18 +96,20 @@ class JwksCache:
         self._fetch = fetch
         self._clock = clock
         self.min_refetch_interval = min_refetch_interval
+        self.refetch_burst = refetch_burst
+        self._allowance = float(refetch_burst)  # refetches that may start now
+        self._allowance_at = clock()
         self.max_stale = max_stale
         self.refresh_interval = refresh_interval
         self._keys: dict[str, tuple[dict[str, Any], Key]] = {}
         self._last_success: float | None = None
-        self._last_attempt: float | None = None
         self._inflight: asyncio.Task[bool] | None = None
         self.fetch_count = 0
 
     @classmethod
     def from_keys(
         cls, jwks: Mapping[str, Any], *, jwks_uri: str = "static:", clock: Clock = time.monotonic,
-        **options: float,
+        **options: Any,
     ) -> JwksCache:
         """A cache preloaded with ``jwks`` whose refetches return the same document."""
         document = MappingProxyType(dict(jwks))
@@ -158,25 +165,29 @@ class JwksCache:
             or self._clock() - self._last_success >= self.refresh_interval
         )
 
-    def _rate_limited(self) -> bool:
-        return (
-            self._last_attempt is not None
-            and self._clock() - self._last_attempt < self.min_refetch_interval
-        )
+    def _take_allowance(self) -> bool:
+        """One refetch from the bucket, refilled one per ``min_refetch_interval``."""
+        now = self._clock()
+        regained = (now - self._allowance_at) / self.min_refetch_interval
+        self._allowance = min(float(self.refetch_burst), self._allowance + regained)
+        self._allowance_at = now
+        if self._allowance < 1.0:
+            return False
+        self._allowance -= 1.0
+        return True
 
     async def refresh(self, *, force: bool = False) -> bool:
         """Refetch the JWKS; returns whether a fetch happened.
 
         Single-flight: concurrent callers share one in-flight fetch. Unless
-        ``force``, at most one fetch per ``min_refetch_interval``. A failure keeps
-        the previous keys; raises KeysUnavailable only if none ever loaded.
+        ``force``, a fetch takes one from the refetch bucket (module docstring). A
+        failure keeps the previous keys; raises KeysUnavailable only if none ever loaded.
         """
         task = self._inflight
         if task is None:
-            if not force and self._rate_limited():
+            if not force and not self._take_allowance():
                 fetched = False
             else:
-                self._last_attempt = self._clock()
                 task = self._inflight = asyncio.ensure_future(self._do_fetch())
                 task.add_done_callback(self._clear_inflight)
         if task is not None:
@@ -199,8 +210,9 @@ class JwksCache:
             log.warning("JWKS fetch from %s failed: %s", self.jwks_uri, type(exc).__name__)
         return True
 
-    async def resolve(self, kid: str | None) -> Key:
-        """``get(kid)``, or on a miss one rate-limited refresh and ``get`` again.
+    async def resolve(self, kid: str | None, *, force: bool = False) -> Key:
+        """``get(kid)``, or on a miss one refresh (rate-limited unless ``force``) and
+        ``get`` again.
 
         Raises UnknownKey if still missing, KeysUnavailable if no fresh keys exist.
         """
@@ -209,7 +221,7 @@ class JwksCache:
             return key
         if kid is None and self._fresh() and len(self._keys) > 1:
             raise UnknownKey("token has no kid and the issuer publishes several keys")
-        await self.refresh()
+        await self.refresh(force=force)
         key = self.get(kid)
         if key is not None:
             return key

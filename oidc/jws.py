@@ -188,18 +188,21 @@ def verify_parsed(unverified: UnverifiedToken, key: Key, algorithms: Collection[
 
 
 async def verify_with_cache(
-    unverified: UnverifiedToken, algorithms: Collection[str], keys: JwksCache
+    unverified: UnverifiedToken, algorithms: Collection[str], keys: JwksCache,
+    *, from_provider: bool = False,
 ) -> Token:
     """Header screen (RFC 8725 §3.1, §3.10), key by ``kid`` from the cache, signature.
 
     A key that declares its own ``alg`` (RFC 7517 §4.4) only verifies that alg.
+    ``from_provider``: the token came straight from the provider over the back channel,
+    so an unknown ``kid`` always costs one (single-flight) key fetch.
     """
     header = unverified.header
     check_header(header, algorithms)
     kid = header.get("kid")
     if kid is not None and not isinstance(kid, str):
         raise UnknownKey("kid is not a string")
-    key = await keys.resolve(kid)
+    key = await keys.resolve(kid, force=from_provider)
     if key.alg is not None and key.alg != header["alg"]:
         raise UnsupportedAlgorithm("alg differs from the key's declared alg")
     return verify_parsed(unverified, key, algorithms)

@@ -61,6 +61,8 @@ class Principal:
     groups_overage: bool = False
     """The token said the groups are elsewhere and the issuer admits that: ``groups``
     is empty on purpose (:func:`oidc.verify.groups_of`)."""
+    issued_at: float | None = None
+    """When the credential was issued (``iat``, or the session's last login or refresh)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "claims", _freeze(self.claims))

@@ -175,6 +175,17 @@ def _expires_at(claims: Mapping[str, Any]) -> float:
     return numeric_date(claims, "exp", required=True) or 0.0
 
 
+def _issued_at(claims: Mapping[str, Any]) -> float | None:
+    """``iat`` as seconds, or None when absent or no number."""
+    iat = claims.get("iat")
+    if isinstance(iat, bool) or not isinstance(iat, int | float) or iat != iat:
+        return None
+    try:
+        return float(iat)
+    except OverflowError:
+        return None
+
+
 def principal_from_claims(
     claims: Mapping[str, Any],
     issuer: IssuerConfig,
@@ -206,6 +217,7 @@ def principal_from_claims(
         jti_hash=hash_jti(claims.get("jti")),
         token_format=token_format,
         groups_overage=overage,
+        issued_at=_issued_at(claims),
     )
 
 
@@ -224,7 +236,8 @@ async def verify_id_token(
     typ = unverified.header.get("typ")
     if isinstance(typ, str) and normalize_typ(typ) in NOT_ID_TOKEN_TYPES:
         raise WrongTokenType(f"typ {typ!r} is not an ID token")
-    token = await verify_with_cache(unverified, issuer.algorithms, keys)
+    # ID tokens come from the token endpoint (§3.1.3.7 item 6): a new kid is a rotation
+    token = await verify_with_cache(unverified, issuer.algorithms, keys, from_provider=True)
     claims = token.claims
     if "events" in claims:
         raise WrongTokenType("logout token presented as ID token")

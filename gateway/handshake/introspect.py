@@ -1,6 +1,8 @@
 """RFC 7662 introspection of opaque access tokens, with a bounded cache.
 
-The HTTP call is async (httpx); the response is judged by the pure
+The HTTP call is async, on the process's pooled client, authenticated as the login client
+(``gateway.issuers.tokenclient``: client_secret_basic, client_secret_post or
+private_key_jwt); the response is judged by the pure
 ``oidc.introspection`` module; cache entries never outlive the token.
 """
 
@@ -9,7 +11,8 @@ from __future__ import annotations
 import httpx
 from django.conf import settings
 
-from gateway.issuers.registry import FETCH_TIMEOUT, registry
+from gateway.issuers import tokenclient
+from gateway.issuers.registry import registry
 from oidc.errors import KeysUnavailable
 from oidc.introspection import IntrospectionCache, principal_from_introspection
 from oidc.types import CredentialKind, Principal
@@ -26,13 +29,8 @@ async def introspect(token: str, kind: CredentialKind, *, now: float) -> Princip
     if metadata is None or not metadata.introspection_endpoint:
         raise KeysUnavailable("introspection endpoint not known yet")
     try:
-        async with httpx.AsyncClient(timeout=FETCH_TIMEOUT, follow_redirects=False) as client:
-            response = await client.post(
-                metadata.introspection_endpoint,
-                data={"token": token, "token_type_hint": "access_token"},
-                auth=(settings.GATEWAY.client_id, settings.GATEWAY.client_secret),
-                headers={"Accept": "application/json"},
-            )
+        response = await tokenclient.post(metadata.introspection_endpoint,
+                                          {"token": token, "token_type_hint": "access_token"})
     except httpx.HTTPError as exc:  # unreachable or too slow: try again later, as for keys
         raise KeysUnavailable(f"introspection failed: {type(exc).__name__}") from None
     if response.status_code != 200:

@@ -20,7 +20,10 @@ from oidc.types import CredentialKind
 
 
 def _issue(request: HttpRequest, issuer: str, subject: str, **binding: Any) -> JsonResponse:
-    ticket = store_ticket(issuer, subject, **binding)
+    try:
+        ticket = store_ticket(issuer, subject, **binding)
+    except OidcError as exc:  # too many waiting, or Redis did not answer
+        return _refuse(request, exc.error, 503)
     audit("ticket", "allow", "minted", issuer=issuer, subject=subject,
           remote=request.META.get("REMOTE_ADDR"))
     response = JsonResponse({"ticket": ticket, "expires_in": int(TICKET_TTL)})

@@ -3,13 +3,16 @@
 ``POST /ws/ticket`` (``ticket_view``) returns ``{"ticket": ..., "expires_in": 30}``. It is
 minted either by a logged-in browser session (CSRF-protected) or with ``Authorization: Bearer <token>``. The
 ticket is presented once, as subprotocol ``gateway.ticket.<ticket>`` or in an ``auth``
-message, within 30 s, and yields the principal that minted it.
+message, within 30 s, and yields the principal that minted it. Tickets wait in
+``gateway.handshake.ticketstore`` (Redis, or this process): redeeming one is a single
+atomic take, with no database write on the handshake path.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 import secrets
 import time
 from collections.abc import Iterable, Mapping
@@ -17,13 +20,25 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import parse_qsl
 
+from asgiref.sync import async_to_sync
+from redis.exceptions import RedisError
+
 from gateway.handshake.credentials import TICKET_PREFIX
-from gateway.models import WsTicket
+from gateway.handshake.ticketstore import tickets
 from oidc.errors import OidcError
 from oidc.types import CredentialKind, Principal
 
+logger = logging.getLogger("gateway.tickets")
+
 TICKET_TTL = 30.0
 MAX_TICKET_CHARS = 128
+
+
+class TicketsUnavailable(OidcError):
+    """The ticket store (Redis) did not answer: try again later."""
+
+    error = "tickets_unavailable"
+    status = "unavailable"
 
 
 class InvalidTicket(OidcError):
@@ -44,19 +59,25 @@ def _hash(ticket: str) -> str:
 
 
 def store_ticket(issuer: str, subject: str, **binding: Any) -> str:
-    """Record a fresh ticket (only its hash is kept) and return it."""
+    """Record a fresh ticket (only its hash is kept) and return it (sync: minting views)."""
     ticket = secrets.token_urlsafe(32)
-    now = time.time()
-    WsTicket.objects.filter(expires_at__lt=now).delete()
-    WsTicket.objects.create(ticket_hash=_hash(ticket), issuer=issuer, subject=subject,
-                            expires_at=now + TICKET_TTL, **binding)
+    record = {"issuer": issuer, "subject": subject, "expires_at": time.time() + TICKET_TTL,
+              **binding}
+    try:
+        async_to_sync(tickets().put)(_hash(ticket), record, TICKET_TTL)
+    except (RedisError, OSError) as exc:
+        raise TicketsUnavailable(type(exc).__name__) from exc
     return ticket
 
 
 def principal_snapshot(principal: Principal) -> dict[str, Any]:
     """What a bearer-minted ticket remembers of its principal (JSON-safe)."""
     return {**principal.as_dict(), "claims": dict(principal.claims), "kid": principal.kid,
-            "jti_hash": principal.jti_hash}
+            "jti_hash": principal.jti_hash, "issued_at": principal.issued_at}
+
+
+def _number_or_none(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def _principal_from_snapshot(snapshot: dict[str, Any]) -> Principal:
@@ -67,6 +88,7 @@ def _principal_from_snapshot(snapshot: dict[str, Any]) -> Principal:
         expires_at=float(snapshot["expires_at"]), sid=snapshot["sid"],
         credential=CredentialKind.TICKET, kid=snapshot.get("kid"),
         jti_hash=snapshot.get("jti_hash"), groups_overage=snapshot.get("groups_overage") is True,
+        issued_at=_number_or_none(snapshot.get("issued_at")),
     )
 
 
@@ -89,27 +111,31 @@ async def burn_url_tickets(scope: Mapping[str, Any]) -> int:
     return await burn_tickets(_url_values(scope))
 
 
-async def burn_tickets(tickets: Iterable[str]) -> int:
-    """Use up these tickets (a refused handshake offered them), so they cannot be
-    redeemed afterwards."""
-    values = {t for t in tickets if 0 < len(t) <= MAX_TICKET_CHARS}
+async def burn_tickets(offered: Iterable[str]) -> int:
+    """Use up these tickets (a refused handshake offered them: in a URL, or beside another
+    credential), so they cannot be redeemed afterwards."""
+    values = {t for t in offered if 0 < len(t) <= MAX_TICKET_CHARS}
     hashes = [_hash(value) for value in sorted(values)[:MAX_BURNT_PER_URL]]
     if not hashes:
         return 0
-    deleted, _ = await WsTicket.objects.filter(ticket_hash__in=hashes).adelete()
-    return deleted
+    try:
+        return await tickets().burn(hashes)
+    except (RedisError, OSError):  # it still expires within TICKET_TTL
+        logger.warning("could not burn %d ticket(s) offered in a refused handshake: Redis did"
+                       " not answer", len(hashes))
+        return 0
 
 
 async def redeem_ticket(ticket: str, *, now: float) -> Redeemed:
     """Consume a ticket atomically; return what it is bound to."""
     if not ticket or len(ticket) > MAX_TICKET_CHARS or not ticket.isascii():
         raise InvalidTicket()
-    row = await WsTicket.objects.filter(ticket_hash=_hash(ticket)).afirst()
-    if row is None:
+    try:
+        record = await tickets().take(_hash(ticket))  # single use, even across processes
+    except (RedisError, OSError) as exc:
+        raise TicketsUnavailable(type(exc).__name__) from exc
+    if record is None or float(record["expires_at"]) <= now:
         raise InvalidTicket()
-    deleted, _ = await WsTicket.objects.filter(pk=row.pk).adelete()
-    if deleted != 1 or row.expires_at <= now:
-        raise InvalidTicket()  # lost the race to a concurrent use, or too late
-    if row.principal is not None:
-        return Redeemed(None, _principal_from_snapshot(row.principal))
-    return Redeemed(row.session_key, None)
+    if record.get("principal") is not None:
+        return Redeemed(None, _principal_from_snapshot(record["principal"]))
+    return Redeemed(record.get("session_key"), None)

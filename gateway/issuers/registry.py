@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 from django.conf import settings
 
+from gateway.issuers import http
 from gateway.issuers.config import configured_issuers
 from gateway.observe.metrics import JWKS_FETCHES
 from oidc.config import IssuerConfig
@@ -31,7 +32,8 @@ from oidc.jwks import JwksCache
 
 logger = logging.getLogger("gateway.providers")
 
-FETCH_TIMEOUT = 5.0
+FETCH_TIMEOUT = http.TIMEOUT
+ACCEPT_JSON = {"Accept": "application/json"}
 MAX_DOCUMENT_BYTES = 512 * 1024
 
 
@@ -46,9 +48,8 @@ def _json_of(response: httpx.Response) -> Mapping[str, Any]:
 
 
 async def fetch_json(url: str) -> Mapping[str, Any]:
-    """GET a JSON document without blocking the event loop."""
-    async with httpx.AsyncClient(timeout=FETCH_TIMEOUT, follow_redirects=False) as client:
-        return _json_of(await client.get(url, headers={"Accept": "application/json"}))
+    """GET a JSON document on the process's pooled client, without blocking the event loop."""
+    return _json_of(await http.client().get(url, headers=ACCEPT_JSON))
 
 
 async def fetch_jwks(url: str) -> Mapping[str, Any]:
@@ -64,8 +65,7 @@ async def fetch_jwks(url: str) -> Mapping[str, Any]:
 
 def fetch_json_sync(url: str) -> Mapping[str, Any]:
     """GET a JSON document from sync code (Django views run in a worker thread)."""
-    with httpx.Client(timeout=FETCH_TIMEOUT, follow_redirects=False) as client:
-        return _json_of(client.get(url, headers={"Accept": "application/json"}))
+    return _json_of(http.sync_client().get(url, headers=ACCEPT_JSON))
 
 
 class Registry:
@@ -74,6 +74,7 @@ class Registry:
     def __init__(self, issuers: Mapping[str, IssuerConfig]) -> None:
         self.issuers: dict[str, IssuerConfig] = dict(issuers)
         self.metadata: dict[str, ProviderMetadata] = {}
+        self.published: dict[str, ProviderMetadata] = {}  # as the provider wrote it
         self.keys: dict[str, JwksCache] = {}
 
     def _discovery_url(self, issuer: str) -> str:
@@ -82,7 +83,16 @@ class Registry:
     def _parse(self, document: Mapping[str, Any], issuer: str) -> ProviderMetadata:
         """Validate the document as published (``iss`` included), then move the endpoints the
         gateway calls itself to the issuer's internal URL, if one is configured."""
-        return for_server_calls(parse_metadata(document, issuer), self.issuers[issuer].internal_url)
+        published = parse_metadata(document, issuer)
+        self.published[issuer] = published
+        return for_server_calls(published, self.issuers[issuer].internal_url)
+
+    def published_token_endpoint(self, issuer: str) -> str:
+        """The token endpoint as discovery names it (the ``aud`` of a client assertion), even
+        where the gateway calls it at an internal URL."""
+        if issuer not in self.published:
+            self.metadata_sync(issuer)  # sync code before startup's load; async callers run after
+        return self.published[issuer].token_endpoint
 
     def _install(self, issuer: str, metadata: ProviderMetadata) -> JwksCache:
         self.metadata[issuer] = metadata

@@ -63,7 +63,8 @@ async def _refresh_or_log_out(request: HttpRequest, auth: dict[str, Any]) -> Non
     session_key = request.session.session_key
     assert session_key is not None  # it holds the tokens
     try:
-        await refresh_session(session_key, not_before=time.time())
+        # one refresh per admin request at most, and only once the tokens have expired
+        await refresh_session(session_key, not_before=time.time(), spaced=False)
     except ProviderUnreachable:
         logger.warning("the provider is unreachable: the admin keeps this session's flags")
         return

@@ -7,6 +7,9 @@
   username is only a readable label, and staff and superuser follow the provider's
   groups and roles at each login (``gateway.login.staff``).
 - Provider endpoints come from discovery (``oidc_setting``).
+- The code exchange authenticates as refresh and introspection do
+  (``GATEWAY_OIDC_CLIENT_AUTH``: client_secret_basic, client_secret_post or private_key_jwt,
+  ``gateway.issuers.tokenclient``), on the process's pooled sync client.
 """
 
 from __future__ import annotations
@@ -14,13 +17,17 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import httpx
 from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 from mozilla_django_oidc.utils import import_from_settings
+from requests.exceptions import ConnectionError as RequestsConnectionError
+from requests.exceptions import HTTPError
 
+from gateway.issuers import tokenclient
 from gateway.issuers.registry import registry
 from gateway.login.sessions import AUTH_KEY, snapshot_of
 from gateway.login.staff import apply_admin_level, opaque_username, username_for
@@ -71,7 +78,20 @@ class GatewayOIDCBackend(OIDCAuthenticationBackend):
         return str(oidc_setting("OIDC_OP_JWKS_ENDPOINT"))
 
     def get_token(self, payload: dict[str, Any]) -> dict[str, Any]:
-        self.token_response: dict[str, Any] = dict(super().get_token(payload))
+        """The library's code exchange, with our client authentication instead of its own
+        (it knows only a secret, in the body or as Basic)."""
+        form = {key: value for key, value in payload.items()
+                if key not in {"client_id", "client_secret"} and value is not None}
+        try:
+            response = tokenclient.post_sync(self.OIDC_OP_TOKEN_ENDPOINT, form)
+        except httpx.HTTPError as exc:  # the callback view answers 502 token_exchange_failed
+            raise RequestsConnectionError(type(exc).__name__) from exc
+        if response.status_code != 200:  # the library's error, without the response body
+            raise HTTPError(f"token endpoint answered HTTP {response.status_code}")
+        body = response.json()
+        if not isinstance(body, dict):
+            raise HTTPError("token endpoint answered no JSON object")
+        self.token_response: dict[str, Any] = body
         return self.token_response
 
     def verify_token(self, token: str, **kwargs: Any) -> dict[str, Any]:
@@ -129,6 +149,7 @@ class GatewayOIDCBackend(OIDCAuthenticationBackend):
         roles = extract_roles(self.id_claims, issuer.profile, issuer.client_id)
         self.request.session[AUTH_KEY] = {
             "expires_at": expires_at,
+            "issued_at": now,
             "id_token_expires_at": float(self.id_claims["exp"]),
             "access_token": access_token,
             "refresh_token": response.get("refresh_token"),

@@ -7,9 +7,11 @@ updated, and the socket adopts the new principal (new groups, new expiry); staff
 superuser follow the new groups (``gateway.login.staff``). A refusal by the provider
 closes the socket with 4401 ``refresh_failed``.
 
-Several sockets (on several processes) of one session may ask at once; a lock per
-session (Redis when configured, else in-process) lets one of them refresh, and the
-others adopt the result.
+Several sockets (on several processes) of one session may ask at once; in one process
+they share one refresh (``shared_refresh``), and across processes a lock per session
+(Redis when configured, else in-process) lets one of them refresh, and the others adopt
+the result. A session is refreshed at most once every ``oidc.lifetime.MIN_REFRESH_SPACING``
+seconds, whatever the provider's token lifespan.
 """
 
 from __future__ import annotations
@@ -26,17 +28,28 @@ from django.conf import settings
 from django.contrib.auth import SESSION_KEY, get_user_model
 
 from gateway.bus.target import connect
-from gateway.issuers.registry import FETCH_TIMEOUT, registry
+from gateway.issuers import tokenclient
+from gateway.issuers.registry import registry
 from gateway.login.session_cache import announce
-from gateway.login.sessions import AUTH_KEY, NoSession, aload_auth, principal_from_session, snapshot_of
+from gateway.login.sessions import (
+    AUTH_KEY,
+    NoSession,
+    aload_auth,
+    issued_at_of,
+    principal_from_session,
+    snapshot_of,
+)
 from gateway.login.staff import apply_admin_level
+from gateway.observe.metrics import SESSION_REFRESHES
 from oidc.errors import InvalidSubject, OidcError
+from oidc.lifetime import refresh_allowed
 from oidc.profiles import extract_roles
 from oidc.types import Principal
 from oidc.verify import groups_of, verify_id_token
 
 LOCK_SECONDS = 15
 _local_locks: dict[str, asyncio.Lock] = {}
+_shared: dict[str, asyncio.Future[Principal]] = {}  # this process's refresh per session
 
 
 class ProviderUnreachable(OidcError):
@@ -71,15 +84,11 @@ async def session_lock(session_key: str) -> AsyncIterator[None]:
 
 
 async def _exchange(refresh_token: str) -> dict[str, Any]:
+    """RFC 6749 §6 at the token endpoint, authenticated as configured (tokenclient)."""
     metadata = registry.metadata[settings.GATEWAY.issuer]
     try:
-        async with httpx.AsyncClient(timeout=FETCH_TIMEOUT, follow_redirects=False) as client:
-            response = await client.post(
-                metadata.token_endpoint,
-                data={"grant_type": "refresh_token", "refresh_token": refresh_token},
-                auth=(settings.GATEWAY.client_id, settings.GATEWAY.client_secret),
-                headers={"Accept": "application/json"},
-            )
+        response = await tokenclient.post(
+            metadata.token_endpoint, {"grant_type": "refresh_token", "refresh_token": refresh_token})
     except httpx.HTTPError as exc:
         raise ProviderUnreachable(type(exc).__name__) from exc
     if response.status_code != 200:
@@ -87,6 +96,19 @@ async def _exchange(refresh_token: str) -> dict[str, Any]:
     body = response.json()
     if not isinstance(body, dict) or not isinstance(body.get("access_token"), str):
         raise RefreshFailed("token response has no access_token")
+    return body
+
+
+async def _counted_exchange(refresh_token: str) -> dict[str, Any]:
+    try:
+        body = await _exchange(refresh_token)
+    except ProviderUnreachable:
+        SESSION_REFRESHES.labels("unreachable").inc()
+        raise
+    except OidcError:
+        SESSION_REFRESHES.labels("refused").inc()
+        raise
+    SESSION_REFRESHES.labels("refreshed").inc()
     return body
 
 
@@ -112,6 +134,7 @@ async def _updated_auth(auth: dict[str, Any], body: dict[str, Any], now: float) 
     return {
         **auth,
         "expires_at": expires_at,
+        "issued_at": now,
         "access_token": body["access_token"],
         "refresh_token": body.get("refresh_token") or auth.get("refresh_token"),
         "id_token": id_token if isinstance(id_token, str) else auth.get("id_token"),
@@ -130,20 +153,23 @@ async def _follow_admin_level(store: Any, claims: dict[str, Any]) -> None:
         await sync_to_async(apply_admin_level)(user, claims.get("groups", ()), claims.get("roles", ()))
 
 
-async def refresh_session(session_key: str, *, not_before: float) -> Principal:
-    """Refresh unless another socket already did (the stored expiry is past `not_before`)."""
+async def refresh_session(session_key: str, *, not_before: float, spaced: bool = True) -> Principal:
+    """Refresh unless another socket already did (the stored expiry is past `not_before`)
+    or, when ``spaced``, the session's last refresh was too recent (``oidc.lifetime``)."""
     async with session_lock(session_key):
         loaded = await aload_auth(session_key)
         if loaded is None:
             raise NoSession()
         store, auth = loaded
         current = principal_from_session(auth)
-        if current is not None and current.expires_at > not_before:
-            return current
+        now = time.time()
+        too_soon = spaced and not refresh_allowed(issued_at_of(auth), now=now)
+        if current is not None and (current.expires_at > not_before or too_soon):
+            return current  # refreshed by another socket, or too soon after the last one
         if not auth.get("refresh_token"):
             raise RefreshFailed("the session holds no refresh token")
-        now = time.time()
-        updated = await _updated_auth(dict(auth), await _exchange(auth["refresh_token"]), now)
+        updated = await _updated_auth(dict(auth), await _counted_exchange(auth["refresh_token"]),
+                                      now)
         await store.aset(AUTH_KEY, updated)
         await store.asave()
         await announce([session_key], "refreshed")  # no process keeps the old claims
@@ -151,3 +177,23 @@ async def refresh_session(session_key: str, *, not_before: float) -> Principal:
         principal = principal_from_session(updated)
         assert principal is not None
         return principal
+
+
+async def shared_refresh(session_key: str, *, not_before: float) -> Principal:
+    """``refresh_session`` shared by this process's sockets of one session.
+
+    Shielded: a socket that closes meanwhile does not cut the exchange short (the provider
+    may already have rotated the refresh token, which the session must keep)."""
+    task = _shared.get(session_key)
+    if task is None:
+        task = asyncio.ensure_future(refresh_session(session_key, not_before=not_before))
+        _shared[session_key] = task
+        task.add_done_callback(lambda done: _forget(session_key, done))
+    return await asyncio.shield(task)
+
+
+def _forget(session_key: str, task: asyncio.Future[Principal]) -> None:
+    if _shared.get(session_key) is task:
+        del _shared[session_key]
+    if not task.cancelled():
+        task.exception()  # retrieved: nobody may be waiting any more

@@ -41,6 +41,19 @@ class SessionStore(db.SessionStore):
             row = cursor.fetchone()
         return row[0] if row else None
 
+    async def _aget_session(self, no_load: bool = False) -> dict[str, Any]:
+        """Django's, with the load moved out of its ``except AttributeError`` block:
+        asgiref re-raises the exception being handled in the database thread, and the
+        traceback that leaves is a reference cycle, which the collector policy never frees
+        once frozen (``gateway.ops.gcpolicy``)."""
+        self.accessed = True
+        try:
+            return self._session_cache  # type: ignore[has-type,no-any-return]
+        except AttributeError:
+            pass
+        self._session_cache = {} if self.session_key is None or no_load else await self.aload()
+        return self._session_cache
+
     async def aload(self) -> dict[str, Any]:
         data = await sync_to_async(self._read_session_data)() if self.session_key else None
         if data is None:

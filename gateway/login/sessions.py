@@ -57,6 +57,12 @@ def snapshot_of(claims: Mapping[str, Any], *, groups: frozenset[str], roles: fro
     )
 
 
+def issued_at_of(auth: Mapping[str, Any]) -> float | None:
+    """When the session's tokens were issued: its login or its last refresh."""
+    value = auth.get("issued_at")
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
 def principal_from_session(auth: Mapping[str, Any]) -> Principal | None:
     """Rebuild the principal from the stored snapshot; None if the record is unusable."""
     snap = auth.get("claims")
@@ -75,6 +81,7 @@ def principal_from_session(auth: Mapping[str, Any]) -> Principal | None:
             sid=snap.get("sid"),
             credential=CredentialKind.SESSION,
             groups_overage=snap.get("groups_overage") is True,
+            issued_at=issued_at_of(auth),
         )
     except (KeyError, TypeError, ValueError):
         return None

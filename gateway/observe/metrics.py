@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from prometheus_client import Counter, Gauge, Histogram
 
 OPEN_CONNECTIONS = Gauge("gateway_open_connections", "Open websocket connections")
@@ -33,3 +35,18 @@ DEPENDENCY_DOWN = Gauge(
     "gateway_dependency_down",
     "1 while a component of this process finds the dependency failing (gateway.observe.outage)",
     ["dependency"])
+SESSION_REFRESHES = Counter(
+    "gateway_session_refreshes_total",
+    "Refresh-token exchanges at the provider for browser sessions, by outcome: refreshed, "
+    "refused or unreachable (at most one per session and access-token lifetime)", ["outcome"])
+LOOP_TASKS = Gauge("gateway_event_loop_tasks", "Tasks not yet done on the serving event loop")
+
+
+def _loop_tasks() -> float:
+    try:
+        return float(len(asyncio.all_tasks()))
+    except RuntimeError:  # scraped outside the loop
+        return 0.0
+
+
+LOOP_TASKS.set_function(_loop_tasks)

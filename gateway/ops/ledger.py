@@ -26,7 +26,8 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from gateway.ops.heartbeat import KeptAlive, PerProcess, TurnBatches
+from gateway.bus.perprocess import PerProcess
+from gateway.ops.heartbeat import KeptAlive, TurnBatches
 
 logger = logging.getLogger("gateway.ledger")
 

@@ -12,6 +12,7 @@ from typing import Any
 from channels.db import aclose_old_connections
 from django.conf import settings
 
+from gateway.issuers.http import aclose as close_provider_connections
 from gateway.issuers.registry import registry
 from gateway.login.session_cache import listen as listen_for_session_revocations
 from gateway.ops.buswatch import watch_bus
@@ -96,5 +97,6 @@ class Lifespan:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
+                await close_provider_connections()
                 await send({"type": "lifespan.shutdown.complete"})
                 return

@@ -26,7 +26,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
 from typing import Protocol
 
-from gateway.ops.heartbeat import KeptAlive, PerProcess, TurnBatches
+from gateway.bus.perprocess import PerProcess
+from gateway.ops.heartbeat import KeptAlive, TurnBatches
 
 logger = logging.getLogger("gateway.roster")
 

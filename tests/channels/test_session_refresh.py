@@ -21,8 +21,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 async def _session(expires_at: float) -> str:
     store: SessionBase = session_store_class()()
     await store.aset("_auth_user_id", "1")
-    await store.aset(AUTH_KEY, {
-        "expires_at": expires_at, "refresh_token": "rt", "access_token": "at", "id_token": "it",
+    await store.aset(AUTH_KEY, {  # an hour-long login near its end: the notice is due at once
+        "expires_at": expires_at, "issued_at": expires_at - 3600,
+        "refresh_token": "rt", "access_token": "at", "id_token": "it",
         "claims": {"issuer": ISSUER, "subject": "carol", "sid": "s-1", "groups": ["engineering"],
                    "roles": [], "scopes": ["ws"], "expires_at": expires_at, "client_id": "gateway"}})
     await store.asave()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from typing import Any
@@ -90,6 +91,29 @@ async def test_ticket_works_once(stack: Stack) -> None:
     code, reason = await closed_with(stack.gateway, subprotocols=[
         "gateway.v1", f"gateway.ticket.{ticket}"])
     assert (code, reason) == (4401, "invalid_ticket")
+
+
+async def _outcome(gateway: str, ticket: str) -> str:
+    """``welcome`` or the close reason of a socket offering ``ticket``."""
+    ws = await open_ws(gateway, subprotocols=["gateway.v1", f"gateway.ticket.{ticket}"])
+    try:
+        return str((await first_message(ws))["type"])
+    except ConnectionClosed as closed:
+        assert closed.rcvd is not None
+        return f"{closed.rcvd.code} {closed.rcvd.reason}"
+    finally:
+        await ws.close()
+
+
+async def test_one_ticket_redeemed_on_two_processes_at_once_admits_exactly_one(
+        stack: Stack) -> None:
+    """Issue 23: redemption is one atomic take in Redis (GETDEL), shared by the processes."""
+    client = login(stack.gateway, "bob", "bob-password")
+    for _ in range(10):
+        ticket = _ticket(stack, client)
+        outcomes = await asyncio.gather(*(_outcome(gateway.url, ticket)
+                                          for gateway in stack.gateways))
+        assert sorted(outcomes) == ["4401 invalid_ticket", "welcome"], outcomes
 
 
 async def test_ticket_in_first_message(stack: Stack) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from typing import Any
@@ -59,7 +60,11 @@ async def test_login_then_websocket_describes_principal(stack: Stack, user: str,
     assert principal["expires_at"] > time.time() + 60
     allowed = _wait_for_event(stack, "connect", "allow", "allowed")
     assert allowed["subject"] == user or _events(stack, "connect", "allow", "allowed")
-    assert any(e["subject"] == user for e in _events(stack, "login", "allow", "authenticated"))
+    # the audit writer flushes in batches (every 50 ms): wait for the login's line too
+    deadline = time.monotonic() + 5
+    while not any(e["subject"] == user for e in _events(stack, "login", "allow", "authenticated")):
+        assert time.monotonic() < deadline, f"no login audit event for {user}"
+        await asyncio.sleep(0.05)
 
 
 async def test_no_cookie_waits_for_auth_message_then_closes_4408(stack: Stack) -> None:

@@ -335,7 +335,8 @@ async def test_sigusr1_restarts_one_worker_closing_its_sockets_with_1012(
 
 
 def test_static_files_are_served_in_production_mode(served: Served, tmp_path: Path) -> None:
-    """DEBUG off: the launcher collects static files and WhiteNoise serves them (styled admin)."""
+    """DEBUG off: the launcher collects static files and ServeStatic serves them (styled admin),
+    asynchronously: the process never logs Django's sync-iterator warning."""
     port = free_port()
     env = gateway_env(served.idp.issuer, port, database_file=tmp_path / "db.sqlite3",
                       extra={"GATEWAY_DEV": "false",
@@ -352,6 +353,7 @@ def test_static_files_are_served_in_production_mode(served: Served, tmp_path: Pa
     assert b"body" in css.content
     assert admin.status_code == 200
     assert "/static/admin/css/base." in admin.text  # the page links the collected stylesheet
+    assert "StreamingHttpResponse must consume synchronous iterators" not in process.log()
 
 
 def test_a_large_body_sent_with_its_head_is_not_mistaken_for_a_large_head(

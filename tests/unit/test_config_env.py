@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from config.env import load_config
@@ -95,3 +97,16 @@ def test_the_keepalive_ping_interval_is_configurable(raw: str, expected: float) 
 def test_a_bad_keepalive_ping_interval_names_the_variable(raw: str) -> None:
     with pytest.raises(ConfigError, match="GATEWAY_WS_PING_SECONDS"):
         read_serve_config({**BASE, "GATEWAY_WS_PING_SECONDS": raw})
+
+
+def test_workers_default_to_one_without_redis_and_to_the_cores_with_it() -> None:
+    assert read_serve_config(BASE).workers == 1
+    with_redis = {**BASE, "GATEWAY_REDIS_URL": "redis://127.0.0.1:6379/0"}
+    assert read_serve_config(with_redis).workers == (os.cpu_count() or 1)
+    assert read_serve_config({**with_redis, "GATEWAY_WORKERS": "3"}).workers == 3
+
+
+def test_several_workers_without_redis_are_refused_naming_the_fix() -> None:
+    """Processes without a shared bus would keep sockets open after a logout elsewhere."""
+    with pytest.raises(ConfigError, match="GATEWAY_WORKERS=2 needs GATEWAY_REDIS_URL"):
+        read_serve_config({**BASE, "GATEWAY_WORKERS": "2"})

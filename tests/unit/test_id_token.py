@@ -142,3 +142,16 @@ def test_userinfo_sub_must_match() -> None:
         verify_userinfo_sub({"sub": "user-1"}, {"sub": "user-2"})
     with pytest.raises(errors.InvalidSubject):
         verify_userinfo_sub({"sub": "user-1"}, {"email": "a@b"})
+
+
+async def test_a_new_kid_at_sign_in_is_fetched_even_with_the_bucket_empty(
+        config: IssuerConfig, keys: JwksCache, fetcher: FakeFetcher) -> None:
+    """Issue 20: an ID token comes from the token endpoint, so its unknown kid is a
+    rotation, fetched at once even right after a flood used up the refetch bucket."""
+    for _ in range(keys.refetch_burst):
+        await keys.refresh()
+    fetcher.document = jwks_of(KEY1, KEY3)
+    token = await verify_id_token(encode({**ID_HEADER, "kid": "k3"}, id_claims(), key=KEY3),
+                                  config, keys, now=NOW, nonce="n-123")
+    assert token.header["kid"] == "k3"
+    assert fetcher.calls == keys.refetch_burst + 1

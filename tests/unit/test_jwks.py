@@ -41,11 +41,10 @@ async def test_never_loaded_and_unreachable(clock: FakeClock) -> None:
     fetcher = FakeFetcher(jwks_of(KEY1))
     fetcher.fail = True
     cache = JwksCache(URI, fetcher, clock=clock)
-    with pytest.raises(errors.KeysUnavailable):
-        await cache.resolve("k1")
-    with pytest.raises(errors.KeysUnavailable):  # rate-limited, still unavailable
-        await cache.resolve("k1")
-    assert fetcher.calls == 1
+    for _ in range(cache.refetch_burst + 2):
+        with pytest.raises(errors.KeysUnavailable):
+            await cache.resolve("k1")
+    assert fetcher.calls == cache.refetch_burst  # then rate-limited, still unavailable
 
 
 async def test_single_flight(clock: FakeClock) -> None:
@@ -72,15 +71,50 @@ async def test_concurrent_unknown_kid_fetches_once(keys: JwksCache, fetcher: Fak
     assert fetcher.calls == 1
 
 
-async def test_rate_limit_window(keys: JwksCache, fetcher: FakeFetcher, clock: FakeClock) -> None:
-    assert await keys.refresh()
+async def test_refetch_bucket(keys: JwksCache, fetcher: FakeFetcher, clock: FakeClock) -> None:
+    for _ in range(keys.refetch_burst):
+        assert await keys.refresh()
     assert not await keys.refresh()
     clock.now += keys.min_refetch_interval - 1
     assert not await keys.refresh()
-    assert await keys.refresh(force=True)
-    clock.now += keys.min_refetch_interval
-    assert await keys.refresh()
-    assert fetcher.calls == 3
+    assert await keys.refresh(force=True)  # force takes nothing from the bucket
+    clock.now += 1
+    assert await keys.refresh()  # one regained
+    assert not await keys.refresh()
+    assert fetcher.calls == keys.refetch_burst + 2
+
+
+async def test_two_rotations_seconds_apart_are_each_picked_up(
+        keys: JwksCache, fetcher: FakeFetcher, clock: FakeClock) -> None:
+    """Issue 20: a rotation, then another 5 s later, each accepted at once."""
+    clock.now += 1
+    fetcher.document = jwks_of(KEY2, KEY3)
+    assert (await keys.resolve("k3")).kid == "k3"
+    clock.now += 5
+    fetcher.document = jwks_of(KEY3, KEY1)
+    assert (await keys.resolve("k1")).kid == "k1"
+    assert fetcher.calls == 2
+
+
+async def test_a_flood_of_unknown_kids_costs_a_bounded_number_of_fetches(
+        keys: JwksCache, fetcher: FakeFetcher, clock: FakeClock) -> None:
+    seconds = 120.0
+    for n in range(int(seconds * 10)):  # ten unknown kids a second
+        clock.now += 0.1
+        with pytest.raises(errors.UnknownKey):
+            await keys.resolve(f"bogus-{n}")
+    assert fetcher.calls <= keys.refetch_burst + seconds / keys.min_refetch_interval
+    assert fetcher.calls >= seconds / keys.min_refetch_interval  # and it keeps looking
+
+
+async def test_forced_resolve_fetches_when_the_bucket_is_empty(
+        keys: JwksCache, fetcher: FakeFetcher) -> None:
+    for _ in range(keys.refetch_burst):
+        await keys.refresh()
+    fetcher.document = jwks_of(KEY3)
+    with pytest.raises(errors.UnknownKey):
+        await keys.resolve("k3")
+    assert (await keys.resolve("k3", force=True)).kid == "k3"
 
 
 async def test_stale_keys_survive_failed_refetch_within_max_stale(
