@@ -29,12 +29,20 @@ from consumers.protocol import (
     unsubscribed,
     welcome,
 )
+from gateway.grants.outcome import outcomes
 from gateway.grants.store import GRANTS_GROUP, cache
+from gateway.ops.roster import this_process
 from gateway.sockets.closecodes import CloseCode
 from gateway.sockets.envelope import granted, message_event
 from oidc.channels import group_name
 from oidc.errors import OidcError
-from oidc.grants import GrantSnapshot, Operation, allowed_operations, operations_by_target
+from oidc.grants import (
+    GrantSnapshot,
+    Operation,
+    allowed_operations,
+    lost_subscriptions,
+    operations_by_target,
+)
 from oidc.types import ChannelName
 
 logger = logging.getLogger("consumers.pubsub")
@@ -173,22 +181,28 @@ class PubSubConsumer(GatewayConsumer, PresenceMixin):
             await self.refuse_reauth(exc)
             return
         await self.send_json(ack(request.id, expires_at=principal.expires_at))
+        await self.report_principal()
         await self._recheck_subscriptions(await cache.current())
 
     async def on_principal_changed(self) -> None:
+        await self.report_principal()
         await self._recheck_subscriptions(await cache.current())
 
     async def grants_changed(self, event: dict[str, Any]) -> None:
-        """Grants changed somewhere: drop every subscription this principal lost."""
-        await self._recheck_subscriptions(await cache.at_least(int(event.get("version", 0))))
+        """Grants changed somewhere: drop every subscription this principal lost, and count
+        what was dropped for the change log (``gateway.grants.outcome``)."""
+        version = int(event.get("version", 0))
+        lost = await self._recheck_subscriptions(await cache.at_least(version))
+        outcomes.report(version, this_process(), lost)
 
-    async def _recheck_subscriptions(self, snapshot: GrantSnapshot) -> None:
-        """Drop what the principal lost (``unsubscribed``), then send ``channels`` if changed."""
-        for channel in list(self.subscriptions):
-            ops = allowed_operations(self.principal, snapshot.grants, channel)
-            if Operation.SUBSCRIBE not in ops:
-                await self.leave(self.subscriptions.pop(channel))
-                await self._left(channel)
-                await self.send_json(unsubscribed(channel, "revoked"))
-                await self.report_channels(self.subscriptions)
+    async def _recheck_subscriptions(self, snapshot: GrantSnapshot) -> int:
+        """Drop what the principal lost (``unsubscribed``), then send ``channels`` if changed;
+        return how many channels were dropped."""
+        lost = lost_subscriptions(self.principal, snapshot.grants, list(self.subscriptions))
+        for channel in lost:
+            await self.leave(self.subscriptions.pop(channel))
+            await self._left(channel)
+            await self.send_json(unsubscribed(channel, "revoked"))
+            await self.report_channels(self.subscriptions)
         await self._tell_channels(snapshot)
+        return len(lost)

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from gateway.observe.outage import REDIS
-from gateway.ops.roster import SocketEntry, roster, this_process
+from gateway.ops.roster import SocketEntry, matcher_view, roster, this_process
 from gateway.sockets.closecodes import CloseCode
 from oidc.types import Principal
 
@@ -28,22 +28,35 @@ class RosterMixin:
     scope: dict[str, Any]
     principal: Principal
     enrolled: bool = False
+    enrolled_at: float = 0.0
 
     async def send_json(self, content: dict[str, Any]) -> None: ...  # GatewayConsumer's
     async def close_with(self, code: CloseCode, reason: str) -> None: ...  # GatewayConsumer's
 
+    def _entry(self) -> SocketEntry:
+        p = self.principal
+        return SocketEntry(socket=self.channel_name, issuer=p.issuer, subject=p.subject,
+                           route=str(self.scope.get("path", ""))[:200],
+                           credential=p.credential.value, process=this_process(),
+                           connected_at=self.enrolled_at,
+                           **matcher_view(p.groups, p.roles, p.claims))
+
     async def enrol(self) -> None:
         """List this accepted socket (a roster failure never refuses the socket)."""
-        p = self.principal
-        entry = SocketEntry(socket=self.channel_name, issuer=p.issuer, subject=p.subject,
-                            route=str(self.scope.get("path", ""))[:200],
-                            credential=p.credential.value, process=this_process(),
-                            connected_at=round(time.time(), 3))
+        self.enrolled_at = round(time.time(), 3)
         try:
-            await roster().opened(entry)
+            await roster().opened(self._entry())
             self.enrolled = True
         except Exception as exc:  # Redis down: the bus watchdog closes the sockets
             REDIS.noted("roster", exc)
+
+    async def report_principal(self) -> None:
+        """The principal changed: the roster gets its new claims (the grant preview reads them)."""
+        if self.enrolled:
+            try:
+                await roster().reidentified(self._entry())
+            except Exception as exc:
+                REDIS.noted("roster", exc)
 
     async def report_channels(self, channels: Iterable[str]) -> None:
         if self.enrolled:

@@ -9,13 +9,16 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
-from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.template.defaultfilters import pluralize
+from django.urls import reverse
 from django.utils.html import conditional_escape, format_html, format_html_join
 from django.utils.safestring import mark_safe
 
-from gateway.grants.store import acting_as, to_value
+from gateway.grants.store import to_value
 from gateway.models import Channel, Grant, GrantChange
+from gateway.oversight.grant_review import PreviewedGrantAdmin
+from gateway.oversight.preview import recorded_outcomes
 from oidc.channels import normalise_channel
 from oidc.grants import grants_for_channel
 
@@ -36,14 +39,19 @@ def _breakable(text: str) -> str:
 
 
 @admin.register(Grant)
-class GrantAdmin(admin.ModelAdmin[Grant]):
-    # Four columns, so the list is read to its last one (the note) beside the admin's
-    # navigation and the filters at 1280 px: who holds the grant (claim, value and, below
-    # them, the issuer) in one, the three operations in one; URLs and claim paths may
-    # wrap after each slash.
+class GrantAdmin(PreviewedGrantAdmin):
+    """Every add, edit and delete shows its preview first (gateway/oversight/grant_review.py).
+
+    Four columns, so the list is read to its last one (the note) beside the admin's
+    navigation and the filters at 1280 px: who holds the grant (claim, value and, below
+    them, the issuer) in one, the three operations in one; URLs and claim paths may wrap
+    after each slash."""
+
     list_display = ("target", "holders", "operations", "note")
     list_filter = ("subscribe", "publish", "presence", "claim", "issuer")
     search_fields = ("target", "value", "claim", "issuer", "note")
+    ordering = ("target", "claim", "value")
+    readonly_fields = ("changes",)
 
     @admin.display(description="holders (claim = value, issuer)", ordering="value")
     def holders(self, obj: Grant) -> str:
@@ -54,18 +62,15 @@ class GrantAdmin(admin.ModelAdmin[Grant]):
     def operations(self, obj: Grant) -> str:
         return ", ".join(op for op in ("subscribe", "publish", "presence") if getattr(obj, op)) or "none"
 
-    def save_model(self, request: HttpRequest, obj: Grant, form: Any, change: bool) -> None:
-        with acting_as(request.user):
-            super().save_model(request, obj, form, change)
-
-    def delete_model(self, request: HttpRequest, obj: Grant) -> None:
-        with acting_as(request.user):
-            super().delete_model(request, obj)
-
-    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Grant]) -> None:
-        with acting_as(request.user):
-            for grant in queryset:
-                grant.delete()  # one change record per grant
+    @admin.display(description="Changes")
+    def changes(self, obj: Grant) -> str:
+        if not obj.pk:
+            return "-"
+        count = GrantChange.objects.filter(grant_id=obj.pk).count()
+        url = reverse("admin:gateway_grantchange_changelist") + f"?grant_id={obj.pk}"
+        return format_html('<a href="{}" id="grant-changes">{} change{} of this grant, with what '
+                           'each preview predicted and what each process revoked</a>',
+                           url, count, pluralize(count))
 
 
 @admin.register(Channel)
@@ -94,11 +99,48 @@ class ChannelAdmin(admin.ModelAdmin[Channel]):
 
 @admin.register(GrantChange)
 class GrantChangeAdmin(admin.ModelAdmin[GrantChange]):
-    list_display = ("at", "username", "action", "grant_id", "version")
+    list_display = ("at", "username", "action", "grant_id", "what", "version", "predicted",
+                    "revoked")
     list_filter = ("action", "username")
     search_fields = ("username", "grant_id")
     readonly_fields = ("at", "user", "username", "action", "grant_id", "before", "after",
-                       "version")
+                       "version", "batch", "preview", "predicted", "revoked")
+
+    @admin.display(description="grant")
+    def what(self, obj: GrantChange) -> str:
+        after, before = obj.after or {}, obj.before or {}
+        shown = after or before
+        text = f"{shown.get('claim')}={shown.get('value')} -> {shown.get('target')}"
+        if before and after and before.get("target") != after.get("target"):
+            text = f"{before.get('claim')}={before.get('value')} -> {before.get('target')} => " \
+                   f"{after.get('target')}"
+        return text
+
+    @admin.display(description="preview: sockets to revoke (per process)")
+    def predicted(self, obj: GrantChange) -> str:
+        if not obj.preview:
+            return "no preview (changed outside the admin)"
+        p = obj.preview
+        per = ", ".join(f"{k}: {v}" for k, v in (p.get("by_process") or {}).items())
+        return (f"{p.get('sockets_revoked', 0)}{f' ({per})' if per else ''}; "
+                f"{p.get('losing', 0)} lose, {p.get('gaining', 0)} gain, "
+                f"{p.get('not_connected', 0)} not connected")
+
+    @admin.display(description="revoked (per process)")
+    def revoked(self, obj: GrantChange) -> str:
+        versions = [obj.version]
+        if obj.batch:
+            versions = list(GrantChange.objects.filter(batch=obj.batch)
+                            .values_list("version", flat=True))
+        rows = [r for v in versions for r in recorded_outcomes(versions).get(v, [])]
+        if not rows:
+            return "no process has reported (none had a pub/sub socket, or not yet)"
+        totals: dict[str, int] = {}
+        for process, _, sockets, _ in rows:
+            totals[process] = totals.get(process, 0) + sockets
+        label = " (whole batch)" if obj.batch and len(versions) > 1 else ""
+        return f"{sum(totals.values())}{label}: " + ", ".join(
+            f"{p}: {n}" for p, n in sorted(totals.items()))
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -8,7 +8,7 @@ class GatewayConfig(AppConfig):
 
     def ready(self) -> None:
         from gateway.grants import store  # noqa: F401  (grant-change handlers)
-        from gateway.login import signals  # noqa: F401  (logout handlers)
+        from gateway.login import known, signals  # noqa: F401  (login and logout handlers)
         from gateway.observe.audit import start_audit_writer
 
         start_audit_writer()

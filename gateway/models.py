@@ -168,6 +168,10 @@ class GrantChange(models.Model):
     before = models.JSONField(null=True, blank=True)
     after = models.JSONField(null=True, blank=True)
     version = models.BigIntegerField(help_text="grant version after this change")
+    batch = models.CharField(max_length=32, blank=True, db_index=True,
+                             help_text="changes confirmed together after one preview share it")
+    preview = models.JSONField(null=True, blank=True,
+                               help_text="the counts the administrator saw before confirming")
 
     class Meta:
         ordering = ["-at", "-id"]
@@ -183,3 +187,56 @@ class GrantVersion(models.Model):
 
     def __str__(self) -> str:
         return f"grant version {self.version}"
+
+
+class GrantOutcome(models.Model):
+    """What one gateway process did when it heard of grant version ``version``: how many of
+    its sockets re-checked their subscriptions, and how many dropped some as ``revoked``."""
+
+    version = models.BigIntegerField(db_index=True)
+    process = models.CharField(max_length=200, help_text="host:pid")
+    rechecked = models.IntegerField(default=0)
+    revoked_sockets = models.IntegerField(default=0)
+    revoked_channels = models.IntegerField(default=0)
+    at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["version", "process"],
+                                               name="unique_outcome_version_process")]
+        ordering = ["version", "process"]
+
+    def __str__(self) -> str:
+        return f"version {self.version} on {self.process}: {self.revoked_sockets} revoked"
+
+
+class KnownClaims(models.Model):
+    """The claims snapshot of each identity's last browser login (what a session socket's
+    principal is built from), so a grant change can be previewed for people not connected.
+
+    Bounded: one row per (issuer, subject), a snapshot of at most ``MAX_SNAPSHOT_BYTES``,
+    and rows not refreshed by a login for ``KEEP_DAYS`` are deleted at the next login.
+    """
+
+    MAX_SNAPSHOT_BYTES = 16 * 1024
+    KEEP_DAYS = 30
+
+    issuer = models.CharField(max_length=512)
+    subject = models.CharField(max_length=255)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                             on_delete=models.SET_NULL, related_name="+")
+    username = models.CharField(max_length=150, blank=True)
+    snapshot = models.JSONField(help_text="oidc.types.ClaimsSnapshot of the last login")
+    # the snapshot's groups and roles again, one a line: most previews need only these, and
+    # reading them is far cheaper than decoding 50,000 snapshots (bench/grant_preview.py)
+    groups = models.TextField(blank=True)
+    roles = models.TextField(blank=True)
+    seen_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["issuer", "subject"],
+                                               name="unique_known_issuer_subject")]
+        verbose_name = "known user's claims"
+        verbose_name_plural = "known users' claims"
+
+    def __str__(self) -> str:
+        return f"claims of {self.username or self.subject} at {self.seen_at:%Y-%m-%d %H:%M}"

@@ -35,6 +35,7 @@ __all__ = [
     "claim_values",
     "grants_for_channel",
     "grants_of",
+    "lost_subscriptions",
     "operations_by_target",
 ]
 
@@ -116,6 +117,15 @@ def allowed_operations(principal: Claimant, grants: Iterable[Grant],
         if pattern_matches(grant.target, channel) and grant.applies_to(principal):
             allowed |= grant.operations
     return frozenset(allowed)
+
+
+def lost_subscriptions(principal: Claimant, grants: Iterable[Grant],
+                       channels: Iterable[ChannelName]) -> tuple[ChannelName, ...]:
+    """The subscribed ``channels`` the grants no longer let ``principal`` subscribe to: what a
+    socket drops with reason ``revoked`` when grants change (and what the admin's preview
+    of a grant change counts)."""
+    grants = tuple(grants)
+    return tuple(c for c in channels if Operation.SUBSCRIBE not in allowed_operations(principal, grants, c))
 
 
 def grants_for_channel(grants: Iterable[Grant], channel: ChannelName) -> tuple[Grant, ...]:

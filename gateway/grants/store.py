@@ -43,6 +43,8 @@ GRANTS_GROUP = "gw.grants"
 MAX_AGE = 5.0
 
 _acting_user: ContextVar[Any] = ContextVar("grant_acting_user", default=None)
+_previewed: ContextVar[tuple[str, dict[str, Any]] | None] = ContextVar("grant_previewed",
+                                                                         default=None)
 
 
 @contextlib.contextmanager
@@ -53,6 +55,17 @@ def acting_as(user: Any) -> Iterator[None]:
         yield
     finally:
         _acting_user.reset(token)
+
+
+@contextlib.contextmanager
+def previewed(batch: str, counts: dict[str, Any]) -> Iterator[None]:
+    """The grant changes made inside this block were confirmed after a preview that showed
+    ``counts``; they are recorded with it, as one ``batch``."""
+    token = _previewed.set((batch, counts))
+    try:
+        yield
+    finally:
+        _previewed.reset(token)
 
 
 # --- write side ----------------------------------------------------------------------
@@ -81,10 +94,12 @@ def broadcast(version: int) -> None:
 def _record(action: str, grant_id: int, before: Any, after: Any) -> None:
     version = bump_version()
     user = _acting_user.get()
+    batch, preview = _previewed.get() or ("", None)
     GrantChange.objects.create(
         user=user if getattr(user, "pk", None) else None,
         username=getattr(user, "get_username", lambda: "")() if user is not None else "",
         action=action, grant_id=grant_id, before=before, after=after, version=version,
+        batch=batch, preview=preview,
     )
     transaction.on_commit(partial(broadcast, version))
 

@@ -47,6 +47,8 @@ def _add_grant(admin: Page, stack: BrowserStack, value: str, target: str) -> Non
     expect(admin.locator("#id_subscribe")).to_be_checked()
     admin.fill("#id_note", "added in the browser test")
     admin.locator('input[name="_save"]').click()
+    expect(admin.locator("#grant-preview")).to_be_visible()  # nothing is saved before the preview
+    admin.get_by_role("button", name="Confirm and save").click()
     expect(admin.locator(".messagelist .success")).to_contain_text("was added successfully")
 
 
@@ -54,7 +56,8 @@ def _delete_grant(admin: Page, stack: BrowserStack, target: str) -> None:
     admin.goto(f"{stack.gateway}/admin/gateway/grant/?q={target}")
     admin.locator("#result_list tbody tr th a").filter(has_text=target).click()
     admin.locator("a.deletelink").click()
-    admin.locator('#content form input[type="submit"]').click()  # "Yes, I'm sure"
+    expect(admin.locator("#grant-preview")).to_be_visible()
+    admin.get_by_role("button", name="Confirm and delete").click()
     expect(admin.locator(".messagelist .success")).to_contain_text("was deleted successfully")
 
 

@@ -142,3 +142,23 @@ async def test_auth_takes_exactly_one_of_token_and_ticket() -> None:
     comm = await _connected(["engineering"])
     reply = await _request(comm, type="auth", id=1, token=user_token(["engineering"]), ticket="t")
     assert (reply["type"], reply["error"]) == ("error", "missing_field")
+
+
+async def test_a_refresh_updates_the_claims_the_roster_keeps_for_the_grant_preview() -> None:
+    from gateway.ops.roster import MemoryRoster, use_roster
+
+    roster = MemoryRoster()
+    use_roster(roster)
+    try:
+        comm = await _connected(["engineering", "admins"])
+        assert (await _request(comm, type="subscribe", id=1, channel="deploys"))["type"] == "ack"
+        [entry] = await roster.entries()
+        assert entry.groups == ("admins", "engineering") and entry.claims["sub"] == "alice"
+        assert (await _request(comm, type="auth", id=2, token=user_token(
+            ["engineering"], department="sre")))["type"] == "ack"
+        [entry] = await roster.entries()
+        assert entry.groups == ("engineering",) and entry.claims["department"] == "sre"
+        assert entry.channels == ("deploys",)  # kept
+        await comm.disconnect()
+    finally:
+        use_roster(None)

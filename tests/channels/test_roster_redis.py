@@ -8,7 +8,7 @@ import pytest
 import redis.asyncio as redis
 from redis.asyncio.client import Pipeline
 
-from gateway.ops.roster import INFO_KEY, ROSTER_KEY, RedisRoster, SocketEntry
+from gateway.ops.roster import CLAIMS_KEY, INFO_KEY, ROSTER_KEY, RedisRoster, SocketEntry
 
 REDIS_URL = "redis://127.0.0.1:6379/12"  # a database of our own on the shared server
 
@@ -25,11 +25,11 @@ class Clock:
 async def clean() -> AsyncIterator[None]:
     client = redis.from_url(REDIS_URL)
     try:
-        await client.delete(ROSTER_KEY, INFO_KEY)
+        await client.delete(ROSTER_KEY, INFO_KEY, CLAIMS_KEY)
     except redis.ConnectionError:
         pytest.fail("Redis is not running on 127.0.0.1:6379: run scripts/ensure-redis")
     yield
-    await client.delete(ROSTER_KEY, INFO_KEY)
+    await client.delete(ROSTER_KEY, INFO_KEY, CLAIMS_KEY)
     await client.aclose()
 
 
@@ -92,3 +92,22 @@ async def test_changes_made_together_go_out_in_one_transaction(clean: None) -> N
     listed = await roster.entries()
     assert [(e.socket, e.channels) for e in listed] == [(s, ("deploys",)) for s in sockets[:10]]
     await roster.close()
+
+
+async def test_claims_are_kept_apart_and_read_only_on_request(clean: None) -> None:
+    from dataclasses import replace
+
+    from gateway.ops.roster import matcher_view
+
+    roster = RedisRoster(REDIS_URL, 30, Clock())
+    view = matcher_view(["eng"], ["dev"], {"groups": ["eng"], "org": {"team": "sre"}})
+    assert view["claims"] == {"org": {"team": "sre"}}  # groups are read from the principal's set
+    await roster.opened(replace(entry("s1", "bob", "host:1", 1.0), **view))
+    [listed] = await roster.entries()
+    assert (listed.groups, listed.roles, listed.claims) == (("eng",), ("dev",), {})
+    assert await roster.claims(["s1", "gone"]) == {"s1": {"org": {"team": "sre"}}}
+    await roster.closed("s1")
+    assert await redis.from_url(REDIS_URL).hkeys(CLAIMS_KEY) == []
+    await roster.close()
+    big = matcher_view([], [], {"blob": "x" * 5000})
+    assert (big["claims"], big["claims_kept"]) == ({}, False)

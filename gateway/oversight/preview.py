@@ -1,0 +1,367 @@
+"""The preview of a grant change, gathered for the admin: grants, live sockets, known users.
+
+``stage_*`` describe a change as the grant rows it removes and adds (their ``snapshot()``);
+``gather`` reads what the preview needs once (current grants and version, every live socket
+on every process from the roster, the claims of every identity's last login) and
+``oidc.preview.preview_change`` answers, with the runtime matcher. ``Review`` is what the
+page shows: names instead of subjects, lists capped at ``SHOWN`` names, and the counts the
+change log keeps (``Review.counts``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import heapq
+import json
+import re
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from types import MappingProxyType
+from typing import Any, cast
+
+from asgiref.sync import async_to_sync
+from django.core.exceptions import EmptyResultSet
+from django.db import connection
+from django.db.models import Q, TextField, Value
+from django.db.models.functions import Cast, Concat
+from django.utils import timezone
+
+from gateway.grants.store import to_value
+from gateway.login.known import READ_SNAPSHOT, matched_as
+from gateway.models import Grant as GrantRow
+from gateway.models import GrantOutcome, GrantVersion, KnownClaims, OidcIdentity
+from gateway.ops.roster import SocketEntry, roster
+from oidc.channels import normalise_pattern
+from oidc.grants import Grant, Operation
+from oidc.preview import Holder, LiveSocket, Preview, Who, preview_change, relevant_claims
+from oidc.types import ChannelName
+
+SHOWN = 50
+NO_CLAIMS: Mapping[str, Any] = MappingProxyType({})
+OPERATIONS = tuple(Operation)
+
+
+@dataclass(frozen=True)
+class Staged:
+    """A change: grants it removes (``before``, with their ids) and adds (``after``)."""
+
+    action: str  # create, update, delete
+    ids: tuple[int, ...]
+    before: tuple[dict[str, Any], ...]
+    after: tuple[dict[str, Any], ...]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"action": self.action, "ids": list(self.ids), "before": list(self.before),
+                "after": list(self.after)}
+
+
+def normalised(snapshot: dict[str, Any]) -> dict[str, Any]:
+    """A grant snapshot with its target as ``Grant.save`` stores it."""
+    return {**snapshot, "target": normalise_pattern(snapshot["target"])}
+
+
+def stage_save(before: GrantRow | None, after: GrantRow) -> Staged:
+    """Adding ``after``, or turning the saved row ``before`` into ``after``."""
+    if before is None:
+        return Staged("create", (), (), (normalised(after.snapshot()),))
+    return Staged("update", (before.pk,), (before.snapshot(),), (normalised(after.snapshot()),))
+
+
+def stage_delete(rows: Iterable[GrantRow]) -> Staged:
+    rows = sorted(rows, key=lambda r: r.pk)
+    return Staged("delete", tuple(r.pk for r in rows), tuple(r.snapshot() for r in rows), ())
+
+
+def _value(snapshot: Mapping[str, Any], grant_id: int | None) -> Grant:
+    ops = frozenset(op for op in OPERATIONS if snapshot.get(op.value))
+    return Grant(issuer=snapshot["issuer"], claim=snapshot["claim"], value=snapshot["value"],
+                 target=snapshot["target"], operations=ops, grant_id=grant_id)
+
+
+def current_version() -> int:
+    return int(GrantVersion.objects.filter(pk=1).values_list("version", flat=True).first() or 0)
+
+
+@dataclass(frozen=True)
+class World:
+    """What the preview reads, read once."""
+
+    version: int
+    grants: tuple[Grant, ...]
+    after: tuple[Grant, ...]
+    sockets: tuple[SocketEntry, ...]
+    socket_claims: Mapping[str, Mapping[str, Any]]  # read only for claim-path changes
+    known: Known  # last-login claims
+    names: Mapping[Who, str]
+    full_claims: bool  # the change involves claim paths beyond groups and roles
+    known_users: int  # seen lately, whether or not they hold a value the change involves
+    read_ms: float
+
+
+def gather(staged: Staged, *, since: timedelta = timedelta(days=KnownClaims.KEEP_DAYS)) -> World:
+    started = time.perf_counter()
+    version = current_version()
+    grants = []
+    for row in GrantRow.objects.all():
+        try:
+            grants.append(to_value(row))
+        except ValueError:  # invalid rows are ignored at runtime too (store.load_snapshot)
+            continue
+    after = apply(staged, grants)
+    involved = relevant_claims(grants, after)
+    full = bool(involved.keys() - {"groups", "roles"})
+    sockets = tuple(async_to_sync(roster().entries)())
+    claims: dict[str, dict[str, Any]] = {}
+    if full:  # the change involves claim paths beyond groups and roles: read the claims too
+        claims = async_to_sync(roster().claims)([s.socket for s in sockets])
+    seen_since = timezone.now() - since
+    known = known_holders(seen_since, full=full, involved=involved)
+    known_users = KnownClaims.objects.filter(seen_at__gte=seen_since).count()
+    names = known.names
+    missing = {(s.issuer, s.subject) for s in sockets} - names.keys()
+    if missing:
+        subjects = {subject for _, subject in missing}
+        for issuer, subject, username in OidcIdentity.objects.filter(
+                subject__in=subjects).values_list("issuer", "subject", "user__username"):
+            names.setdefault((issuer, subject), username)
+    return World(version, tuple(grants), after, sockets, claims, known, names, full, known_users,
+                 (time.perf_counter() - started) * 1000)
+
+
+def _rows(query: Any) -> Iterator[tuple[Any, ...]]:
+    """The rows of a ``values_list`` of text columns, without the ORM's per-row work."""
+    try:
+        sql, params = query.query.sql_with_params()
+    except EmptyResultSet:  # e.g. pk__in=[]: nothing to read
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        while rows := cursor.fetchmany(10_000):
+            yield from rows
+
+
+MAX_FILTERED_VALUES = 100
+
+
+PLAIN = re.compile(r"[A-Za-z0-9 ._:/@+=-]+")
+"""Values written the same way inside JSON text by SQLite (Django's json.dumps) and by
+PostgreSQL (jsonb as text): no quote, backslash, control or non-ASCII character."""
+
+
+def holding_any(involved: Mapping[str, frozenset[str]]) -> Q | None:
+    """Rows that may hold one of the values: in their groups or roles, or, for other claim
+    paths, anywhere in their snapshot's JSON text (None: too many values to ask the database,
+    or one that JSON may write in more than one way)."""
+    terms = [(claim, v) for claim, values in involved.items() for v in values]
+    others = [v for claim, v in terms if claim not in ("groups", "roles")]
+    if len(terms) > MAX_FILTERED_VALUES or not all(PLAIN.fullmatch(v) for v in others):
+        return None
+    query = Q(groups__contains=READ_SNAPSHOT) | Q(roles__contains=READ_SNAPSHOT)
+    for claim, value in terms:
+        if claim in ("groups", "roles"):
+            query |= Q(**{f"{claim}_lines__contains": f"\n{value}\n"})
+        else:
+            query |= Q(snapshot_text__contains=json.dumps(value))
+    return query
+
+
+@dataclass(frozen=True)
+class Known:
+    """People seen lately: read one by one (``people``), or, when the change involves only
+    groups and roles, grouped into ``crowds`` by the involved values they hold."""
+
+    people: tuple[Holder, ...]
+    crowds: tuple[tuple[Holder, tuple[Who, ...]], ...]
+    names: dict[Who, str]
+
+    def everyone(self) -> set[Who]:
+        return {h.who for h in self.people}.union(*(who for _, who in self.crowds))
+
+
+def known_holders(seen_since: datetime, *, full: bool,
+                  involved: Mapping[str, frozenset[str]]) -> Known:
+    """Everyone seen since then, as their last login's principal would be matched.
+
+    Unless ``full``, only groups and roles are read (from their own columns, not the
+    snapshot), only of rows holding one of the ``involved`` values (the others gain and lose
+    nothing), and people holding the same involved values form one crowd: its
+    representative holds just those values, so the matcher's answer for it is theirs
+    (``oidc.preview.preview_change``)."""
+    recent = KnownClaims.objects.filter(seen_at__gte=seen_since)
+    people: list[Holder] = []
+    names: dict[Who, str] = {}
+    crowds: dict[tuple[str, frozenset[str], frozenset[str]], list[Who]] = {}
+    slow: list[int] = []
+    only = holding_any(involved)
+    if only is not None:
+        recent = recent.annotate(
+            groups_lines=Concat(Value("\n"), "groups", Value("\n"), output_field=TextField()),
+            roles_lines=Concat(Value("\n"), "roles", Value("\n"), output_field=TextField()),
+            snapshot_text=Cast("snapshot", TextField()),
+        ).filter(only)
+    if not full:
+        wanted = [tuple((v, f"\n{v}\n") for v in sorted(involved.get(claim, ())))
+                  for claim in ("groups", "roles")]
+        for pk, issuer, subject, username, groups, roles in _rows(recent.values_list(
+                "pk", "issuer", "subject", "username", "groups", "roles")):
+            if READ_SNAPSHOT in groups or READ_SNAPSHOT in roles:
+                slow.append(pk)
+                continue
+            lined = [f"\n{groups}\n" if groups else "", f"\n{roles}\n" if roles else ""]
+            key = (issuer, *[frozenset(v for v, needle in want if needle in text)
+                             for want, text in zip(wanted, lined, strict=True)])
+            crowd = crowds.get(key)
+            if crowd is None:
+                crowd = crowds[key] = []
+            crowd.append((issuer, subject))
+            names[(issuer, subject)] = username
+        recent = KnownClaims.objects.filter(pk__in=slow)
+    for issuer, subject, username, snapshot in _rows(recent.values_list(
+            "issuer", "subject", "username", "snapshot")):
+        if isinstance(snapshot, str):  # SQLite hands JSON back as text, PostgreSQL decoded
+            snapshot = json.loads(snapshot)
+        seen = matched_as(snapshot) if isinstance(snapshot, dict) else None
+        if seen is not None and seen[:2] == (issuer, subject):
+            people.append(Holder(*seen))
+            names[(issuer, subject)] = username
+    return Known(tuple(people), tuple(
+        (Holder(issuer, "", groups, roles, NO_CLAIMS), tuple(who))
+        for (issuer, groups, roles), who in crowds.items()), names)
+
+
+def socket_holder(entry: SocketEntry, claims: Mapping[str, Any] | None = None) -> Holder:
+    return Holder(entry.issuer, entry.subject, frozenset(entry.groups), frozenset(entry.roles),
+                  entry.claims if claims is None else claims)
+
+
+def apply(staged: Staged, grants: Sequence[Grant]) -> tuple[Grant, ...]:
+    """The grants after the change."""
+    kept = tuple(g for g in grants if g.grant_id not in staged.ids)
+    new_id = staged.ids[0] if staged.action == "update" else None
+    return kept + tuple(_value(s, new_id) for s in staged.after)
+
+
+@dataclass(frozen=True)
+class Names:
+    shown: tuple[str, ...]
+    total: int
+
+    @property
+    def more(self) -> int:
+        return self.total - len(self.shown)
+
+
+@dataclass(frozen=True)
+class EffectRow:
+    target: str
+    pattern: bool
+    gains: tuple[tuple[str, Names], ...]  # (operation, names), operations with someone only
+    losses: tuple[tuple[str, Names], ...]
+
+
+@dataclass(frozen=True)
+class ProcessRow:
+    process: str
+    sockets: int
+    holders: Names
+    channels: tuple[str, ...]
+
+
+@dataclass
+class Review:
+    staged: Staged
+    version: int
+    effects: tuple[EffectRow, ...]
+    processes: tuple[ProcessRow, ...]
+    revoked_sockets: int
+    revoked_holders: Names
+    offline: Names  # affected people seen lately who hold no socket now
+    known_users: int
+    sockets_checked: int
+    sockets_without_claims: int
+    gaining: int
+    losing: int
+    took_ms: float
+
+    @property
+    def counts(self) -> dict[str, Any]:
+        """What the change log keeps of the preview the administrator confirmed."""
+        return {"version": self.version, "gaining": self.gaining, "losing": self.losing,
+                "sockets_revoked": self.revoked_sockets,
+                "by_process": {p.process: p.sockets for p in self.processes},
+                "not_connected": self.offline.total, "known_users": self.known_users,
+                "sockets_checked": self.sockets_checked}
+
+
+def _names(people: Iterable[Who], names: Mapping[Who, str]) -> Names:
+    """The names of the first ``SHOWN`` people by subject, and how many people in all."""
+    people = set(people)
+    first = heapq.nsmallest(SHOWN, people, key=lambda w: (w[1], w[0]))
+    return Names(tuple(names.get(w) or f"{w[1]} ({w[0]})" for w in first), len(people))
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a preview builds its hundred thousand short-lived
+    objects (the collector would rescan them again and again; gateway.ops.gcpolicy)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def review(staged: Staged, world: World | None = None) -> Review:
+    """The preview of ``staged`` against the world as it is now."""
+    with collector_paused():
+        # everything but the small Review dies inside: re-enabled, the collector must not
+        # find hundreds of thousands of live objects to scan
+        return _compute(staged, world)
+
+
+def _compute(staged: Staged, world: World | None) -> Review:
+    world = world or gather(staged)
+    started = time.perf_counter()
+    live = tuple(LiveSocket(s.socket, s.process, socket_holder(s, world.socket_claims.get(s.socket)),
+                            cast("tuple[ChannelName, ...]", s.channels)) for s in world.sockets)
+    holders = [*world.known.people, *(s.holder for s in live)]
+    result = preview_change(world.grants, world.after, holders=holders, sockets=live,
+                            crowds=world.known.crowds)
+    return _review(staged, world, result, (time.perf_counter() - started) * 1000 + world.read_ms)
+
+
+def _review(staged: Staged, world: World, result: Preview, took_ms: float) -> Review:
+    names = world.names
+    effects = tuple(EffectRow(
+        e.target, e.target.endswith(".*"),
+        tuple((op.value, _names(e.gains[op], names)) for op in OPERATIONS if e.gains[op]),
+        tuple((op.value, _names(e.losses[op], names)) for op in OPERATIONS if e.losses[op]))
+        for e in result.effects if e.changed)
+    processes = []
+    for process, count in result.by_process.items():
+        mine = [r for r in result.revoked if r.socket.process == process]
+        processes.append(ProcessRow(process, count, _names((r.socket.holder.who for r in mine), names),
+                                    tuple(sorted({c for r in mine for c in r.channels}))))
+    connected = {(s.issuer, s.subject) for s in world.sockets}
+    affected = (result.gaining | result.losing) & world.known.everyone()
+    return Review(
+        staged=staged, version=world.version, effects=effects, processes=tuple(processes),
+        revoked_sockets=len(result.revoked), revoked_holders=_names(result.revoked_holders, names),
+        offline=_names(affected - connected, names), known_users=world.known_users,
+        sockets_checked=len(world.sockets),
+        sockets_without_claims=sum(1 for s in world.sockets if not s.claims_kept),
+        gaining=len(result.gaining), losing=len(result.losing), took_ms=took_ms)
+
+
+def recorded_outcomes(versions: Iterable[int]) -> dict[int, list[tuple[str, int, int, int]]]:
+    """What each process reported for these grant versions (``gateway.grants.outcome``)."""
+    found: dict[int, list[tuple[str, int, int, int]]] = {}
+    for row in GrantOutcome.objects.filter(version__in=list(versions)):
+        found.setdefault(row.version, []).append(
+            (row.process, row.rechecked, row.revoked_sockets, row.revoked_channels))
+    return found
