@@ -5,7 +5,12 @@ from gateway.console import views as console
 from gateway.login import views
 from gateway.ops import health, scrape
 
-# The service's admin index links the oversight pages (live connections, check access).
+# The service's admin: the gateway's name instead of "Django administration" (the AdminSite's
+# own attributes; no template replaced), and an index that links the oversight pages (live
+# connections, check access). A host project's admin is left as the host has it.
+GATEWAY_NAME = "Websocket gateway"
+admin.site.site_header = f"{GATEWAY_NAME} administration"
+admin.site.site_title = GATEWAY_NAME
 admin.site.index_template = "gateway/oversight/admin_index.html"
 
 urlpatterns = [

@@ -28,6 +28,7 @@ from gateway.handshake.credentials import Credential, selected_subprotocol
 from gateway.login.refresh import shared_refresh
 from gateway.observe.audit import audit
 from gateway.observe.metrics import OPEN_CONNECTIONS
+from gateway.observe.outage import REDIS
 from gateway.ops.closegate import closes
 from gateway.ops.ledger import ledger
 from gateway.sockets.addressing import session_group, sid_group, subject_group
@@ -152,8 +153,8 @@ class GatewayConsumer(RosterMixin, AsyncWebsocketConsumer):
         for group in list(getattr(self, "joined", ())):
             try:
                 await self.leave(group)
-            except Exception:  # the bus may be gone; nothing left to leave
-                logger.warning("could not leave group %s", group)
+            except Exception as exc:  # the bus may be gone; nothing left to leave
+                REDIS.noted("socket leaving its groups", exc)
 
     def deliver(self, event: dict[str, Any], shared: dict[str, Any]) -> None:
         """A group event from the switchboard: handled in turn with the client's frames."""
@@ -385,8 +386,8 @@ class GatewayConsumer(RosterMixin, AsyncWebsocketConsumer):
             self.socket_held = False
             try:
                 await ledger().release_socket(self.who, self.channel_name)
-            except Exception:  # Redis gone: the entry expires with its heartbeat
-                logger.warning("could not release the socket count")
+            except Exception as exc:  # Redis gone: the entry expires with its heartbeat
+                REDIS.noted("socket ledger", exc)
         LIVE.discard(self)
         await self.strike_off()
         await self.leave_all()

@@ -9,16 +9,14 @@ struck off when it closes. An administrator's disconnect reaches it as a
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Iterable
 from typing import Any
 
+from gateway.observe.outage import REDIS
 from gateway.ops.roster import SocketEntry, matcher_view, roster, this_process
 from gateway.sockets.closecodes import CloseCode
 from oidc.types import Principal
-
-logger = logging.getLogger("consumers.roster")
 
 VERSION = 1
 
@@ -49,31 +47,31 @@ class RosterMixin:
         try:
             await roster().opened(self._entry())
             self.enrolled = True
-        except Exception:  # Redis down: the bus watchdog closes the sockets
-            logger.warning("could not list the socket in the roster")
+        except Exception as exc:  # Redis down: the bus watchdog closes the sockets
+            REDIS.noted("roster", exc)
 
     async def report_principal(self) -> None:
         """The principal changed: the roster gets its new claims (the grant preview reads them)."""
         if self.enrolled:
             try:
                 await roster().reidentified(self._entry())
-            except Exception:
-                logger.warning("could not update the socket's claims in the roster")
+            except Exception as exc:
+                REDIS.noted("roster", exc)
 
     async def report_channels(self, channels: Iterable[str]) -> None:
         if self.enrolled:
             try:
                 await roster().subscribed(self.channel_name, channels)
-            except Exception:
-                logger.warning("could not update the socket's channels in the roster")
+            except Exception as exc:
+                REDIS.noted("roster", exc)
 
     async def strike_off(self) -> None:
         if self.enrolled:
             self.enrolled = False
             try:
                 await roster().closed(self.channel_name)
-            except Exception:  # the entry expires with its heartbeat
-                logger.warning("could not remove the socket from the roster")
+            except Exception as exc:  # the entry expires with its heartbeat
+                REDIS.noted("roster", exc)
 
     async def gateway_disconnect(self, event: dict[str, Any]) -> None:
         """An administrator disconnected this subject (``gateway.oversight.live``)."""

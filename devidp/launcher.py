@@ -155,6 +155,7 @@ def build_env(
     access_token_ttl: int = 300,
     id_token_ttl: int = 300,
     keys_file: Path,
+    end_session: bool = True,
 ) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
@@ -168,6 +169,7 @@ def build_env(
             "DEVIDP_API_AUDIENCE": API_AUDIENCE,
             "DEVIDP_OPAQUE_AUDIENCE": OPAQUE_AUDIENCE,
             "DEVIDP_PARENT_PID": str(os.getpid()),
+            "DEVIDP_END_SESSION": "on" if end_session else "off",
         }
     )
     return env
@@ -184,13 +186,15 @@ def start(
     log_file: Path | None = None,
     ready_timeout: float = 30.0,
     attempts: int = 2,
+    end_session: bool = True,
 ) -> DevIdp:
     """Start ``node devidp/server.mjs`` on 127.0.0.1:``port`` and wait for discovery.
 
     ``keys_file`` defaults to a file in a temporary directory removed by ``stop()``;
     ``log_file`` defaults to a file beside it (stdout and stderr of the provider).
     A process that is alive but silent after ``ready_timeout`` is replaced, up to
-    ``attempts`` processes in all.
+    ``attempts`` processes in all. ``end_session=False`` runs it without RP-initiated
+    logout (no ``end_session_endpoint``), like a provider that offers none.
     """
     check_installed()
     node = _node()
@@ -214,6 +218,7 @@ def start(
         access_token_ttl=access_token_ttl,
         id_token_ttl=id_token_ttl,
         keys_file=keys_file,
+        end_session=end_session,
     )
     log_handle = log_file.open("ab")
 

@@ -49,11 +49,16 @@
 //        Answers {"login": ..., "groups": [...], "roles": [...]}.
 //   GET  /__dev/health                 {"ok": true, "issuer": ...}
 //
-// RP-initiated logout: GET or POST (form) end_session_endpoint renders a confirm form that
-// submits itself (hidden `xsrf` and `logout=yes`, POSTed to <issuer>/session/end/confirm);
-// the provider session ends, back-channel logout tokens are POSTed to the gateway, and the
-// browser is sent to the post_logout_redirect_uri. A POST is served by oidc-provider's GET
-// handler in-process (see endSessionByPost).
+//   DEVIDP_END_SESSION          "off" to run without RP-initiated logout (no end_session_endpoint
+//                               in discovery), like providers that offer none; default on
+//
+// RP-initiated logout is oidc-provider's own, unchanged: GET end_session_endpoint only (POST
+// needs enableHttpPostMethods, which needs SameSite=None cookies over https). With a session
+// it shows oidc-provider's page "Do you want to sign-out from <host>?" with the buttons
+// "Yes, sign me out" (logout=yes, ends the provider session) and "No, stay signed in" (ends
+// the requesting client's part only); both POST the hidden `xsrf` to
+// <issuer>/session/end/confirm, back-channel logout tokens go to the gateway, and the browser
+// is sent to the post_logout_redirect_uri with `state`. Without a session it confirms by itself.
 //
 // Logs go to stdout, one line per request (path without query string) and per notable
 // event; tokens, codes and passwords are never logged. Prints `devidp ready <issuer>` once
@@ -98,6 +103,7 @@ const ACCESS_TOKEN_TTL = intEnv('DEVIDP_ACCESS_TOKEN_TTL', 300);
 const ID_TOKEN_TTL = intEnv('DEVIDP_ID_TOKEN_TTL', 300);
 const REFRESH_TOKEN_TTL = intEnv('DEVIDP_REFRESH_TOKEN_TTL', 3600);
 const SESSION_TTL = intEnv('DEVIDP_SESSION_TTL', 3600);
+const END_SESSION = (process.env.DEVIDP_END_SESSION || 'on').toLowerCase() !== 'off';
 const API_AUDIENCE = process.env.DEVIDP_API_AUDIENCE || 'urn:wsgateway:api';
 const OPAQUE_AUDIENCE = process.env.DEVIDP_OPAQUE_AUDIENCE || 'urn:wsgateway:opaque-api';
 const API_SCOPES = ['ws', 'publish', 'ops'];
@@ -370,25 +376,9 @@ function buildProvider() {
         allowedPolicy: async (_ctx, client, token) => token.clientId === client.clientId,
       },
       backchannelLogout: { enabled: true },
-      rpInitiatedLogout: {
-        enabled: true,
-        // `form` is oidc-provider's <form id="op.logoutForm" ...> with the hidden `xsrf` input
-        // The relying party asked for the sign-out, so this page confirms itself: `form` is
-        // oidc-provider's <form id="op.logoutForm" ...> with the hidden `xsrf` input; we add
-        // logout=yes and submit it on load (a button remains for browsers without scripts).
-        logoutSource: async (ctx, form) => {
-          ctx.type = 'html';
-          const confirmed = form.replace('</form>', '<input type="hidden" name="logout" value="yes"></form>');
-          ctx.body = page('Sign out', `<p>Signing you out of ${esc(ISSUER)}&hellip;</p>
-${confirmed}
-<noscript><button type="submit" form="op.logoutForm" autofocus>Sign me out</button></noscript>
-<script>document.getElementById('op.logoutForm').submit();</script>`);
-        },
-        postLogoutSuccessSource: async (ctx) => {
-          ctx.type = 'html';
-          ctx.body = page('Signed out', '<p>You are signed out.</p>');
-        },
-      },
+      // oidc-provider's own confirm page and success page (logoutSource and
+      // postLogoutSuccessSource left at their defaults): what a stock deployment shows.
+      rpInitiatedLogout: { enabled: END_SESSION },
       userinfo: { enabled: true },
       resourceIndicators: {
         enabled: true,
@@ -693,28 +683,6 @@ async function handleDev(req, res, pathname) {
 }
 
 // ---------------------------------------------------------------------------
-// RP-initiated logout by POST
-//
-// RP-Initiated Logout 1.0 §2 lets the relying party send the end-session request by POST,
-// which keeps id_token_hint out of URLs (the gateway does). oidc-provider serves POST there
-// only with enableHttpPostMethods, which it allows only with SameSite=None session cookies:
-// those need Secure, i.e. https, which this loopback provider does not have. So a POST to
-// /session/end is handed to oidc-provider's GET handler in-process: the form fields become
-// the query of the internal request only; nothing is redirected, logged or shown in a URL.
-
-async function endSessionByPost(req) {
-  const type = String(req.headers['content-type'] || '').split(';')[0].trim().toLowerCase();
-  const body = await readBody(req);
-  if (type !== 'application/x-www-form-urlencoded') {
-    throw Object.assign(new Error('end_session POST must be a form'), { status: 400 });
-  }
-  req.method = 'GET';
-  req.url = `/session/end?${new URLSearchParams(body).toString()}`;
-  delete req.headers['content-type'];
-  delete req.headers['content-length'];
-}
-
-// ---------------------------------------------------------------------------
 // server
 
 const server = http.createServer(async (req, res) => {
@@ -732,9 +700,6 @@ const server = http.createServer(async (req, res) => {
     if (m) {
       await handleInteraction(req, res, m[1], m[2]);
       return;
-    }
-    if (req.method === 'POST' && pathname === '/session/end') {
-      await endSessionByPost(req);
     }
     providerHandler(req, res);
   } catch (err) {

@@ -12,7 +12,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 from django.template.defaultfilters import pluralize
 from django.urls import reverse
-from django.utils.html import format_html, format_html_join
+from django.utils.html import conditional_escape, format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from gateway.grants.store import to_value
@@ -29,15 +29,35 @@ if not hasattr(admin.ModelAdmin, "__class_getitem__"):
     admin.ModelAdmin.__class_getitem__ = classmethod(lambda cls, *args: cls)  # type: ignore[attr-defined]
 
 
+def _breakable(text: str) -> str:
+    """``text``, escaped, with a line-break opportunity after each slash (long issuer URLs
+    and group paths wrap there instead of widening the table)."""
+    return mark_safe("/<wbr>".join(conditional_escape(part) for part in text.split("/")))  # noqa: S308
+
+
 @admin.register(Grant)
 class GrantAdmin(PreviewedGrantAdmin):
-    """Every add, edit and delete shows its preview first (gateway/oversight/grant_review.py)."""
+    """Every add, edit and delete shows its preview first (gateway/oversight/grant_review.py).
 
-    list_display = ("target", "claim", "value", "issuer", "subscribe", "publish", "presence", "note")
+    Four columns, so the list is read to its last one (the note) beside the admin's
+    navigation and the filters at 1280 px: who holds the grant (claim, value and, below
+    them, the issuer) in one, the three operations in one; URLs and claim paths may wrap
+    after each slash."""
+
+    list_display = ("target", "holders", "operations", "note")
     list_filter = ("subscribe", "publish", "presence", "claim", "issuer")
     search_fields = ("target", "value", "claim", "issuer", "note")
     ordering = ("target", "claim", "value")
     readonly_fields = ("changes",)
+
+    @admin.display(description="holders (claim = value, issuer)", ordering="value")
+    def holders(self, obj: Grant) -> str:
+        return format_html('{} = {}<br><span class="quiet">{}</span>', _breakable(obj.claim),
+                           _breakable(obj.value), _breakable(obj.issuer))
+
+    @admin.display(description="operations")
+    def operations(self, obj: Grant) -> str:
+        return ", ".join(op for op in ("subscribe", "publish", "presence") if getattr(obj, op)) or "none"
 
     @admin.display(description="Changes")
     def changes(self, obj: Grant) -> str:

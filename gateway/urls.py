@@ -12,12 +12,12 @@ from django.urls import include, path
 
 from gateway.grants import publish
 from gateway.handshake import ticket_view
-from gateway.login import backchannel, views
+from gateway.login import backchannel, signout, views
 
 urlpatterns = [
     path("oidc/authenticate/", views.LoginView.as_view(), name="oidc_authentication_init"),
     path("oidc/callback/", views.CallbackView.as_view(), name="oidc_authentication_callback"),
-    path("oidc/logout/", views.logout_view, name="oidc_logout"),
+    path("oidc/logout/", signout.logout_view, name="oidc_logout"),
     path("oidc/backchannel-logout/", backchannel.backchannel_logout, name="backchannel_logout"),
     path("ws/ticket", ticket_view.mint_ticket, name="ws_ticket"),
     path("api/publish", publish.publish, name="publish"),

@@ -9,7 +9,9 @@ from oidc.profiles import GENERIC, IssuerProfile
 
 __all__ = [
     "ASYMMETRIC_ALGORITHMS",
+    "END_SESSION_METHODS",
     "GROUP_OVERAGE_CHOICES",
+    "EndSessionMethod",
     "GroupOverage",
     "IssuerConfig",
     "check_typless_audiences",
@@ -33,6 +35,16 @@ without any group, so only grants on roles, scopes or other claims apply."""
 
 GROUP_OVERAGE_CHOICES: tuple[GroupOverage, ...] = get_args(GroupOverage)
 
+EndSessionMethod = Literal["GET", "POST"]
+"""How the browser is sent to the provider's ``end_session_endpoint`` (RP-Initiated Logout
+1.0 §2, which asks providers to accept both): ``GET`` (the default: every provider documents
+it; stock panva oidc-provider accepts nothing else) carries ``client_id``,
+``post_logout_redirect_uri`` and ``state`` in the URL and never ``id_token_hint``, so no
+token is in a URL; ``POST`` sends a form that also carries ``id_token_hint``, which lets
+providers such as Keycloak skip their "Do you want to sign out?" page."""
+
+END_SESSION_METHODS: tuple[EndSessionMethod, ...] = get_args(EndSessionMethod)
+
 
 @dataclass(frozen=True)
 class IssuerConfig:
@@ -50,6 +62,7 @@ class IssuerConfig:
     introspection_endpoint: str | None = None
     group_overage: GroupOverage = "refuse"
     internal_url: str | None = None  # where the gateway calls the provider (issuer split)
+    end_session_method: EndSessionMethod = "GET"
 
     def __post_init__(self) -> None:
         if not isinstance(self.issuer, str) or not self.issuer:
@@ -71,6 +84,12 @@ class IssuerConfig:
             raise ValueError(
                 f"issuer {self.issuer}: group_overage {self.group_overage!r} is not a choice; "
                 f"use one of {', '.join(GROUP_OVERAGE_CHOICES)}."
+            )
+        if self.end_session_method not in END_SESSION_METHODS:
+            raise ValueError(
+                f"issuer {self.issuer}: end_session_method {self.end_session_method!r} is not a "
+                f"choice; use GET (works with every provider) or POST (the provider must "
+                f"accept a form at end_session_endpoint)."
             )
 
 

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-Status = Literal["unauthenticated", "forbidden", "unavailable", "bad_request"]
+Status = Literal["unauthenticated", "forbidden", "unavailable", "bad_request", "policy_violation"]
 
 __all__ = [
     "BadSignature",

@@ -20,8 +20,11 @@ from redis.asyncio.client import PubSub
 from redis.asyncio.connection import Connection
 
 from gateway.bus.health import bus
+from gateway.observe.outage import REDIS
 
 logger = logging.getLogger("gateway.bus")
+
+SUBSCRIBER = "message bus subscriber"
 
 
 class ReportingPubSub(PubSub):
@@ -35,7 +38,8 @@ class ReportingPubSub(PubSub):
 
     async def on_connect(self, connection: Connection) -> None:
         if self.subscribed:
-            logger.warning("message bus subscriber reconnected: messages may have been lost")
+            if not REDIS.lost:  # after an outage, its end is what the log says
+                logger.warning("message bus subscriber reconnected: messages may have been lost")
             bus.broken()
         await super().on_connect(connection)
 
@@ -68,12 +72,31 @@ class ReportingShard(RedisSingleShardConnection):  # type: ignore[misc]  # chann
         if fresh:
             self._pubsub = ReportingPubSub(self._redis.connection_pool)
 
+    async def _do_receiving(self) -> None:
+        """channels-redis's read loop, with a lost Redis reported once and retried with
+        backoff (``gateway.observe.outage``) instead of a traceback every second."""
+        while True:
+            try:
+                if self._pubsub and self._pubsub.subscribed:
+                    message = await self._pubsub.get_message(ignore_subscribe_messages=True,
+                                                             timeout=0.1)
+                    REDIS.recovered(SUBSCRIBER)
+                    self._receive_message(message)
+                else:
+                    await asyncio.sleep(0.1)
+            except (asyncio.CancelledError, GeneratorExit):
+                raise
+            except Exception as exc:
+                await asyncio.sleep(REDIS.failed(SUBSCRIBER, exc))
+
 
 _shards: weakref.WeakSet[ReportingShard] = weakref.WeakSet()
 
 
 class PubSubChannelLayer(RedisPubSubChannelLayer):  # type: ignore[misc]
     """``RedisPubSubChannelLayer`` whose shards report their subscriber's reconnects."""
+
+    cancel_forgets_channel = True  # a cancelled receive unsubscribes its channel
 
     def _get_layer(self) -> Any:
         fresh = asyncio.get_running_loop() not in self._layers

@@ -22,7 +22,13 @@ from gateway.conf.deployment import Deployment, load_deployment
 from gateway.conf.staffing import VARIABLES as STAFFING_VARIABLES
 from gateway.conf.staffing import AdminMapping, load_admin_mapping
 from gateway.conf.values import ConfigError, csv, read_bool, read_int, read_seconds
-from oidc.config import GROUP_OVERAGE_CHOICES, GroupOverage, check_typless_audiences
+from oidc.config import (
+    END_SESSION_METHODS,
+    GROUP_OVERAGE_CHOICES,
+    EndSessionMethod,
+    GroupOverage,
+    check_typless_audiences,
+)
 from oidc.profiles import PROFILES, IssuerProfile, customised
 
 BASE_DIR = Path(__file__).resolve().parents[2]  # the checkout: the service's defaults live there
@@ -48,6 +54,10 @@ VARIABLES: dict[str, str] = {
     "differs from the issuer's public one (e.g. http://keycloak:8080 in a compose network); "
     "discovery, keys, token, userinfo and introspection calls go there, the browser keeps the "
     "public URLs, and iss is still checked against GATEWAY_OIDC_ISSUER",
+    "GATEWAY_OIDC_END_SESSION_METHOD": "how sign-out sends the browser to the provider's "
+    "end_session_endpoint: GET (default; works with every provider; client_id, "
+    "post_logout_redirect_uri and state only, never the ID token) or POST (a form that also "
+    "carries id_token_hint; the provider must accept POST there, as Keycloak does)",
     "GATEWAY_OIDC_CALL_USERINFO": "true to call the userinfo endpoint at login (default false)",
     "GATEWAY_OIDC_INTROSPECTION": "true to accept opaque tokens through RFC 7662 introspection",
     "GATEWAY_ISSUERS_FILE": "TOML file with further issuers for bearer tokens (optional)",
@@ -135,6 +145,7 @@ class GatewayConfig:
     call_userinfo: bool
     internal_url: str | None
     group_overage: GroupOverage
+    end_session_method: EndSessionMethod
     introspection: bool
     issuers_file: Path | None
     routes_file: Path | None
@@ -358,6 +369,15 @@ def _group_overage(env: Mapping[str, str]) -> GroupOverage:
     raise ConfigError(f"GATEWAY_OIDC_GROUP_OVERAGE={raw!r}: use refuse (the default) or admit.")
 
 
+def _end_session_method(env: Mapping[str, str]) -> EndSessionMethod:
+    raw = env.get("GATEWAY_OIDC_END_SESSION_METHOD", "").strip().upper() or "GET"
+    for choice in END_SESSION_METHODS:
+        if raw == choice:
+            return choice
+    raise ConfigError(f"GATEWAY_OIDC_END_SESSION_METHOD={raw!r}: use GET (the default, works with "
+                      "every provider) or POST (only if the provider accepts a form there).")
+
+
 def load_config(env: Mapping[str, str] | None = None, *, service: bool = True) -> GatewayConfig:
     """Read and validate every GATEWAY_* variable once. A host project (``service=False``,
     through ``gateway.conf.from_settings``) has no default route file: its routes are code."""
@@ -386,6 +406,7 @@ def load_config(env: Mapping[str, str] | None = None, *, service: bool = True) -
         audiences=audiences,
         call_userinfo=read_bool(env, "GATEWAY_OIDC_CALL_USERINFO", False),
         group_overage=_group_overage(env),
+        end_session_method=_end_session_method(env),
         internal_url=_internal_url(env),
         introspection=read_bool(env, "GATEWAY_OIDC_INTROSPECTION", False),
         issuers_file=_path(env, "GATEWAY_ISSUERS_FILE", None),

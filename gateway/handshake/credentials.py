@@ -1,11 +1,23 @@
-"""Where a websocket handshake carries its credential, and how each kind is checked.
+"""Where a websocket handshake carries its credential: exactly one place.
 
-Carriers, in order of precedence:
+Explicit carriers, chosen by the client's code:
 1. ``Authorization: Bearer <token>`` header (non-browser clients);
 2. subprotocol ``gateway.bearer.<token>`` beside ``gateway.v1`` (browser JavaScript);
    the server only ever selects ``gateway.v1``, never echoing the token;
-3. subprotocol ``gateway.ticket.<ticket>`` (one-time ticket minted by a logged-in POST);
-4. the Django session cookie (browsers; requires an allowed Origin).
+3. subprotocol ``gateway.ticket.<ticket>`` (one-time ticket minted by a logged-in POST).
+
+A handshake with more than one explicit credential (a header and a subprotocol, two
+credential subprotocols, even equal ones) is refused with 1008 ``ambiguous_credentials``
+(:class:`AmbiguousCredentials`): which one a proxy, a log or a later reader takes for "the"
+credential must never be in doubt. Two ``Authorization`` headers are one malformed header
+(``invalid_token``).
+
+The ambient carrier, 4. the Django session cookie (browsers; requires an allowed Origin), is
+used only when no explicit carrier is present. A browser sends it by itself with every
+handshake to the gateway's site, including those of a page that mints a ticket with its
+session or holds a bearer token, and the page cannot leave it out, so refusing it beside an
+explicit credential would break those pages. The explicit credential wins and the cookie is
+not read at all (docs/errors.md, "One credential per handshake").
 A token in the query string is refused outright.
 """
 
@@ -19,6 +31,7 @@ from urllib.parse import parse_qsl
 from django.conf import settings
 from django.http.cookie import parse_cookie
 
+from oidc.errors import OidcError
 from oidc.types import CredentialKind
 
 SUBPROTOCOL = "gateway.v1"
@@ -26,6 +39,18 @@ BEARER_PREFIX = "gateway.bearer."
 TICKET_PREFIX = "gateway.ticket."
 URL_TOKEN_PARAMS = frozenset({"access_token", "token", "id_token", "jwt", "bearer", "ticket",
                               "auth", "authorization", "refresh_token"})
+
+
+class AmbiguousCredentials(OidcError):
+    """More than one explicit credential in one handshake."""
+
+    error = "ambiguous_credentials"
+    status = "policy_violation"
+
+    def __init__(self, found: list[Credential]) -> None:
+        self.carriers = "+".join(credential.kind.value for credential in found)
+        super().__init__(f"credentials in {self.carriers}")
+        self.tickets = [c.secret for c in found if c.kind is CredentialKind.TICKET and c.secret]
 
 
 @dataclass(frozen=True)
@@ -75,13 +100,14 @@ def _bearer_header(scope: Mapping[str, Any]) -> Credential | None:
     return Credential(CredentialKind.BEARER, token.strip())
 
 
-def _subprotocol(scope: Mapping[str, Any]) -> Credential | None:
+def _subprotocols(scope: Mapping[str, Any]) -> list[Credential]:
+    found = []
     for proto in scope.get("subprotocols", ()):
         if proto.startswith(BEARER_PREFIX):
-            return Credential(CredentialKind.SUBPROTOCOL, proto[len(BEARER_PREFIX):])
-        if proto.startswith(TICKET_PREFIX):
-            return Credential(CredentialKind.TICKET, proto[len(TICKET_PREFIX):])
-    return None
+            found.append(Credential(CredentialKind.SUBPROTOCOL, proto[len(BEARER_PREFIX):]))
+        elif proto.startswith(TICKET_PREFIX):
+            found.append(Credential(CredentialKind.TICKET, proto[len(TICKET_PREFIX):]))
+    return found
 
 
 def _session_cookie(scope: Mapping[str, Any]) -> Credential | None:
@@ -91,9 +117,10 @@ def _session_cookie(scope: Mapping[str, Any]) -> Credential | None:
 
 
 def find_credential(scope: Mapping[str, Any]) -> Credential | None:
-    """The first credential carried by the handshake, by the precedence above."""
-    for carrier in (_bearer_header, _subprotocol, _session_cookie):
-        found = carrier(scope)
-        if found is not None:
-            return found
-    return None
+    """The handshake's one explicit credential, else its session cookie, else None;
+    raises :class:`AmbiguousCredentials` for two or more explicit ones."""
+    bearer = _bearer_header(scope)
+    explicit = ([bearer] if bearer is not None else []) + _subprotocols(scope)
+    if len(explicit) > 1:
+        raise AmbiguousCredentials(explicit)
+    return explicit[0] if explicit else _session_cookie(scope)

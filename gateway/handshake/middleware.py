@@ -22,6 +22,7 @@ from gateway.handshake.authn import (
     presented,
 )
 from gateway.handshake.credentials import (
+    AmbiguousCredentials,
     Credential,
     accept_message,
     find_credential,
@@ -30,7 +31,7 @@ from gateway.handshake.credentials import (
 )
 from gateway.handshake.first_message import authenticate_first_message, close_accepted, replay_connect
 from gateway.handshake.pacing import turns
-from gateway.handshake.tickets import burn_url_tickets
+from gateway.handshake.tickets import burn_tickets, burn_url_tickets
 from gateway.observe.audit import audit, scope_fields
 from gateway.observe.metrics import AUTH_SECONDS
 from gateway.observe.sent import NotingSend
@@ -122,12 +123,19 @@ class Handshake:
             audit("connect", "deny", "token_in_url", **fields)
             await accept_and_close(scope, receive, send, CloseCode.POLICY_VIOLATION, "token_in_url")
             return
+        try:
+            credential = find_credential(scope)
+        except AmbiguousCredentials as exc:
+            await burn_tickets(exc.tickets)  # offered in a refused handshake: spent
+            code, reason = close_for(exc)
+            audit("connect", "deny", reason, credential=exc.carriers, **fields)
+            await accept_and_close(scope, receive, send, code, reason)
+            return
         if not bus.up:
             audit("connect", "deny", "bus_unavailable", **fields)
             await accept_and_close(scope, receive, send, CloseCode.TRY_AGAIN_LATER,
                                    "bus_unavailable")
             return
-        credential = find_credential(scope)
         if credential is None and CredentialKind.MESSAGE in policy.credentials:
             await authenticate_first_message(self.admit, scope, receive, send, policy)
             return

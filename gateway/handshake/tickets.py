@@ -15,7 +15,7 @@ import hashlib
 import logging
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import Any
 from urllib.parse import parse_qsl
@@ -108,12 +108,21 @@ async def burn_url_tickets(scope: Mapping[str, Any]) -> int:
     A URL may be logged by proxies, so a ticket seen there is no longer secret: it
     must not be redeemable afterwards through a subprotocol or an ``auth`` frame.
     """
-    hashes = [_hash(value) for value in sorted(_url_values(scope))[:MAX_BURNT_PER_URL]]
+    return await burn_tickets(_url_values(scope))
+
+
+async def burn_tickets(offered: Iterable[str]) -> int:
+    """Use up these tickets (a refused handshake offered them: in a URL, or beside another
+    credential), so they cannot be redeemed afterwards."""
+    values = {t for t in offered if 0 < len(t) <= MAX_TICKET_CHARS}
+    hashes = [_hash(value) for value in sorted(values)[:MAX_BURNT_PER_URL]]
+    if not hashes:
+        return 0
     try:
         return await tickets().burn(hashes)
     except (RedisError, OSError):  # it still expires within TICKET_TTL
-        logger.warning("could not burn %d ticket(s) seen in a URL: Redis did not answer",
-                       len(hashes))
+        logger.warning("could not burn %d ticket(s) offered in a refused handshake: Redis did"
+                       " not answer", len(hashes))
         return 0
 
 

@@ -18,6 +18,11 @@ ISSUER_KEYS = {"issuer", "audiences", "algorithms", "profile", "client_id",
 
 
 def _issuer_from_toml(entry: dict[str, Any], source: Path) -> IssuerConfig:
+    if "end_session_method" in entry:
+        raise ImproperlyConfigured(
+            f"{source}: end_session_method in [[issuer]] {entry.get('issuer')!r}: issuers of this "
+            "file only sign bearer tokens, browsers sign in (and out) at GATEWAY_OIDC_ISSUER; "
+            "set GATEWAY_OIDC_END_SESSION_METHOD instead.")
     unknown = set(entry) - ISSUER_KEYS
     if unknown:
         raise ImproperlyConfigured(f"{source}: unknown keys {sorted(unknown)} in [[issuer]]; "
@@ -58,6 +63,7 @@ def login_issuer_config() -> IssuerConfig:
         leeway=cfg.leeway,
         group_overage=cfg.group_overage,
         internal_url=cfg.internal_url,
+        end_session_method=cfg.end_session_method,
     )
 
 

@@ -38,6 +38,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
 from gateway.bus.health import bus
+from gateway.observe.outage import REDIS
 from gateway.sockets.addressing import revoke, session_group
 from oidc.types import Principal
 
@@ -48,7 +49,7 @@ TTL = 60.0  # seconds an entry may serve handshakes
 MAX_ENTRIES = 100_000
 REJOIN_SECONDS = 3600.0  # younger than the layers' one-day group expiry
 BREAK_CHECK_SECONDS = 0.5  # how often the listener looks for a break in the bus to rejoin after
-RETRY_SECONDS = 1.0
+LISTENER = "session revocation listener"
 
 
 class SessionCache:
@@ -150,20 +151,49 @@ async def _handle(layer: Any, message: dict[str, Any]) -> None:
         await layer.group_send(group, revoke(group, "logged_out"))
 
 
-async def _serve(layer: Any) -> None:
-    channel = await layer.new_channel("sessions.")
-    await _join(layer, channel)
-    joined_at = time.monotonic()
-    while True:
-        try:
-            async with asyncio.timeout(BREAK_CHECK_SECONDS):
-                message = await layer.receive(channel)
-        except TimeoutError:
-            if bus.epoch != sessions.bus_epoch or time.monotonic() - joined_at > REJOIN_SECONDS:
-                await _join(layer, channel)  # after a break: a new Redis may not know us
-                joined_at = time.monotonic()
-            continue
-        await _handle(layer, message)
+class _Listener:
+    """The listener's channel, kept across failures, and its pending ``receive``.
+
+    Every ``BREAK_CHECK_SECONDS`` the listener looks for a break in the bus. The pub/sub
+    layer takes a cancelled receive for a consumer leaving: it forgets the channel and
+    unsubscribes it (logging a traceback when Redis is down), so a message arriving
+    meanwhile is dropped and the next join is refused. So with that layer
+    (``cancel_forgets_channel``) one receive stays pending across the checks. The core
+    layer shares one Redis reader among a process's channels, and a receive left pending
+    beside the switchboard's stalls it after an outage: there the receive is cancelled at
+    each check, which that layer allows (its messages wait in a backup queue)."""
+
+    def __init__(self, layer: Any) -> None:
+        self.layer = layer
+        self.channel: str | None = None
+        self.receiving: asyncio.Future[Any] | None = None
+        self.joined_at = 0.0
+        self.keep_pending = bool(getattr(layer, "cancel_forgets_channel", False))
+
+    async def serve(self) -> None:
+        """Join the broadcast (again after every break, and every ``REJOIN_SECONDS``) and
+        apply it, until something fails."""
+        if self.channel is None:
+            self.channel = await self.layer.new_channel("sessions.")
+        while True:
+            if (not sessions.enabled or bus.epoch != sessions.bus_epoch
+                    or time.monotonic() - self.joined_at > REJOIN_SECONDS):
+                await _join(self.layer, self.channel)  # after a break: a new Redis may not know us
+                self.joined_at = time.monotonic()
+                REDIS.recovered(LISTENER)
+            if self.receiving is None:
+                self.receiving = asyncio.ensure_future(self.layer.receive(self.channel))
+            done, _ = await asyncio.wait({self.receiving}, timeout=BREAK_CHECK_SECONDS)
+            if done:
+                finished, self.receiving = self.receiving, None
+                await _handle(self.layer, finished.result())
+            elif not self.keep_pending:
+                self.stop()
+
+    def stop(self) -> None:
+        if self.receiving is not None:
+            self.receiving.cancel()
+            self.receiving = None
 
 
 async def _join(layer: Any, channel: str) -> None:
@@ -173,17 +203,20 @@ async def _join(layer: Any, channel: str) -> None:
 
 
 async def listen() -> None:
-    """Join the revocation broadcast and apply it; the cache is on only meanwhile."""
+    """Join the revocation broadcast and apply it; the cache is on only meanwhile. While
+    the bus fails, attempts are retried with backoff and counted, not logged one by one
+    (``gateway.observe.outage``)."""
     layer = get_channel_layer()
     if layer is None:
         return
-    while True:
-        try:
-            await _serve(layer)
-        except asyncio.CancelledError:
-            sessions.turn_off()
-            raise
-        except Exception:  # the bus is down or failing: no cache until we hear it again
-            sessions.turn_off()
-            logger.warning("session revocation listener stopped; retrying", exc_info=True)
-            await asyncio.sleep(RETRY_SECONDS)
+    listener = _Listener(layer)
+    try:
+        while True:
+            try:
+                await listener.serve()
+            except Exception as exc:  # the bus is down or failing: no cache until we hear it
+                sessions.turn_off()
+                await asyncio.sleep(REDIS.failed(LISTENER, exc))
+    finally:
+        sessions.turn_off()
+        listener.stop()

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import logging
-import secrets
-from typing import Any, cast
+from typing import cast
 
 import requests
 from django.conf import settings
@@ -13,12 +12,12 @@ from django.core.exceptions import SuspiciousOperation
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_POST
 from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView
 
 from gateway.issuers.registry import registry
 from gateway.login.backend import oidc_setting
 from gateway.login.sessions import AUTH_KEY
+from gateway.login.signout import NOTICES, REAUTHENTICATE_KEY, signout_notice
 from gateway.observe.audit import audit
 from oidc.errors import OidcError
 
@@ -33,6 +32,14 @@ class LoginView(OIDCAuthenticationRequestView):
     """Starts the authorization code flow with PKCE S256, state and nonce."""
 
     get_settings = staticmethod(oidc_setting)
+
+    def get_extra_params(self, request: HttpRequest) -> dict[str, str]:
+        """After a sign-out from this browser, the provider must ask for credentials
+        (OIDC Core §3.1.2.1 ``prompt=login``) even if its session survived."""
+        params = dict(super().get_extra_params(request))
+        if request.session.get(REAUTHENTICATE_KEY):
+            params["prompt"] = "login"
+        return params
 
     def get(self, request: HttpRequest) -> HttpResponse:
         try:
@@ -85,6 +92,7 @@ class CallbackView(OIDCAuthenticationCallbackView):
     def login_success(self) -> HttpResponse:
         # Always log in anew: this rotates the session key and the CSRF token.
         auth.login(self.request, self.user, backend="gateway.login.backend.GatewayOIDCBackend")
+        self.request.session.pop(REAUTHENTICATE_KEY, None)
         claims = self.request.session[AUTH_KEY]["claims"]
         reason = "groups_overage_admitted" if claims.get("groups_overage") else "authenticated"
         audit("login", "allow", reason, issuer=claims["issuer"],
@@ -101,34 +109,10 @@ def _refusal(request: HttpRequest, reason: str, status: int) -> HttpResponse:
     return render(request, "gateway/refused.html", {"reason": reason}, status=status)
 
 
-def provider_logout_form(request: HttpRequest) -> dict[str, Any] | None:
-    """RP-Initiated Logout 1.0 parameters, sent by POST so no token travels in a URL."""
-    metadata = registry.metadata.get(settings.GATEWAY.issuer)
-    stored = request.session.get(AUTH_KEY) or {}
-    if metadata is None or not metadata.end_session_endpoint:
-        return None
-    fields = {
-        "client_id": settings.GATEWAY.client_id,
-        "post_logout_redirect_uri": settings.GATEWAY.public_url + "/",
-        "state": secrets.token_urlsafe(16),
-    }
-    if stored.get("id_token"):
-        fields["id_token_hint"] = stored["id_token"]
-    return {"action": metadata.end_session_endpoint, "fields": fields}
-
-
-@require_POST
-@never_cache  # the page carries the ID token hint
-def logout_view(request: HttpRequest) -> HttpResponse:
-    """Ends the Django session (closing its sockets), then logs out at the provider."""
-    form = provider_logout_form(request) if request.user.is_authenticated else None
-    auth.logout(request)
-    if form is None:
-        return HttpResponseRedirect("/")
-    return render(request, "gateway/provider_logout.html", form)
-
-
 @never_cache
 def home(request: HttpRequest) -> HttpResponse:
     stored = request.session.get(AUTH_KEY) if request.user.is_authenticated else None
-    return render(request, "gateway/home.html", {"auth": stored and stored.get("claims")})
+    notice = signout_notice(request)
+    return render(request, "gateway/home.html", {"auth": stored and stored.get("claims"),
+                                                 "notice": notice,
+                                                 "notice_text": NOTICES.get(notice or "")})

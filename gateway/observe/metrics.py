@@ -26,6 +26,15 @@ BUS_BREAKS = Counter(
     "Breaks in the message bus after which this process closed its sockets with 1011 "
     "bus_lost: Redis lost, restarted or failed over, or the layer's subscriber reconnected "
     "(gateway.ops.buswatch)")
+DEPENDENCY_RETRIES = Counter(
+    "gateway_dependency_retries_total",
+    "Failed attempts of a component of this process while a dependency (redis) was lost; the "
+    "log has one line when it is lost and one when it is back (gateway.observe.outage)",
+    ["dependency", "component"])
+DEPENDENCY_DOWN = Gauge(
+    "gateway_dependency_down",
+    "1 while a component of this process finds the dependency failing (gateway.observe.outage)",
+    ["dependency"])
 SESSION_REFRESHES = Counter(
     "gateway_session_refreshes_total",
     "Refresh-token exchanges at the provider for browser sessions, by outcome: refreshed, "

@@ -48,6 +48,7 @@ from gateway.bus.health import bus
 from gateway.bus.redis import drop_subscriber_connections, subscribers_connected
 from gateway.bus.target import connect, drop_master_connections, parse_sentinel
 from gateway.observe.metrics import BUS_BREAKS
+from gateway.observe.outage import REDIS
 from gateway.sockets.closecodes import CloseCode
 from gateway.sockets.live import CloseAll
 from gateway.sockets.switchboard import rejoin_groups
@@ -55,6 +56,7 @@ from gateway.sockets.switchboard import rejoin_groups
 logger = logging.getLogger("gateway.buswatch")
 
 
+WATCHDOG = "bus watchdog"
 SHARDS_KEY = "gateway:bus:shards"
 SHARDS_TTL = 30  # seconds the list outlives the last process that holds it
 
@@ -163,15 +165,20 @@ class BusWatch:
         for watched in self.targets:
             try:
                 if await watched.replaced():
-                    logger.warning("message bus replaced (Redis restarted or failed over):"
-                                   " closing local sockets with 1011")
+                    if not REDIS.lost:  # else the outage's one line when it is back says it
+                        logger.warning("message bus replaced (Redis restarted or failed over):"
+                                       " closing local sockets with 1011")
                     bus.broken()
             except (redis.RedisError, OSError):
                 answered = False
-        if answered and await self._shards_agree() and subscribers_connected():
-            self._back()
+        if not answered:
+            self._lost("a Redis of the bus does not answer")
+        elif not await self._shards_agree():
+            self._lost(None)  # not an outage: _shards_agree says what to fix
+        elif not subscribers_connected():
+            self._lost("the channel layer's subscriber is disconnected")
         else:
-            self._lost()
+            self._back()
         await self._act()
 
     async def _shards_agree(self) -> bool:
@@ -210,14 +217,14 @@ class BusWatch:
             if await rejoin_groups():
                 self.rejoined = epoch
 
-    def _lost(self) -> None:
+    def _lost(self, outage: str | None) -> None:
+        """The bus is down; an ``outage`` is reported once (``gateway.observe.outage``)."""
+        if outage is not None:
+            REDIS.failed(WATCHDOG, outage)
         if bus.up:
-            logger.warning("message bus lost (a Redis does not answer, or the channel layer's"
-                           " subscriber is disconnected): closing local sockets with 1011")
             bus.broken()
         bus.up = False
 
     def _back(self) -> None:
-        if not bus.up:
-            logger.warning("message bus is back")
-            bus.up = True
+        REDIS.recovered(WATCHDOG)
+        bus.up = True

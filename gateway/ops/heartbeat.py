@@ -10,7 +10,6 @@ heartbeat per event loop (tests run several loops).
 from __future__ import annotations
 
 import asyncio
-import logging
 import math
 import time
 import weakref
@@ -20,8 +19,7 @@ from typing import Any, Generic, TypeVar
 import redis.asyncio as redis
 
 from gateway.bus.target import connect
-
-logger = logging.getLogger("gateway.heartbeat")
+from gateway.observe.outage import REDIS
 
 T = TypeVar("T")
 
@@ -128,11 +126,13 @@ class KeptAlive:
     async def _heartbeat(self) -> None:
         while self.local:
             await asyncio.sleep(self.ttl / 3)
+            component = f"{type(self).__name__} heartbeat"  # entries expire if it keeps failing
             try:
                 await self.refresh()
-            except (redis.RedisError, OSError):  # the bus watchdog deals with a lost Redis
-                logger.warning("%s heartbeat failed; entries expire if it keeps failing",
-                               type(self).__name__)
+            except (redis.RedisError, OSError) as exc:  # the bus watchdog closes the sockets
+                REDIS.failed(component, exc)
+            else:
+                REDIS.recovered(component)
 
     async def refresh(self) -> None:
         raise NotImplementedError

@@ -39,7 +39,8 @@ CLOSE_CODE_EXPLANATIONS: dict[CloseCode, str] = {
     CloseCode.SERVICE_RESTART: "The gateway process is restarting (reason restart). Reconnect "
     "with backoff.",
     CloseCode.POLICY_VIOLATION: "The client broke the protocol (for example a token in the URL, "
-    "or repeated bad frames). Fix the client; do not retry unchanged.",
+    "two credentials in one handshake, or repeated bad frames). Fix the client; do not retry "
+    "unchanged.",
     CloseCode.MESSAGE_TOO_BIG: "A frame exceeded the configured maximum size.",
     CloseCode.INTERNAL_ERROR: "Unexpected server error, or the gateway lost its message bus. "
     "Reconnect with backoff.",
@@ -62,6 +63,7 @@ _STATUS_CODES = {
     "forbidden": CloseCode.FORBIDDEN,
     "unavailable": CloseCode.TRY_AGAIN_LATER,
     "bad_request": CloseCode.UNAUTHENTICATED,
+    "policy_violation": CloseCode.POLICY_VIOLATION,
 }
 
 

@@ -15,7 +15,9 @@ def test_signing_out_in_another_tab_closes_the_console_socket_and_shows_the_reas
     other = context.new_page()
     other.goto(f"{stack.gateway}/")
     other.get_by_role("button", name="Sign out").click()
+    other.get_by_role("button", name="Yes, sign me out").click()  # oidc-provider's own page
     other.wait_for_url(f"{stack.gateway}/?**")  # back home from the provider's end_session
+    expect(other.locator("#signout-notice")).to_have_attribute("data-notice", "signed_out")
     expect(other.locator("#login")).to_have_count(1)  # the anonymous page's "Sign in" link
 
     reason = console.get_by_test_id("close-reason")

@@ -142,3 +142,11 @@ async def test_the_registry_calls_the_provider_at_its_internal_url(monkeypatch: 
     assert fetched[0] == "http://keycloak:8080/realms/gateway/.well-known/openid-configuration"
     assert fetched[1] == "http://keycloak:8080/realms/gateway/certs"
     assert reg.metadata[public].authorization_endpoint == f"{public}/auth"
+
+
+def test_end_session_method_belongs_to_the_login_issuer(tmp_path: Path) -> None:
+    """Browsers sign in and out at GATEWAY_OIDC_ISSUER only; the file's issuers sign tokens."""
+    text = '[[issuer]]\nissuer = "https://a.example"\naudiences = ["x"]\nend_session_method = "POST"\n'
+    with _with_file(tmp_path, text), pytest.raises(ImproperlyConfigured,
+                                                   match="GATEWAY_OIDC_END_SESSION_METHOD"):
+        configured_issuers()

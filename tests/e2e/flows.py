@@ -157,3 +157,30 @@ def logout_at_provider(issuer: str, client: httpx.Client) -> None:
     done = client.post(urljoin(str(page.url), unescape(action.group(1))),
                        data={"xsrf": xsrf.group(1), "logout": "yes"})
     assert done.status_code in (302, 303), done.text[:300]
+
+
+def sign_out(client: httpx.Client, gateway: str) -> httpx.Response:
+    """Press "Sign out" on the gateway's home page (a POST with its CSRF token)."""
+    home = client.get(f"{gateway}/")
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', home.text)
+    assert token, home.text[:500]
+    return client.post(f"{gateway}/oidc/logout/", data={"csrfmiddlewaretoken": token.group(1)},
+                       headers={"Origin": gateway})
+
+
+def provider_asks_for_password(client: httpx.Client, issuer: str, gateway: str) -> bool:
+    """Whether the provider, asked for a code without ``prompt`` in this browser, shows its
+    password form (its session is gone) rather than signing the user in at once."""
+    import base64
+    import hashlib
+    import secrets
+
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=")
+    callback = f"{gateway}/oidc/callback/"
+    page = client.get(discovery(issuer)["authorization_endpoint"], params={
+        "client_id": "gateway", "response_type": "code", "redirect_uri": callback,
+        "scope": "openid", "state": secrets.token_urlsafe(8), "nonce": secrets.token_urlsafe(8),
+        "code_challenge": challenge.decode(), "code_challenge_method": "S256"})
+    page = follow(client, page, stop_at=callback)
+    return not page.is_redirect and 'name="password"' in page.text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -356,3 +357,59 @@ async def test_with_shards_groups_spread_over_every_redis_and_each_is_watched(
     shards[1].start()
     again = await _open_when_the_bus_is_back(gateway, headers)
     await _revoke_reaches(shards, stack.idp.issuer, again)
+
+
+def _gateway_lines(gateway: GatewayProcess, mark: int) -> list[str]:
+    """What the gateway's own loggers wrote since ``mark`` (audit events left out)."""
+    return [line for line in gateway.log()[mark:].splitlines()
+            if line.strip() and not line.startswith('{"ts"')]
+
+
+def _samples(gateway: GatewayProcess, name: str) -> dict[str, float]:
+    text = httpx.get(f"{gateway.url}/metrics", timeout=5).text
+    return {labels: float(value) for labels, value in
+            re.findall(rf"^{name}\{{([^}}]*)\}} (\S+)$", text, re.M)}
+
+
+@pytest.mark.parametrize("layer", ["pubsub", "core"])
+async def test_an_outage_logs_one_line_when_lost_and_one_when_back(
+        stack: Stack, tmp_path: Path, layer: str) -> None:
+    """Issue 24 §6: while Redis is down every loop that needs it retries with backoff,
+    counted in gateway_dependency_retries_total, and the log says it once; no traceback."""
+    redis = PrivateRedis(free_port(), tmp_path)
+    redis.start()
+    gateway = _gateway_on(stack, tmp_path, redis.url, GATEWAY_CHANNEL_LAYER=layer,
+                          GATEWAY_METRICS_NETWORKS="127.0.0.0/8")
+    try:
+        headers = _reader_headers(stack)
+        ws = await open_ws(gateway.url, headers=headers)
+        await first_message(ws)
+        mark = len(gateway.log())
+
+        redis.stop()
+        with pytest.raises(ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), 5)
+        assert await closed_with(gateway.url, headers=headers) == (1013, "bus_unavailable")
+        await asyncio.sleep(6)  # a dozen watchdog checks, and the other loops' retries
+        lost = _gateway_lines(gateway, mark)
+        assert len(lost) == 1 and lost[0].startswith("redis lost: "), lost
+        retries = _samples(gateway, "gateway_dependency_retries_total")
+        assert sum(retries.values()) >= 10, retries  # counted, not logged
+        assert retries['component="bus watchdog",dependency="redis"'] >= 10, retries
+        backed_off = {k: v for k, v in retries.items() if "bus watchdog" not in k}
+        assert all(v <= 8 for v in backed_off.values()), backed_off  # not every 0.5 s or 1 s
+        assert _samples(gateway, "gateway_dependency_down") == {'dependency="redis"': 1.0}
+
+        redis.start()
+        again = await _open_when_the_bus_is_back(gateway, headers, seconds=10)
+        await _revoke_reaches(redis, stack.idp.issuer, again, layer)
+        deadline = time.monotonic() + 20  # every loop that failed has succeeded again:
+        while len(lines := _gateway_lines(gateway, mark)) < 2:  # heartbeats beat every 10 s
+            assert time.monotonic() < deadline, lines
+            await asyncio.sleep(0.2)
+        assert len(lines) == 2 and lines[1].startswith("redis is back after "), lines
+        assert "Traceback" not in gateway.log()[mark:]
+        assert _samples(gateway, "gateway_dependency_down") == {'dependency="redis"': 0.0}
+    finally:
+        gateway.stop()
+        redis.stop()
