@@ -21,6 +21,7 @@ as deployed (``bench/fanout.py`` measures G and R in the same processes).
 
 import gc
 import json
+import tracemalloc
 import types
 from collections import Counter
 from typing import Any
@@ -72,6 +73,21 @@ class FanoutPublisher(AsyncWebsocketConsumer):
                                                                "text": text_data})
 
 
+_baseline: list[Any] = []  # the last probe's tracemalloc snapshot (PYTHONTRACEMALLOC=1)
+
+
+def _grown_since_last_probe() -> list[str]:
+    """Where allocations grew since the previous probe, by line (when tracemalloc runs)."""
+    if not tracemalloc.is_tracing():
+        return []
+    snapshot = tracemalloc.take_snapshot().filter_traces(
+        [tracemalloc.Filter(False, tracemalloc.__file__)])
+    grown = ([str(stat) for stat in snapshot.compare_to(_baseline[0], "lineno")[:12]]
+             if _baseline else [])
+    _baseline[:] = [snapshot]
+    return grown
+
+
 class GarbageProbe(AsyncWebsocketConsumer):
     """``/bench/garbage/``: what a full collection of every object, frozen ones included,
     finds unreachable (the collector policy would leak it), by type; then freezes again."""
@@ -97,7 +113,8 @@ class GarbageProbe(AsyncWebsocketConsumer):
             gc.garbage.clear()
             gc.collect()
             gc.freeze()
-        await self.send(text_data=json.dumps({"unreachable": sum(found.values()),
+        await self.send(text_data=json.dumps({"grown": _grown_since_last_probe(),
+                                              "unreachable": sum(found.values()),
                                               "by_type": found.most_common(15),
                                               "frames": frames.most_common(10),
                                               "exceptions": errors.most_common(10),

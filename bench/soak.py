@@ -212,6 +212,8 @@ async def drive(args: argparse.Namespace, url: str, issuer: str, pid: int) -> No
         await asyncio.sleep(args.sample)
         samples.append(await asyncio.to_thread(sample, url, pid, started))
         print(row(samples[-1], counts), flush=True)
+        if args.trace and len(samples) == 1:
+            await garbage(url)  # the baseline snapshot
     stop.set()
     for task in load:
         task.cancel()
@@ -248,6 +250,9 @@ def main() -> None:
     parser.add_argument("--bearers", type=int, default=1000)
     parser.add_argument("--token-ttl", type=int, default=60)
     parser.add_argument("--sample", type=float, default=30)
+    parser.add_argument("--trace", action="store_true",
+                        help="run the gateway under tracemalloc and print where memory grew "
+                             "between the first sample and the end (slow: diagnosis only)")
     args = parser.parse_args()
     raise_file_limit()
     print(f"{time.strftime('%Y-%m-%d %H:%M')} load {load_average()} command: {' '.join(sys.argv)}")
@@ -256,7 +261,8 @@ def main() -> None:
     url = f"http://127.0.0.1:{port}"
     idp = devidp.start(free_port(), url, log_file=tmp / "idp.log",
                        access_token_ttl=args.token_ttl, id_token_ttl=args.token_ttl)
-    env = bench_env(idp.issuer, port, database_file=tmp / "db.sqlite3")
+    env = bench_env(idp.issuer, port, database_file=tmp / "db.sqlite3",
+                    extra={"PYTHONTRACEMALLOC": "1"} if args.trace else None)
     migrate(env)
     save_grants(env, [("add", {"issuer": idp.issuer, "claim": "groups", "value": "engineering",
                                "target": CHANNEL, "subscribe": True}),

@@ -54,6 +54,15 @@ class CallbackView(OIDCAuthenticationCallbackView):
 
     get_settings = staticmethod(oidc_setting)
 
+    def dispatch(self, request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+        """Once answered, the view lets go of the request, its user and its backend: they
+        refer to each other, and a cycle frozen by the collector policy is never freed
+        (``gateway.ops.gcpolicy``)."""
+        try:
+            return cast(HttpResponse, super().dispatch(request, *args, **kwargs))
+        finally:
+            self.__dict__.clear()
+
     def get(self, request: HttpRequest) -> HttpResponse:
         issuer = settings.GATEWAY.issuer
         reason = self._check_iss_parameter(request, issuer)
