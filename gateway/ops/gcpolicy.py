@@ -26,19 +26,47 @@ and Django's per-request cycles (``gateway.ops.httpapp``). Checked in process by
 ``tests/e2e/test_collector.py`` (fewer unreachable objects than connections, frozen ones
 included, as reported by ``bench/asgi.py``'s ``/bench/garbage/``); ``bench/soak.py``
 watches memory over half an hour of churn.
+
+Plain HTTP requests are the other source: each runs in a thread of its own with its own
+database connection (Django's ``ThreadSensitiveContext``), whose wrapper objects refer to
+one another. So while a request is in flight (``requests_in_flight``), a round collects
+but does not freeze, for at most ``MAX_HELD_ROUNDS`` rounds in a row.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
+from collections.abc import Iterator
 
 PERIOD = 0.1  # seconds between rounds: a round scans what the last 0.1 s left alive
+MAX_HELD_ROUNDS = 20  # rounds in a row that requests in flight may keep from freezing
+
+_in_flight = 0
+_held_rounds = 0
+
+
+@contextlib.contextmanager
+def request_in_flight() -> Iterator[None]:
+    """Around a plain HTTP request: what it holds is not frozen while it runs."""
+    global _in_flight
+    _in_flight += 1
+    try:
+        yield
+    finally:
+        _in_flight -= 1
 
 
 def freeze_survivors() -> int:
-    """Collect the unfrozen objects, then freeze what survived; returns objects collected."""
+    """Collect the unfrozen objects, then freeze what survived (unless a request is in
+    flight, for a bounded number of rounds); returns objects collected."""
+    global _held_rounds
     collected = gc.collect()
+    if _in_flight and _held_rounds < MAX_HELD_ROUNDS:
+        _held_rounds += 1
+        return collected
+    _held_rounds = 0
     gc.freeze()
     return collected
 

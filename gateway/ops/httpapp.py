@@ -25,10 +25,16 @@ from django.core.handlers.asgi import ASGIHandler
 from django.http import HttpRequest, HttpResponseBase
 from django.utils.decorators import sync_and_async_middleware
 
+from gateway.ops.gcpolicy import request_in_flight
+
 CYCLIC = ("user", "auser", "_cached_user", "_messages")  # attributes that refer back
 
 
 class GatewayASGIHandler(ASGIHandler):
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        with request_in_flight():  # its thread and database connection stay unfrozen
+            await super().__call__(scope, receive, send)
+
     async def listen_for_disconnect(self, receive: Any) -> None:
         message = await receive()
         if message["type"] != "http.disconnect":  # as Django: never happens

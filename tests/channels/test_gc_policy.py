@@ -14,7 +14,7 @@ import pytest
 from channels.testing import WebsocketCommunicator
 
 from config.asgi import application
-from gateway.ops.gcpolicy import freeze_survivors
+from gateway.ops.gcpolicy import MAX_HELD_ROUNDS, freeze_survivors, request_in_flight
 from tests.channels.conftest import token
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -77,3 +77,19 @@ async def test_a_closed_socket_leaves_no_cyclic_garbage(clean_collector: None) -
     gc.collect()
     leftovers = [type(o).__name__ for o in gc.garbage]
     assert len(leftovers) < 50, leftovers[:40]  # fewer than one object per closed socket
+
+
+def test_a_request_in_flight_holds_freezing_for_a_bounded_number_of_rounds(
+        clean_collector: None) -> None:
+    """Per-request threads and database connections must not be frozen while alive."""
+    gc.unfreeze()
+    with request_in_flight():
+        for _ in range(MAX_HELD_ROUNDS):
+            kept = [Node() for _ in range(10)]
+            freeze_survivors()
+            assert gc.get_freeze_count() == 0, "frozen while a request was in flight"
+        freeze_survivors()  # a request that never ends cannot hold it for ever
+        assert gc.get_freeze_count() >= len(kept)
+    gc.unfreeze()
+    freeze_survivors()
+    assert gc.get_freeze_count() > 0

@@ -28,7 +28,7 @@ from tests.e2e.flows import login, open_ws, service_token, session_cookie
 
 SOCKETS = 60
 CONNECTION_TYPES = {"WebSocketProtocol", "HttpToolsProtocol", "ServerProtocol",
-                    "TCPTransport", "HttpRequestParser"}
+                    "TCPTransport", "HttpRequestParser", "DatabaseWrapper"}
 
 
 @pytest.fixture(scope="module")
