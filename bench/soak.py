@@ -33,7 +33,6 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import httpx
 from websockets.asyncio.client import ClientConnection
@@ -43,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import devidp
 from bench.fanout import save_grants
-from bench.stack import bench_env, descendants, load_average, raise_file_limit
+from bench.stack import bench_env, descendants, garbage_report, load_average, raise_file_limit
 from devidp.stack import free_port, migrate, start_gateway
 from tests.e2e.flows import login, logout_at_provider, open_ws, service_token, session_cookie
 
@@ -151,16 +150,6 @@ async def session_loop(url: str, issuer: str, per_session: int, counts: Counts,
             counts.logouts += 1
 
 
-async def garbage(url: str) -> dict[str, Any]:
-    """What a full collection would free (``bench/asgi.py``, ``/bench/garbage/``)."""
-    ws = await open_ws(url, path="/bench/garbage/")
-    try:
-        found: dict[str, Any] = json.loads(await ws.recv())
-    finally:
-        await ws.close()
-    return found
-
-
 def _metrics(url: str) -> dict[str, float]:
     out: dict[str, float] = {}
     for line in httpx.get(f"{url}/metrics", timeout=10).text.splitlines():
@@ -213,7 +202,7 @@ async def drive(args: argparse.Namespace, url: str, issuer: str, pid: int) -> No
         samples.append(await asyncio.to_thread(sample, url, pid, started))
         print(row(samples[-1], counts), flush=True)
         if args.trace and len(samples) == 1:
-            await garbage(url)  # the baseline snapshot
+            await garbage_report(url)  # the baseline snapshot
     stop.set()
     for task in load:
         task.cancel()
@@ -221,7 +210,7 @@ async def drive(args: argparse.Namespace, url: str, issuer: str, pid: int) -> No
     await asyncio.sleep(15)  # every close handled, the collector has run
     final = await asyncio.to_thread(sample, url, pid, started)
     print(row(final, counts))
-    print(f"unreachable objects (frozen ones included): {await garbage(url)}")
+    print(f"unreachable objects (frozen ones included): {await garbage_report(url)}")
     report(samples, final, counts, args)
 
 

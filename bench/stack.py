@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import resource
 import subprocess
@@ -23,6 +24,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -137,3 +139,16 @@ class BareServer:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self.process.kill()
+
+
+async def garbage_report(url: str) -> dict[str, Any]:
+    """What a full collection of a gateway running ``bench.asgi:application`` would find
+    unreachable, frozen objects included (its ``/bench/garbage/``)."""
+    from tests.e2e.flows import open_ws
+
+    ws = await open_ws(url, path="/bench/garbage/")
+    try:
+        found: dict[str, Any] = json.loads(await ws.recv())
+    finally:
+        await ws.close()
+    return found

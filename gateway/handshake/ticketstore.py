@@ -11,17 +11,14 @@ Only a ticket's hash is ever a key.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 import time
-import weakref
 from typing import Any, Protocol
 
 import redis.asyncio as redis
 
-from gateway.bus.perprocess import PerProcess
-from gateway.bus.target import connect
+from gateway.bus.perprocess import LoopClients, PerProcess
 from oidc.errors import OidcError
 
 MAX_WAITING = 100_000  # unexpired tickets one process without Redis keeps at most
@@ -72,15 +69,10 @@ class RedisTickets:
     """Shared by every process on the same Redis; one client per event loop."""
 
     def __init__(self, url: str, _ttl: float = 0.0) -> None:
-        self.url = url
-        self._clients: weakref.WeakKeyDictionary[Any, redis.Redis] = weakref.WeakKeyDictionary()
+        self.clients = LoopClients(url)
 
     def client(self) -> redis.Redis:
-        loop = asyncio.get_running_loop()
-        if loop not in self._clients:
-            self._clients[loop] = connect(self.url, socket_timeout=2.0,
-                                          socket_connect_timeout=2.0)
-        return self._clients[loop]
+        return self.clients.client()
 
     async def put(self, key: str, record: dict[str, Any], ttl: float) -> None:
         await self.client().set(KEY_PREFIX + key, json.dumps(record, separators=(",", ":")),

@@ -18,7 +18,7 @@ from typing import Any, Generic, TypeVar
 
 import redis.asyncio as redis
 
-from gateway.bus.target import connect
+from gateway.bus.perprocess import LoopClients
 from gateway.observe.outage import REDIS
 
 T = TypeVar("T")
@@ -106,15 +106,11 @@ class KeptAlive:
     def __init__(self, url: str, ttl: float, clock: Callable[[], float] = time.time) -> None:
         self.url, self.ttl, self.clock = url, ttl, clock
         self.key_ttl = math.ceil(ttl) + 1
-        self._clients: weakref.WeakKeyDictionary[Any, redis.Redis] = weakref.WeakKeyDictionary()
         self._beats: weakref.WeakKeyDictionary[Any, asyncio.Task[None]] = weakref.WeakKeyDictionary()
+        self.clients = LoopClients(url)
 
     def client(self) -> redis.Redis:
-        loop = asyncio.get_running_loop()
-        if loop not in self._clients:
-            self._clients[loop] = connect(self.url, socket_timeout=2.0,
-                                          socket_connect_timeout=2.0)
-        return self._clients[loop]
+        return self.clients.client()
 
     def keep_beating(self) -> None:
         """Start this loop's heartbeat unless it runs already."""
@@ -151,8 +147,6 @@ class KeptAlive:
     async def close(self) -> None:
         for beat in list(self._beats.values()):
             beat.cancel()
-        client = self._clients.pop(asyncio.get_running_loop(), None)
-        if client is not None:
-            await client.aclose()
+        await self.clients.close()
 
 

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import pytest
 
 import devidp
+from bench.stack import garbage_report
 from devidp.stack import GatewayProcess, free_port, gateway_env, migrate, start_gateway
 from tests.e2e.flows import login, open_ws, service_token, session_cookie
 
@@ -47,20 +47,11 @@ def probed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[devidp.De
         idp.stop()
 
 
-async def _garbage(url: str) -> dict[str, Any]:
-    ws = await open_ws(url, path="/bench/garbage/")
-    try:
-        found: dict[str, Any] = json.loads(await ws.recv())
-    finally:
-        await ws.close()
-    return found
-
-
 async def test_closed_connections_leave_no_cycles_for_the_frozen_generation(
         probed: tuple[devidp.DevIdp, GatewayProcess]) -> None:
     idp, gateway = probed
     token = service_token(idp.issuer, "svc-reader", "ws", devidp.API_AUDIENCE)
-    await _garbage(gateway.url)  # start from a clean slate: startup leftovers freed
+    await garbage_report(gateway.url)  # start from a clean slate: startup leftovers freed
     for _ in range(10):  # plain HTTP requests too
         assert httpx.get(f"{gateway.url}/healthz").status_code == 200
     cookie = session_cookie(login(gateway.url, "alice", "alice-password"))
@@ -70,7 +61,7 @@ async def test_closed_connections_leave_no_cycles_for_the_frozen_generation(
         ws = await open_ws(gateway.url, headers=headers)
         assert json.loads(await ws.recv())["type"] == "welcome"
         await ws.close()
-    found = await _garbage(gateway.url)
+    found = await garbage_report(gateway.url)
     by_type = dict(found["by_type"])
     assert not CONNECTION_TYPES & set(by_type), found
     assert not {"ASGIRequest", "CallbackView"} & set(by_type), found  # the login's request

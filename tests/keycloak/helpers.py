@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -12,6 +14,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from tests.e2e.flows import open_ws, session_cookie
+from tests.keycloak.launcher import Keycloak
 
 
 def jose_header(token: str) -> dict[str, Any]:
@@ -92,3 +95,33 @@ class PubSub:
 
     async def close(self) -> None:
         await self.ws.close()
+
+
+async def next_of_kind(ws: ClientConnection, kind: str, timeout: float) -> dict[str, Any]:
+    """The next frame of type ``kind``, skipping others."""
+    while True:
+        frame = await recv_json(ws, timeout)
+        if frame["type"] == kind:
+            return frame
+
+
+@contextlib.contextmanager
+def access_token_lifespan(keycloak: Keycloak, seconds: int) -> Iterator[None]:
+    """The realm's access tokens live ``seconds`` meanwhile (then as before)."""
+    before = keycloak.admin("GET", "").json()["accessTokenLifespan"]
+    assert keycloak.admin("PUT", "", json={"accessTokenLifespan": seconds}).status_code == 204
+    try:
+        yield
+    finally:
+        keycloak.admin("PUT", "", json={"accessTokenLifespan": before})
+
+
+@contextlib.contextmanager
+def temporary_user(keycloak: Keycloak, representation: dict[str, Any]) -> Iterator[str]:
+    """A realm user made from ``representation`` meanwhile; yields its id."""
+    assert keycloak.admin("POST", "/users", json=representation).status_code == 201
+    user_id = keycloak.user_id(representation["username"])
+    try:
+        yield user_id
+    finally:
+        keycloak.admin("DELETE", f"/users/{user_id}")

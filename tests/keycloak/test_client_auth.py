@@ -24,12 +24,11 @@ from typing import Any
 
 import pytest
 from joserfc.jwk import RSAKey
-from websockets.asyncio.client import ClientConnection
 
 from devidp.stack import ROOT, GatewayProcess, free_port, migrate, start_gateway
 from tests.keycloak.conftest import GATEWAY_READY_TIMEOUT, SECRETS, keycloak_gateway_env
 from tests.keycloak.flows import login
-from tests.keycloak.helpers import recv_json, session_socket
+from tests.keycloak.helpers import access_token_lifespan, next_of_kind, recv_json, session_socket
 from tests.keycloak.launcher import Keycloak
 
 KEY_FILE = Path(__file__).parent / "keys" / "gateway-jwt.pem"
@@ -78,19 +77,8 @@ def method_gateway(request: pytest.FixtureRequest, keycloak: Keycloak,
 
 @pytest.fixture
 def short_tokens(keycloak: Keycloak) -> Iterator[None]:
-    before = keycloak.admin("GET", "").json()["accessTokenLifespan"]
-    assert keycloak.admin("PUT", "", json={"accessTokenLifespan": LIFESPAN}).status_code == 204
-    try:
+    with access_token_lifespan(keycloak, LIFESPAN):
         yield
-    finally:
-        keycloak.admin("PUT", "", json={"accessTokenLifespan": before})
-
-
-async def _until(ws: ClientConnection, kind: str, timeout: float) -> dict[str, Any]:
-    while True:
-        frame = await recv_json(ws, timeout)
-        if frame["type"] == kind:
-            return frame
 
 
 async def test_login_and_refresh_authenticate_with_the_configured_method(
@@ -104,7 +92,7 @@ async def test_login_and_refresh_authenticate_with_the_configured_method(
         assert welcome["principal"]["client_id"] == CLIENTS[method]
         expires_at = welcome["principal"]["expires_at"]
         for _ in range(2):  # the second refresh uses the refresh token the first one returned
-            refreshed = await _until(ws, "auth.refreshed", LIFESPAN + 10)
+            refreshed = await next_of_kind(ws, "auth.refreshed", LIFESPAN + 10)
             assert refreshed["expires_at"] > expires_at
             expires_at = refreshed["expires_at"]
     finally:

@@ -27,7 +27,15 @@ from websockets.asyncio.client import ClientConnection
 from devidp.stack import start_gateway
 from tests.keycloak.conftest import GATEWAY_READY_TIMEOUT, KeycloakStack
 from tests.keycloak.flows import login
-from tests.keycloak.helpers import bearer_socket, jose_header, recv_json, session_socket, welcome
+from tests.keycloak.helpers import (
+    access_token_lifespan,
+    bearer_socket,
+    jose_header,
+    recv_json,
+    session_socket,
+    temporary_user,
+    welcome,
+)
 from tests.keycloak.test_keys import KEY_PROVIDER
 
 LIFESPAN = 60  # seconds: Keycloak's access tokens in this module
@@ -61,27 +69,20 @@ def defaults(kc_stack: KeycloakStack) -> Iterator[KeycloakStack]:
 @pytest.fixture(scope="module")
 def sixty_second_tokens(defaults: KeycloakStack) -> Iterator[None]:
     keycloak = defaults.keycloak
-    before = keycloak.admin("GET", "").json()
-    assert keycloak.admin("PUT", "", json={"accessTokenLifespan": LIFESPAN}).status_code == 204
     events = keycloak.admin("GET", "/events/config").json()
     assert keycloak.admin("PUT", "/events/config", json={
         **events, "eventsEnabled": True, "enabledEventTypes": ["REFRESH_TOKEN"]}).status_code == 204
     try:
-        yield
+        with access_token_lifespan(keycloak, LIFESPAN):
+            yield
     finally:
         keycloak.admin("PUT", "/events/config", json=events)
-        keycloak.admin("PUT", "", json={"accessTokenLifespan": before["accessTokenLifespan"]})
 
 
 @pytest.fixture
 def dora(defaults: KeycloakStack) -> Iterator[str]:
-    keycloak = defaults.keycloak
-    assert keycloak.admin("POST", "/users", json=DORA).status_code == 201
-    user_id = keycloak.user_id("dora")
-    try:
+    with temporary_user(defaults.keycloak, DORA) as user_id:
         yield user_id
-    finally:
-        keycloak.admin("DELETE", f"/users/{user_id}")
 
 
 def _refreshes_at_keycloak(stack: KeycloakStack, user_id: str) -> int:

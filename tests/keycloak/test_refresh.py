@@ -10,14 +10,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
-from websockets.asyncio.client import ClientConnection
 
 from tests.keycloak.conftest import KeycloakStack
 from tests.keycloak.flows import login
-from tests.keycloak.helpers import close_of, recv_json, session_socket
+from tests.keycloak.helpers import (
+    access_token_lifespan,
+    close_of,
+    next_of_kind,
+    recv_json,
+    session_socket,
+    temporary_user,
+)
 
 LIFESPAN = 10
 CAROL = {"username": "carol", "enabled": True, "email": "carol@example.test",
@@ -28,31 +33,14 @@ CAROL = {"username": "carol", "enabled": True, "email": "carol@example.test",
 
 @pytest.fixture
 def short_tokens(kc_stack: KeycloakStack) -> Iterator[None]:
-    keycloak = kc_stack.keycloak
-    before = keycloak.admin("GET", "").json()["accessTokenLifespan"]
-    assert keycloak.admin("PUT", "", json={"accessTokenLifespan": LIFESPAN}).status_code == 204
-    try:
+    with access_token_lifespan(kc_stack.keycloak, LIFESPAN):
         yield
-    finally:
-        keycloak.admin("PUT", "", json={"accessTokenLifespan": before})
 
 
 @pytest.fixture
 def carol(kc_stack: KeycloakStack, short_tokens: None) -> Iterator[str]:
-    keycloak = kc_stack.keycloak
-    assert keycloak.admin("POST", "/users", json=CAROL).status_code == 201
-    user_id = keycloak.user_id("carol")
-    try:
+    with temporary_user(kc_stack.keycloak, CAROL) as user_id:
         yield user_id
-    finally:
-        keycloak.admin("DELETE", f"/users/{user_id}")
-
-
-async def _until(ws: ClientConnection, kind: str, timeout: float) -> dict[str, Any]:
-    while True:
-        frame = await recv_json(ws, timeout)
-        if frame["type"] == kind:
-            return frame
 
 
 async def test_rotating_refresh_keeps_sockets_open_then_disabled_user_closes_them(
@@ -62,7 +50,7 @@ async def test_rotating_refresh_keeps_sockets_open_then_disabled_user_closes_the
     expiries = [(await recv_json(ws))["principal"]["expires_at"] for ws in sockets]
     # two refreshes in a row: the second one needs the refresh token the first one returned
     for _ in range(2):
-        refreshed = await asyncio.gather(*(_until(ws, "auth.refreshed", LIFESPAN + 5)
+        refreshed = await asyncio.gather(*(next_of_kind(ws, "auth.refreshed", LIFESPAN + 5)
                                            for ws in sockets))
         new = [frame["expires_at"] for frame in refreshed]
         assert all(after > before for after, before in zip(new, expiries, strict=True))
