@@ -12,12 +12,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 
-from gateway.conf.values import ConfigError
+from gateway.conf.values import ConfigError, read_choice
 
 AuthMethod = Literal["client_secret_basic", "client_secret_post", "private_key_jwt"]
 METHODS: tuple[AuthMethod, ...] = ("client_secret_basic", "client_secret_post", "private_key_jwt")
@@ -55,12 +55,9 @@ class ClientAuth:
 
 
 def _method(env: Mapping[str, str]) -> AuthMethod:
-    raw = env.get("GATEWAY_OIDC_CLIENT_AUTH", "").strip().lower() or "client_secret_basic"
-    for method in METHODS:
-        if raw == method:
-            return method
-    raise ConfigError(f"GATEWAY_OIDC_CLIENT_AUTH={raw!r}: use {', '.join(METHODS)} "
-                      "(the one your client is registered with at the provider).")
+    return cast(AuthMethod, read_choice(
+        env, "GATEWAY_OIDC_CLIENT_AUTH", METHODS, "client_secret_basic",
+        f"{', '.join(METHODS)} (the one your client is registered with at the provider)"))
 
 
 def _audience(env: Mapping[str, str]) -> AssertionAudience:

@@ -12,6 +12,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 from urllib.parse import unquote, urlsplit
 
 from gateway.bus.target import RedisUrlError, parse_sentinel
@@ -21,7 +22,7 @@ from gateway.conf.deployment import VARIABLES as DEPLOYMENT_VARIABLES
 from gateway.conf.deployment import Deployment, load_deployment
 from gateway.conf.staffing import VARIABLES as STAFFING_VARIABLES
 from gateway.conf.staffing import AdminMapping, load_admin_mapping
-from gateway.conf.values import ConfigError, csv, read_bool, read_int, read_seconds
+from gateway.conf.values import ConfigError, csv, read_bool, read_choice, read_int, read_seconds
 from oidc.config import (
     END_SESSION_METHODS,
     GROUP_OVERAGE_CHOICES,
@@ -370,12 +371,10 @@ def _group_overage(env: Mapping[str, str]) -> GroupOverage:
 
 
 def _end_session_method(env: Mapping[str, str]) -> EndSessionMethod:
-    raw = env.get("GATEWAY_OIDC_END_SESSION_METHOD", "").strip().upper() or "GET"
-    for choice in END_SESSION_METHODS:
-        if raw == choice:
-            return choice
-    raise ConfigError(f"GATEWAY_OIDC_END_SESSION_METHOD={raw!r}: use GET (the default, works with "
-                      "every provider) or POST (only if the provider accepts a form there).")
+    return cast(EndSessionMethod, read_choice(
+        env, "GATEWAY_OIDC_END_SESSION_METHOD", END_SESSION_METHODS, "GET",
+        "GET (the default, works with every provider) or POST (only if the provider accepts "
+        "a form there)"))
 
 
 def load_config(env: Mapping[str, str] | None = None, *, service: bool = True) -> GatewayConfig:

@@ -48,3 +48,13 @@ def read_int(env: Mapping[str, str], name: str, default: int, low: int, high: in
     if not low <= value <= high:
         raise ConfigError(f"{name}={raw!r}: use a whole number from {low} to {high}.")
     return value
+
+
+def read_choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default: str,
+                hint: str) -> str:
+    """One of ``choices`` (compared without case), or ConfigError naming them and ``hint``."""
+    raw = env.get(name, "").strip() or default
+    for choice in choices:
+        if raw.lower() == choice.lower():
+            return choice
+    raise ConfigError(f"{name}={raw!r}: use {hint}.")

@@ -15,6 +15,7 @@ from channels.db import aclose_old_connections
 from django.conf import settings
 
 from gateway.issuers.registry import registry
+from oidc.discovery import ProviderMetadata
 from oidc.jwks import JwksCache
 from tests.unit.factories import AT_HEADER, KEY1, encode, jwks_of
 
@@ -62,3 +63,15 @@ async def eventually(condition: Callable[[], bool], what: str, seconds: float = 
             return
         await asyncio.sleep(0.02)
     raise AssertionError(f"not within {seconds} s: {what}")
+
+
+@pytest.fixture
+def discovered() -> Iterator[None]:
+    """What startup discovery leaves in the registry for the login issuer (admin permission
+    checks build the login backend)."""
+    issuer = settings.GATEWAY.issuer
+    registry.metadata[issuer] = ProviderMetadata(
+        issuer=issuer, authorization_endpoint=f"{issuer}/auth",
+        token_endpoint=f"{issuer}/token", jwks_uri=f"{issuer}/jwks")
+    yield
+    registry.metadata.pop(issuer, None)

@@ -25,13 +25,11 @@ from django.utils import timezone
 from config.asgi import application
 from gateway.grants.outcome import Outcomes, outcomes
 from gateway.grants.store import cache
-from gateway.issuers.registry import registry
 from gateway.login.known import lines, matched_as, principal_of_known
 from gateway.login.sessions import AUTH_KEY, session_store_class
 from gateway.models import Grant, GrantChange, GrantOutcome, KnownClaims
 from gateway.ops.roster import MemoryRoster, SocketEntry, matcher_view, this_process, use_roster
 from gateway.oversight.preview import review, stage_save
-from oidc.discovery import ProviderMetadata
 from tests.channels.conftest import ISSUER, token
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -42,12 +40,8 @@ URL = "/admin/gateway/grant/"
 
 
 @pytest.fixture(autouse=True)
-def discovered() -> Iterator[None]:
-    registry.metadata[LOGIN_ISSUER] = ProviderMetadata(
-        issuer=LOGIN_ISSUER, authorization_endpoint=f"{LOGIN_ISSUER}/auth",
-        token_endpoint=f"{LOGIN_ISSUER}/token", jwks_uri=f"{LOGIN_ISSUER}/jwks")
-    yield
-    registry.metadata.pop(LOGIN_ISSUER, None)
+def _discovered(discovered: None) -> None:
+    """The login issuer as discovered (tests/channels/conftest.py)."""
 
 
 def known(subject: str, groups: list[str], days_ago: float = 0) -> None:

@@ -18,13 +18,11 @@ from django.test import Client
 import gateway.oversight.access
 import gateway.oversight.live
 from gateway.grants.store import cache
-from gateway.issuers.registry import registry
 from gateway.login.session_store import SessionStore
 from gateway.login.sessions import AUTH_KEY
 from gateway.models import Grant, OidcIdentity, SessionBinding
 from gateway.ops.roster import MemoryRoster, this_process, use_roster
 from gateway.sockets.closecodes import CloseCode
-from oidc.discovery import ProviderMetadata
 from tests.channels.test_pubsub import ALICE, BOB, ISS, connect, request
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -41,13 +39,8 @@ def fresh_roster() -> Iterator[MemoryRoster]:
 
 
 @pytest.fixture(autouse=True)
-def discovered() -> Iterator[None]:
-    """What startup discovery leaves in the registry (permission checks build the backend)."""
-    registry.metadata[LOGIN_ISSUER] = ProviderMetadata(
-        issuer=LOGIN_ISSUER, authorization_endpoint=f"{LOGIN_ISSUER}/auth",
-        token_endpoint=f"{LOGIN_ISSUER}/token", jwks_uri=f"{LOGIN_ISSUER}/jwks")
-    yield
-    registry.metadata.pop(LOGIN_ISSUER, None)
+def _discovered(discovered: None) -> None:
+    """The login issuer as discovered (tests/channels/conftest.py)."""
 
 
 @pytest.fixture(autouse=True)
