@@ -82,8 +82,8 @@ def _grown_since_last_probe() -> list[str]:
         return []
     snapshot = tracemalloc.take_snapshot().filter_traces(
         [tracemalloc.Filter(False, tracemalloc.__file__)])
-    grown = ([str(stat) for stat in snapshot.compare_to(_baseline[0], "lineno")[:12]]
-             if _baseline else [])
+    grown = ([str(stat) for stat in snapshot.compare_to(_baseline[0], "lineno")
+              if stat.size_diff > 0][:12] if _baseline else [])
     _baseline[:] = [snapshot]
     return grown
 

@@ -201,8 +201,9 @@ async def drive(args: argparse.Namespace, url: str, issuer: str, pid: int) -> No
         await asyncio.sleep(args.sample)
         samples.append(await asyncio.to_thread(sample, url, pid, started))
         print(row(samples[-1], counts), flush=True)
-        if args.trace and len(samples) == 1:
-            await garbage_report(url)  # the baseline snapshot
+        if args.trace:  # the first is the baseline; later ones say where memory grew since
+            for line in (await garbage_report(url))["grown"]:
+                print(f"    grew: {line}", flush=True)
     stop.set()
     for task in load:
         task.cancel()

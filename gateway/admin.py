@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.utils.html import conditional_escape, format_html, format_html_join
 from django.utils.safestring import mark_safe
 
+import gateway.oversight.generic_admin  # noqa: F401  # first: ModelAdmin[...] at runtime
 from gateway.grants.store import to_value
 from gateway.models import Channel, Grant, GrantChange
 from gateway.oversight.grant_review import PreviewedGrantAdmin
@@ -22,11 +23,8 @@ from gateway.oversight.preview import recorded_outcomes
 from oidc.channels import normalise_channel
 from oidc.grants import grants_for_channel
 
-# ModelAdmin[...] at runtime without django_stubs_ext (a host project need not call it): the
-# same no-op subscription it installs. The oversight pages' links live in the service's index
-# (config/urls.py); a host's admin index is left alone.
-if not hasattr(admin.ModelAdmin, "__class_getitem__"):
-    admin.ModelAdmin.__class_getitem__ = classmethod(lambda cls, *args: cls)  # type: ignore[attr-defined]
+# The oversight pages' links live in the service's index (config/urls.py); a host's admin
+# index is left alone.
 
 
 def _breakable(text: str) -> str:

@@ -25,6 +25,7 @@ from django.forms import ModelForm
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 
+import gateway.oversight.generic_admin  # noqa: F401  # first: ModelAdmin[...] at runtime
 from gateway.grants.store import acting_as, previewed
 from gateway.models import Grant, GrantVersion
 from gateway.oversight.preview import Review, Staged, review, stage_delete, stage_save

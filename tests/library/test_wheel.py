@@ -6,7 +6,8 @@ import zipfile
 from email.parser import Parser
 from pathlib import Path
 
-SERVICE_ONLY = {"uvicorn", "granian", "whitenoise", "psycopg", "channels-redis", "django-stubs-ext"}
+SERVICE_ONLY = {"uvicorn", "servestatic", "psycopg", "channels-redis", "django-stubs-ext"}
+BENCH_ONLY = {"granian"}  # GATEWAY_SERVER=granian, for comparison
 DEVELOPMENT = {"pytest", "mypy", "ruff", "playwright", "hypothesis", "import-linter", "daphne"}
 
 
@@ -30,8 +31,9 @@ def test_dependencies_are_the_library_s_and_the_service_adds_extras(wheel: Path)
     requires = metadata.get_all("Requires-Dist") or []
     library = {_name(r) for r in requires if "extra ==" not in r}
     service = {_name(r) for r in requires if 'extra == "service"' in r}
+    bench = {_name(r) for r in requires if 'extra == "bench"' in r}
     assert {"django", "channels", "joserfc", "mozilla-django-oidc"} <= library
-    assert not library & (SERVICE_ONLY | DEVELOPMENT)
-    assert service == SERVICE_ONLY
-    assert set(metadata.get_all("Provides-Extra") or []) == {"service"}, "nothing for development"
+    assert not library & (SERVICE_ONLY | BENCH_ONLY | DEVELOPMENT)
+    assert (service, bench) == (SERVICE_ONLY, BENCH_ONLY)
+    assert set(metadata.get_all("Provides-Extra") or []) == {"service", "bench"}, "no dev extra"
     assert not any("==" in r for r in requires if "extra ==" not in r), "ranges, not pins"
