@@ -240,6 +240,8 @@ def main() -> None:
     parser.add_argument("--bearers", type=int, default=1000)
     parser.add_argument("--token-ttl", type=int, default=60)
     parser.add_argument("--sample", type=float, default=30)
+    parser.add_argument("--gateway-env", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra environment for the gateway (e.g. MALLOC_ARENA_MAX=2)")
     parser.add_argument("--trace", action="store_true",
                         help="run the gateway under tracemalloc and print where memory grew "
                              "between the first sample and the end (slow: diagnosis only)")
@@ -251,8 +253,10 @@ def main() -> None:
     url = f"http://127.0.0.1:{port}"
     idp = devidp.start(free_port(), url, log_file=tmp / "idp.log",
                        access_token_ttl=args.token_ttl, id_token_ttl=args.token_ttl)
-    env = bench_env(idp.issuer, port, database_file=tmp / "db.sqlite3",
-                    extra={"PYTHONTRACEMALLOC": "1"} if args.trace else None)
+    extra = dict(item.split("=", 1) for item in args.gateway_env)
+    if args.trace:
+        extra["PYTHONTRACEMALLOC"] = "1"
+    env = bench_env(idp.issuer, port, database_file=tmp / "db.sqlite3", extra=extra)
     migrate(env)
     save_grants(env, [("add", {"issuer": idp.issuer, "claim": "groups", "value": "engineering",
                                "target": CHANNEL, "subscribe": True}),

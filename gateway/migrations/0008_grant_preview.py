@@ -2,6 +2,8 @@
 preview's counts and its batch, each process records what it revoked (GrantOutcome), and each
 browser login keeps the claims snapshot of its identity (KnownClaims)."""
 
+from __future__ import annotations  # annotations unevaluated: hosts run without django_stubs_ext
+
 import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
