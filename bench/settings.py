@@ -20,3 +20,10 @@ _layer = os.environ.get("BENCH_CHANNEL_LAYER", "redis")
 if _layer in _IN_MEMORY:
     CHANNEL_LAYERS = {"default": {"BACKEND": _IN_MEMORY[_layer],
                                   "CONFIG": {"channel_capacity": SWITCHBOARD_CAPACITY}}}  # noqa: F405
+
+if os.environ.get("BENCH_NO_FREEZE") == "1":  # soak.py diagnosis: the collector policy off
+    import gc
+
+    import gateway.ops.gcpolicy as _policy
+
+    _policy.freeze_survivors = gc.collect  # a round still collects; nothing is frozen
