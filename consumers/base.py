@@ -33,10 +33,10 @@ from gateway.ops.closegate import closes
 from gateway.ops.ledger import ledger
 from gateway.sockets.addressing import session_group, sid_group, subject_group
 from gateway.sockets.closecodes import CloseCode, close_for, reason_text
+from gateway.sockets.lifetime import Lifetime
 from gateway.sockets.switchboard import switchboard
 from gateway.sockets.writenow import WriteNow, write_now_of
 from oidc.errors import OidcError
-from oidc.lifetime import notice_time
 from oidc.policy import evaluate
 from oidc.types import CredentialKind, Principal
 
@@ -84,7 +84,8 @@ async def close_all_local(code: CloseCode, reason: str) -> int:
 
 def _closed_socket_work() -> float:
     """Timers and tasks still pending for sockets already disconnected: always 0."""
-    return float(sum(consumer.pending_work() for consumer in list(EVERY) if consumer.gone))
+    return float(sum(consumer.lifetime.pending() for consumer in list(EVERY)
+                     if consumer.lifetime.gone))
 
 
 CLOSED_SOCKET_WORK = Gauge(
@@ -113,10 +114,6 @@ class GatewayConsumer(RosterMixin, AsyncWebsocketConsumer):
     open: bool = False  # accepted and not closed by us: frames are handled
     outbox: deque[str] | None = None  # frames waiting behind one being written
     write_now: WriteNow | None = None  # the server's synchronous writer, if it has one
-    gone: bool = False  # disconnected: no timer or task of this socket is started again
-    _timer: asyncio.TimerHandle | None = None  # the notice, then the close at expiry
-    _noticed_for: float | None = None  # the expiry whose notice was sent
-    tasks: frozenset[asyncio.Future[None]] | set[asyncio.Future[None]] = frozenset()  # _spawn
     base_send: Callable[[dict[str, Any]], Awaitable[None]]
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -128,6 +125,8 @@ class GatewayConsumer(RosterMixin, AsyncWebsocketConsumer):
         self.write_now = write_now_of(scope)
         self.serial = asyncio.Lock()
         self.joined: set[str] = set()
+        self.lifetime = Lifetime(self._expiring, functools.partial(
+            self.close_with, CloseCode.UNAUTHENTICATED, "expired"))
         EVERY.add(self)
         try:
             while True:
@@ -223,7 +222,7 @@ class GatewayConsumer(RosterMixin, AsyncWebsocketConsumer):
         OPEN_CONNECTIONS.inc()
         self.counted = True
         LIVE.add(self)
-        self._arm_expiry_timer()
+        self.lifetime.arm(self.principal, settings.GATEWAY.expiry_notice)
         await self.enrol()  # the admin's live connections view
         await self.on_connected()
 
@@ -252,32 +251,6 @@ class GatewayConsumer(RosterMixin, AsyncWebsocketConsumer):
             return
         await super().websocket_receive(message)
 
-    def _arm_expiry_timer(self) -> None:
-        """One loop timer per socket, no polling: the notice, once per credential and at
-        most ``oidc.lifetime.NOTICE_SHARE`` of its lifetime ahead, then the close at expiry."""
-        if self.gone:
-            return  # nothing is armed for a closed socket
-        if self._timer is not None:
-            self._timer.cancel()
-        now, p = time.time(), self.principal
-        loop = asyncio.get_running_loop()
-        if p.expires_at == self._noticed_for:  # this credential had its notice
-            self._timer = loop.call_later(max(0.0, p.expires_at - now), self._on_expired)
-            return
-        due = notice_time(p.issued_at, p.expires_at, settings.GATEWAY.expiry_notice, now=now)
-        self._timer = loop.call_later(max(0.0, due - now), self._on_expiring)
-
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        """Run ``work`` as this socket's task: cancelled at its disconnect, never after."""
-        if self.gone:
-            work.close()
-            return
-        task = asyncio.ensure_future(work)
-        if not isinstance(self.tasks, set):
-            self.tasks = set()  # most sockets never need one
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-
     async def reauthenticate(self, credential: Credential) -> Principal:
         """In-band re-authentication with a fresh token or a one-time ticket, validated
         like a new connection. A ticket must belong to this socket's session, if any."""
@@ -303,7 +276,7 @@ class GatewayConsumer(RosterMixin, AsyncWebsocketConsumer):
         if not decision.allowed:
             raise RouteDenied(decision.reason)
         self.principal = fresh
-        self._arm_expiry_timer()
+        self.lifetime.arm(fresh, settings.GATEWAY.expiry_notice)
         audit(event, "allow", "groups_overage_admitted" if fresh.groups_overage else "refreshed",
               issuer=fresh.issuer, subject=fresh.subject,
               route=self.scope.get("path"), kid=fresh.kid, jti_hash=fresh.jti_hash)
@@ -321,11 +294,11 @@ class GatewayConsumer(RosterMixin, AsyncWebsocketConsumer):
         expiring_at = self.principal.expires_at
         try:
             fresh = await shared_refresh(self.scope["session_key"], not_before=expiring_at)
-            if self.gone or fresh.expires_at <= expiring_at:
+            if self.lifetime.gone or fresh.expires_at <= expiring_at:
                 return
             self.adopt(fresh.with_credential(self.principal.credential), "refresh")
         except OidcError as exc:
-            if self.gone:
+            if self.lifetime.gone:
                 return
             if exc.status == "unavailable":  # provider down: keep running until expiry
                 logger.warning("session refresh postponed: %s", exc.error)
@@ -341,12 +314,6 @@ class GatewayConsumer(RosterMixin, AsyncWebsocketConsumer):
         audit("reauth", "deny", reason, issuer=self.principal.issuer,
               subject=self.principal.subject, route=self.scope.get("path"))
         await self.close_with(code, reason)
-
-    def _on_expiring(self) -> None:
-        self._noticed_for = self.principal.expires_at
-        remaining = max(0.0, self.principal.expires_at - time.time())
-        self._timer = asyncio.get_running_loop().call_later(remaining, self._on_expired)
-        self._spawn(self._expiring())
 
     async def _expiring(self) -> None:
         await self.send_json({"v": PROTOCOL_VERSION, "type": "auth.expiring",
@@ -366,10 +333,6 @@ class GatewayConsumer(RosterMixin, AsyncWebsocketConsumer):
     async def on_connected(self) -> None:
         """Hook for subclasses: the socket is accepted and addressable."""
 
-    def _on_expired(self) -> None:
-        self._timer = None
-        self._spawn(self.close_with(CloseCode.UNAUTHENTICATED, "expired"))
-
     async def close_with(self, code: CloseCode, reason: str) -> None:
         self.open = False
         if self.outbox:
@@ -378,7 +341,7 @@ class GatewayConsumer(RosterMixin, AsyncWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         self.open = False
-        self._end_lifetime()
+        self.lifetime.end()
         if getattr(self, "counted", False):
             OPEN_CONNECTIONS.dec()
             self.counted = False
@@ -391,22 +354,6 @@ class GatewayConsumer(RosterMixin, AsyncWebsocketConsumer):
         LIVE.discard(self)
         await self.strike_off()
         await self.leave_all()
-
-    def pending_work(self) -> int:
-        """This socket's armed timer and unfinished tasks."""
-        armed = self._timer is not None and not self._timer.cancelled()
-        return int(armed) + sum(1 for task in self.tasks if not task.done())
-
-    def _end_lifetime(self) -> None:
-        """Stop this socket's timer and tasks: nothing of it runs after its disconnect."""
-        self.gone = True
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        current = asyncio.current_task()
-        for task in list(self.tasks):
-            if task is not current:
-                task.cancel()
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Channels' dispatch minus its thread hop per message (``aclose_old_connections``).

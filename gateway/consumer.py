@@ -20,9 +20,8 @@ process instead, a fast path for many sockets; a host needs none of it.
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import time
-from collections.abc import Coroutine
 from typing import Any
 
 from django.conf import settings
@@ -34,8 +33,8 @@ from gateway.handshake.credentials import selected_subprotocol
 from gateway.login.refresh import shared_refresh
 from gateway.sockets.addressing import session_group, sid_group, subject_group
 from gateway.sockets.closecodes import CloseCode, close_for, reason_text
+from gateway.sockets.lifetime import Lifetime
 from oidc.errors import OidcError
-from oidc.lifetime import notice_time
 from oidc.policy import evaluate
 from oidc.types import CredentialKind, Principal
 
@@ -74,28 +73,23 @@ class GatewayConsumerMixin:
     base_send: Any
     principal: Principal
     _gateway_groups: tuple[str, ...] = ()
-    _gateway_timer: asyncio.TimerHandle | None = None
-    _gateway_noticed_for: float | None = None  # the expiry whose notice was handled
-    _gateway_tasks: set[asyncio.Future[None]]
+    _gateway_lifetime: Lifetime
 
     async def websocket_connect(self, message: dict[str, Any]) -> None:
         self.principal = self.scope["principal"]
-        self._gateway_tasks = set()
+        self._gateway_lifetime = Lifetime(self._expiring, functools.partial(
+            self.close_with, CloseCode.UNAUTHENTICATED, "expired"))
         groups = (*address_groups(self.principal, self.scope.get("session_key")), GRANTS_GROUP)
         for group in groups:
             await self.channel_layer.group_add(group, self.channel_name)
         self._gateway_groups = groups
         cache.watch()
-        self._arm_expiry()
+        self._gateway_lifetime.arm(self.principal, settings.GATEWAY.expiry_notice)
         await super().websocket_connect(message)  # type: ignore[misc]
 
     async def websocket_disconnect(self, message: dict[str, Any]) -> None:
-        if self._gateway_timer is not None:
-            self._gateway_timer.cancel()
-            self._gateway_timer = None
-        for task in list(getattr(self, "_gateway_tasks", ())):
-            if task is not asyncio.current_task():
-                task.cancel()
+        if (lifetime := getattr(self, "_gateway_lifetime", None)) is not None:
+            lifetime.end()
         if self._gateway_groups:
             cache.unwatch()
         for group in self._gateway_groups:
@@ -112,33 +106,8 @@ class GatewayConsumerMixin:
 
     # --- lifetime ---------------------------------------------------------------------
 
-    def _arm_expiry(self) -> None:
-        """One timer: the notice (``oidc.lifetime.notice_time``), once per credential, then
-        the close at expiry."""
-        if self._gateway_timer is not None:
-            self._gateway_timer.cancel()
-        now, p, loop = time.time(), self.principal, asyncio.get_running_loop()
-        if p.expires_at == self._gateway_noticed_for:
-            self._gateway_timer = loop.call_later(max(0.0, p.expires_at - now), self._expired)
-            return
-        due = notice_time(p.issued_at, p.expires_at, settings.GATEWAY.expiry_notice, now=now)
-        self._gateway_timer = loop.call_later(max(0.0, due - now), self._expiring)
-
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.ensure_future(work)
-        self._gateway_tasks.add(task)
-        task.add_done_callback(self._gateway_tasks.discard)
-
-    def _expiring(self) -> None:
-        self._gateway_noticed_for = self.principal.expires_at
-        remaining = max(0.0, self.principal.expires_at - time.time())
-        self._gateway_timer = asyncio.get_running_loop().call_later(remaining, self._expired)
-        self._spawn(self._refresh_session() if self.scope.get("session_key")
-                    else self.on_expiring())
-
-    def _expired(self) -> None:
-        self._gateway_timer = None
-        self._spawn(self.close_with(CloseCode.UNAUTHENTICATED, "expired"))
+    async def _expiring(self) -> None:
+        await (self._refresh_session() if self.scope.get("session_key") else self.on_expiring())
 
     async def _refresh_session(self) -> None:
         """Browser sockets: the session's tokens are refreshed server-side (shared by the
@@ -147,11 +116,11 @@ class GatewayConsumerMixin:
         expiring_at = self.principal.expires_at
         try:
             fresh = await shared_refresh(self.scope["session_key"], not_before=expiring_at)
-            if fresh.expires_at <= expiring_at:
+            if self._gateway_lifetime.gone or fresh.expires_at <= expiring_at:
                 return
             self._adopt(fresh)
         except OidcError as exc:
-            if exc.status != "unavailable":
+            if exc.status != "unavailable" and not self._gateway_lifetime.gone:
                 await self.close_with(*close_for(exc))
             return
         await self.on_principal_changed()
@@ -167,7 +136,7 @@ class GatewayConsumerMixin:
             if not decision.allowed:
                 raise RouteDenied(decision.reason)
         self.principal = fresh
-        self._arm_expiry()
+        self._gateway_lifetime.arm(fresh, settings.GATEWAY.expiry_notice)
         return fresh
 
     async def on_expiring(self) -> None:

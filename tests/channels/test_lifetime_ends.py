@@ -106,12 +106,14 @@ async def leftovers(consumer: GatewayConsumer) -> list[str]:
     """The socket's timers and tasks still pending on this loop, after it settles."""
     await asyncio.sleep(0.2)
     loop = asyncio.get_running_loop()
+    owners = (consumer, consumer.lifetime)
     timers = [f"timer {handle}" for handle in getattr(loop, "_scheduled", ())
               if not handle.cancelled()
-              and getattr(handle._callback, "__self__", None) is consumer]
+              and getattr(handle._callback, "__self__", None) in owners]
     tasks = [f"task {task.get_coro()}" for task in asyncio.all_tasks()
              if not task.done() and _belongs(task, consumer)]
-    return timers + tasks + [f"own task {task}" for task in consumer.tasks if not task.done()]
+    return timers + tasks + [f"own task {task}" for task in consumer.lifetime.tasks
+                             if not task.done()]
 
 
 async def test_closed_while_idle_leaves_nothing(provider: Provider) -> None:
