@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import weakref
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -48,7 +49,7 @@ from oidc.types import Principal
 from oidc.verify import groups_of, verify_id_token
 
 LOCK_SECONDS = 15
-_local_locks: dict[str, asyncio.Lock] = {}
+_local_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 _shared: dict[str, asyncio.Future[Principal]] = {}  # this process's refresh per session
 
 
@@ -70,7 +71,7 @@ class RefreshFailed(OidcError):
 async def session_lock(session_key: str) -> AsyncIterator[None]:
     url = settings.GATEWAY.redis_url
     if url is None:
-        lock = _local_locks.setdefault(session_key, asyncio.Lock())
+        lock = _local_locks.setdefault(session_key, asyncio.Lock())  # gone when unused
         async with lock:
             yield
         return

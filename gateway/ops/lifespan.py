@@ -18,6 +18,7 @@ from gateway.login.session_cache import listen as listen_for_session_revocations
 from gateway.ops.buswatch import watch_bus
 from gateway.ops.gcpolicy import keep_collections_young
 from gateway.ops.loopwatch import probe
+from gateway.ops.ondemand import load_issuers_before_serving
 from gateway.sockets.live import LocalSockets
 from gateway.sockets.switchboard import renew_groups
 
@@ -29,17 +30,6 @@ async def every(period: float, action: Callable[[], Awaitable[object]]) -> None:
     while True:
         await asyncio.sleep(period)
         await action()
-
-
-# Startup waits this long for the issuers' keys before serving, so a new worker does not
-# deny its first handshakes with keys_unavailable; an unreachable provider fails fast.
-FIRST_LOAD_WAIT = 10.0
-
-
-async def load_issuers_before_serving() -> None:
-    """One load attempt per issuer, bounded; the retry loop takes over what is left."""
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(registry.load_each(registry.unloaded()), FIRST_LOAD_WAIT)
 
 
 GC_THRESHOLDS = (10_000, 10, 10)  # Python's default first threshold is 700

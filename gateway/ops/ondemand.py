@@ -15,8 +15,9 @@ import weakref
 from gateway.issuers.registry import registry
 from gateway.login.session_cache import listen as listen_for_session_revocations
 
-FIRST_LOAD_WAIT = 10.0  # as the lifespan's (gateway.ops.lifespan), whose module needs the
-# service's channels-redis: a bounded first load, then the retry loop takes over
+# Startup waits this long for the issuers' keys before serving, so a new worker does not
+# deny its first handshakes with keys_unavailable; an unreachable provider fails fast.
+FIRST_LOAD_WAIT = 10.0
 
 _started: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Future[None]] = (
     weakref.WeakKeyDictionary())
@@ -28,9 +29,15 @@ def _keep(task: asyncio.Task[None]) -> None:
     task.add_done_callback(_TASKS.discard)
 
 
-async def _start() -> None:
+async def load_issuers_before_serving() -> None:
+    """One load attempt per issuer, bounded; the retry loop takes over what is left (used
+    by the service's lifespan too)."""
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(registry.load_each(registry.unloaded()), FIRST_LOAD_WAIT)
+
+
+async def _start() -> None:
+    await load_issuers_before_serving()
     _keep(asyncio.create_task(registry.load_all_with_retry()))
     _keep(asyncio.create_task(registry.run_refresh_loop()))
     _keep(asyncio.create_task(listen_for_session_revocations()))

@@ -13,6 +13,7 @@ from config.asgi import application
 from gateway.issuers import registry as registry_module
 from gateway.issuers.registry import Registry
 from gateway.ops import lifespan as lifespan_module
+from gateway.ops import ondemand as ondemand_module
 from gateway.ops.lifespan import GC_THRESHOLDS
 from oidc.config import IssuerConfig
 from tests.unit.factories import KEY1, jwks_of
@@ -58,6 +59,7 @@ def _gated_registry(monkeypatch: pytest.MonkeyPatch, gate: asyncio.Event) -> Reg
     monkeypatch.setattr(registry_module, "fetch_jwks", fetch)
     slow = Registry({issuer: IssuerConfig(issuer=issuer, audiences=frozenset({"api"}))})
     monkeypatch.setattr(lifespan_module, "registry", slow)
+    monkeypatch.setattr(ondemand_module, "registry", slow)  # the bounded first load
     return slow
 
 
@@ -103,7 +105,7 @@ async def test_a_provider_that_never_answers_delays_startup_only_boundedly(
         monkeypatch: pytest.MonkeyPatch) -> None:
     gate = asyncio.Event()
     slow = _gated_registry(monkeypatch, gate)
-    monkeypatch.setattr(lifespan_module, "FIRST_LOAD_WAIT", 0.2)
+    monkeypatch.setattr(ondemand_module, "FIRST_LOAD_WAIT", 0.2)
     sent: list[str] = []
     task, inbox = await _start(sent)
     try:
