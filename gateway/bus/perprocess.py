@@ -1,12 +1,13 @@
 """One instance per process of state kept in Redis when configured, else in memory; and
-one Redis client per event loop for such state."""
+one client per event loop (Redis here, HTTP for the providers: ``gateway.issuers.http``)."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import weakref
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 import redis.asyncio as redis
 from django.conf import settings
@@ -36,22 +37,41 @@ class PerProcess(Generic[T]):
         self.instance = replacement
 
 
-class LoopClients:
-    """A client of ``url`` for each event loop (a client is bound to the loop it runs on),
-    forgotten with its loop; commands time out after 2 s."""
+class Closable(Protocol):
+    async def aclose(self) -> None: ...
 
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self._clients: weakref.WeakKeyDictionary[Any, redis.Redis] = weakref.WeakKeyDictionary()
 
-    def client(self) -> redis.Redis:
+C = TypeVar("C", bound=Closable)
+
+
+class PerLoop(Generic[C]):
+    """A client for each event loop, made by ``make`` on first use: a client's pooled
+    connections belong to the loop that opened them. A uvicorn worker has one loop for its
+    life; tests and ``async_to_sync`` (in other threads, hence the lock) make short-lived
+    ones, whose clients are forgotten with their loop. A client closed meanwhile is replaced."""
+
+    def __init__(self, make: Callable[[], C]) -> None:
+        self.make = make
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, C] = (
+            weakref.WeakKeyDictionary())
+        self._lock = threading.Lock()
+
+    def get(self) -> C:
         loop = asyncio.get_running_loop()
-        if loop not in self._clients:
-            self._clients[loop] = connect(self.url, socket_timeout=2.0, socket_connect_timeout=2.0)
-        return self._clients[loop]
+        with self._lock:
+            found = self._clients.get(loop)
+            if found is None or getattr(found, "is_closed", False):
+                found = self._clients[loop] = self.make()
+            return found
 
-    async def close(self) -> None:
-        """Close this loop's client, if it has one."""
-        client = self._clients.pop(asyncio.get_running_loop(), None)
-        if client is not None:
-            await client.aclose()
+    async def aclose(self) -> None:
+        """Close the running loop's client, if it has one."""
+        with self._lock:
+            found = self._clients.pop(asyncio.get_running_loop(), None)
+        if found is not None:
+            await found.aclose()
+
+
+def redis_clients(url: str) -> PerLoop[redis.Redis]:
+    """Per-loop clients of ``url`` whose commands time out after 2 s."""
+    return PerLoop(lambda: connect(url, socket_timeout=2.0, socket_connect_timeout=2.0))

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 import redis.asyncio as redis
 
-from gateway.bus.perprocess import LoopClients, PerProcess
+from gateway.bus.perprocess import PerProcess, redis_clients
 from oidc.errors import OidcError
 
 MAX_WAITING = 100_000  # unexpired tickets one process without Redis keeps at most
@@ -69,10 +69,10 @@ class RedisTickets:
     """Shared by every process on the same Redis; one client per event loop."""
 
     def __init__(self, url: str, _ttl: float = 0.0) -> None:
-        self.clients = LoopClients(url)
+        self.clients = redis_clients(url)
 
     def client(self) -> redis.Redis:
-        return self.clients.client()
+        return self.clients.get()
 
     async def put(self, key: str, record: dict[str, Any], ttl: float) -> None:
         await self.client().set(KEY_PREFIX + key, json.dumps(record, separators=(",", ":")),

@@ -18,7 +18,7 @@ from typing import Any, Generic, TypeVar
 
 import redis.asyncio as redis
 
-from gateway.bus.perprocess import LoopClients
+from gateway.bus.perprocess import redis_clients
 from gateway.observe.outage import REDIS
 
 T = TypeVar("T")
@@ -107,10 +107,10 @@ class KeptAlive:
         self.url, self.ttl, self.clock = url, ttl, clock
         self.key_ttl = math.ceil(ttl) + 1
         self._beats: weakref.WeakKeyDictionary[Any, asyncio.Task[None]] = weakref.WeakKeyDictionary()
-        self.clients = LoopClients(url)
+        self.clients = redis_clients(url)
 
     def client(self) -> redis.Redis:
-        return self.clients.client()
+        return self.clients.get()
 
     def keep_beating(self) -> None:
         """Start this loop's heartbeat unless it runs already."""
@@ -147,6 +147,6 @@ class KeptAlive:
     async def close(self) -> None:
         for beat in list(self._beats.values()):
             beat.cancel()
-        await self.clients.close()
+        await self.clients.aclose()
 
 
