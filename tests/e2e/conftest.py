@@ -35,6 +35,20 @@ class Stack:
         return events
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """The watch at the defaults (test_defaults.py) mostly waits: start it now, beside the
+    tiers that run before it."""
+    if any(item.path.name == "test_defaults.py" and item.path.parent.name == "e2e"
+           for item in session.items):
+        from tests.e2e.test_defaults import EARLY
+        EARLY.start()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    from tests.e2e.test_defaults import EARLY
+    EARLY.stop()  # when its module never ran (a failure stopped the run first)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "/e2e/" in str(item.fspath):

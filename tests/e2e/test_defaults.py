@@ -6,16 +6,20 @@ interval to 1 s, ``test_serve.py`` the keepalive ping to 2 s. Here two gateways 
 ``GATEWAY_WS_PING_SECONDS`` unset (60, 10 and 20 s), each federated with its own stock
 oidc-provider: one issuing 60 s tokens, one 5-minute tokens, the lifespans companies set.
 
-One watch of 265 s (``watched``) serves the lifetime tests: a browser session and a bearer
-socket on each gateway, and a socket that stops answering pings. 265 s covers the
-5-minute token's notice, due 5/6 of its lifetime in (250 s), and four and a half 60 s
-lifetimes.
+One watch of 265 s serves the lifetime tests: a browser session and a bearer socket on each
+gateway, and a socket that stops answering pings. 265 s covers the 5-minute token's notice,
+due 5/6 of its lifetime in (250 s), and four and a half 60 s lifetimes. The watch mostly
+waits, so it starts in a thread as soon as collection has picked this module
+(``tests/e2e/conftest.py``) and runs beside the tiers before it; the tests then read what it
+saw.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -72,18 +76,6 @@ def _start(lifespan: int, tmp: Path) -> Site:
     return Site(lifespan, idp, start_gateway(port, env, tmp / f"gateway-{lifespan}.log"))
 
 
-@pytest.fixture(scope="module")
-def sites(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[int, Site]]:
-    tmp = tmp_path_factory.mktemp("defaults")
-    started: dict[int, Site] = {}
-    try:
-        for lifespan in LIFESPANS:
-            started[lifespan] = _start(lifespan, tmp)
-        yield started
-    finally:
-        for site in started.values():
-            site.gateway.stop()
-            site.idp.stop()
 
 
 async def _watch(ws: ClientConnection, seen: Watch, began: float,
@@ -141,9 +133,64 @@ async def _observe(sites: dict[int, Site]) -> dict[str, Watch]:
     return seen
 
 
+class EarlyWatch:
+    """The sites and the watch, run in a thread from the end of collection."""
+
+    def __init__(self) -> None:
+        self.sites: dict[int, Site] = {}
+        self.seen: dict[str, Watch] = {}
+        self.error: BaseException | None = None
+        self.thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self.thread is None:
+            self.thread = threading.Thread(target=self._run, name="defaults-watch", daemon=True)
+            self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            tmp = Path(tempfile.mkdtemp(prefix="e2e-defaults-"))
+            for lifespan in LIFESPANS:
+                self.sites[lifespan] = _start(lifespan, tmp)
+            self.seen = asyncio.run(_observe(self.sites))
+        except BaseException as exc:  # reported by the tests that wait for it
+            self.error = exc
+
+    def result(self) -> EarlyWatch:
+        self.start()  # not started yet when the module runs without the hook's session
+        assert self.thread is not None
+        self.thread.join(WATCH + 300)
+        if self.error is not None:
+            raise self.error
+        assert not self.thread.is_alive(), "the watch at the defaults did not finish"
+        return self
+
+    def stop(self) -> None:
+        for site in self.sites.values():
+            site.gateway.stop()
+            site.idp.stop()
+        self.sites = {}
+
+
+EARLY = EarlyWatch()
+
+
 @pytest.fixture(scope="module")
-def watched(sites: dict[int, Site]) -> dict[str, Watch]:
-    return asyncio.run(_observe(sites))
+def early() -> Iterator[EarlyWatch]:
+    try:
+        yield EARLY.result()
+    finally:
+        EARLY.stop()
+
+
+@pytest.fixture(scope="module")
+def sites(early: EarlyWatch) -> dict[int, Site]:
+    return early.sites
+
+
+@pytest.fixture(scope="module")
+def watched(early: EarlyWatch) -> dict[str, Watch]:
+    return early.seen
 
 
 def _exchanges(site: Site) -> float:
