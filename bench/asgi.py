@@ -19,8 +19,13 @@ wrapper). ``deployed`` puts them in front of the production application
 as deployed (``bench/fanout.py`` measures G and R in the same processes).
 """
 
+import ctypes
 import gc
 import json
+import os
+import re
+import sys
+import tempfile
 import tracemalloc
 import types
 from collections import Counter
@@ -88,17 +93,27 @@ def _grown_since_last_probe() -> list[str]:
     return grown
 
 
+def _tracked_by_type() -> Counter[str]:
+    return Counter(type(o).__name__ for o in gc.get_objects())
+
+
 class GarbageProbe(AsyncWebsocketConsumer):
     """``/bench/garbage/``: what a full collection of every object, frozen ones included,
-    finds unreachable (the collector policy would leak it), by type; then freezes again."""
+    frees (the collector policy would leak it), by type; then freezes again. Counted as
+    tracked objects before less after, plus what ``gc.garbage`` saved: a cycle through a
+    suspended generator is freed while the generator is finalized, and never saved."""
 
     async def connect(self) -> None:
         await self.accept()
         gc.unfreeze()
+        before = _tracked_by_type()
         gc.set_debug(gc.DEBUG_SAVEALL)
         try:
             gc.collect()
-            found = Counter(type(o).__name__ for o in gc.garbage)
+            saved = Counter(type(o).__name__ for o in gc.garbage)
+            # A cycle through a suspended generator ends while it is finalized (the
+            # generator closes, its frame lets go): freed then, never saved in gc.garbage.
+            found = saved + (before - _tracked_by_type() - saved)
             frames = Counter(f"{o.f_code.co_filename.rsplit('/', 2)[-1]}:{o.f_code.co_qualname}"
                              for o in gc.garbage if isinstance(o, types.FrameType))
             errors = Counter(type(o).__name__ for o in gc.garbage if isinstance(o, BaseException))
@@ -122,10 +137,78 @@ class GarbageProbe(AsyncWebsocketConsumer):
         await self.close()
 
 
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+        "fordblks", "keepcost")]
+
+
+def _malloc_info() -> dict[str, int]:
+    """glibc's own account: heap obtained (arena), in use (uordblks), free but kept
+    (fordblks), mmapped blocks (hblkhd); in KiB."""
+    libc = ctypes.CDLL(None)
+    libc.mallinfo2.restype = _MallInfo2
+    info = libc.mallinfo2()
+    return {f"malloc_{name}": getattr(info, name) // 1024
+            for name in ("arena", "uordblks", "fordblks", "hblkhd")}
+
+
+def _pymalloc_arenas() -> dict[str, int]:
+    """pymalloc's arenas (``sys._debugmallocstats`` writes to the C stderr)."""
+    with tempfile.TemporaryFile() as out:
+        saved = os.dup(2)
+        os.dup2(out.fileno(), 2)
+        try:
+            sys._debugmallocstats()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        out.seek(0)
+        text = out.read().decode(errors="replace")
+    wanted = {"arenas allocated current": "pymalloc_arenas",
+              "bytes in allocated blocks": "pymalloc_used_kib",
+              "bytes in available blocks": "pymalloc_free_kib",
+              "unused pools": "pymalloc_unused_pools"}
+    found: dict[str, int] = {}
+    for line in text.splitlines():
+        for label, key in wanted.items():
+            if line.startswith(f"# {label}") or line.startswith(label):
+                value = int(re.sub(r"[^0-9]", "", line.split("=")[-1]) or 0)
+                found[key] = value // 1024 if key.endswith("_kib") else value
+    return found
+
+
+_type_counts: list[Counter[str]] = []  # the last heap probe's count of tracked objects by type
+
+
+def _grown_types() -> list[tuple[str, int]]:
+    """Tracked objects (frozen ones included) whose count grew since the last heap probe."""
+    gc.unfreeze()
+    try:
+        counts = Counter(type(o).__qualname__ for o in gc.get_objects())
+    finally:
+        if os.environ.get("BENCH_NO_FREEZE") != "1":
+            gc.freeze()
+    grown = (counts - _type_counts[0]).most_common(12) if _type_counts else []
+    _type_counts[:] = [counts]
+    return grown
+
+
+class HeapProbe(AsyncWebsocketConsumer):
+    """``/bench/heap/``: where the process's memory is, by allocator (soak.py ``--heap``)."""
+
+    async def connect(self) -> None:
+        await self.accept()
+        stats = {"blocks": sys.getallocatedblocks(), "frozen": gc.get_freeze_count(),
+                 "tracked": len(gc.get_objects()), **_malloc_info(), **_pymalloc_arenas()}
+        await self.send(text_data=json.dumps({**stats, "types": _grown_types()}))
+        await self.close()
+
+
 ROUTES = {"/bench/open/": OpenConsumer.as_asgi(), "/bench/lean/": LeanConsumer.as_asgi(),
           "/bench/fanout/": FanoutSubscriber.as_asgi(),
           "/bench/fanout-pub/": FanoutPublisher.as_asgi(),
-          "/bench/garbage/": GarbageProbe.as_asgi()}
+          "/bench/garbage/": GarbageProbe.as_asgi(), "/bench/heap/": HeapProbe.as_asgi()}
 
 
 async def _websocket(scope: Scope, receive: Receive, send: Send) -> None:

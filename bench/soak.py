@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import devidp
 from bench.fanout import save_grants
-from bench.stack import bench_env, descendants, garbage_report, load_average, raise_file_limit
+from bench.stack import bench_env, descendants, garbage_report, heap_report, load_average, raise_file_limit
 from devidp.stack import free_port, migrate, start_gateway
 from tests.e2e.flows import login, logout_at_provider, open_ws, service_token, session_cookie
 
@@ -201,6 +201,8 @@ async def drive(args: argparse.Namespace, url: str, issuer: str, pid: int) -> No
         await asyncio.sleep(args.sample)
         samples.append(await asyncio.to_thread(sample, url, pid, started))
         print(row(samples[-1], counts), flush=True)
+        if args.heap:
+            print(f"    heap: {await heap_report(url)}", flush=True)
         if args.trace:  # the first is the baseline; later ones say where memory grew since
             for line in (await garbage_report(url))["grown"]:
                 print(f"    grew: {line}", flush=True)
@@ -208,6 +210,12 @@ async def drive(args: argparse.Namespace, url: str, issuer: str, pid: int) -> No
     for task in load:
         task.cancel()
     await asyncio.gather(*load, return_exceptions=True)
+    if args.heap:
+        for _ in range(2):
+            print(f"    heap after the load: {await heap_report(url)}", flush=True)
+            await asyncio.sleep(5)
+        print(f"    garbage: {await garbage_report(url)}", flush=True)
+        print(f"    heap after that: {await heap_report(url)}", flush=True)
     await asyncio.sleep(15)  # every close handled, the collector has run
     final = await asyncio.to_thread(sample, url, pid, started)
     print(row(final, counts))
@@ -242,6 +250,8 @@ def main() -> None:
     parser.add_argument("--sample", type=float, default=30)
     parser.add_argument("--gateway-env", action="append", default=[], metavar="KEY=VALUE",
                         help="extra environment for the gateway (e.g. MALLOC_ARENA_MAX=2)")
+    parser.add_argument("--heap", action="store_true",
+                        help="print where the gateway's memory is, by allocator, at each sample")
     parser.add_argument("--trace", action="store_true",
                         help="run the gateway under tracemalloc and print where memory grew "
                              "between the first sample and the end (slow: diagnosis only)")

@@ -144,9 +144,18 @@ class BareServer:
 async def garbage_report(url: str) -> dict[str, Any]:
     """What a full collection of a gateway running ``bench.asgi:application`` would find
     unreachable, frozen objects included (its ``/bench/garbage/``)."""
+    return await _probe(url, "/bench/garbage/")
+
+
+async def heap_report(url: str) -> dict[str, Any]:
+    """Where that gateway's memory is, by allocator (its ``/bench/heap/``)."""
+    return await _probe(url, "/bench/heap/")
+
+
+async def _probe(url: str, path: str) -> dict[str, Any]:
     from tests.e2e.flows import open_ws
 
-    ws = await open_ws(url, path="/bench/garbage/")
+    ws = await open_ws(url, path=path)
     try:
         found: dict[str, Any] = json.loads(await ws.recv())
     finally:

@@ -8,6 +8,10 @@ bound to the websocket protocol, and uvicorn's HTTP parser bound to the HTTP pro
 upgraded from. And one per session read: asgiref re-raises the ``AttributeError`` that
 Django's lazy session load was handling, leaving a traceback cycle; and one per plain HTTP
 request, Django's ``RequestAborted`` re-raised and ignored (``gateway/ops/httpapp.py``).
+A third per connection hid from the first probe: websockets' ``ServerProtocol`` and its
+parser generator, whose frame holds the protocol (``config.hardening`` ends the generator
+when the connection is lost). A collection frees such a cycle while finalizing the
+generator, so it never reaches ``gc.garbage``: the probe counts what the collection freed.
 
 The gateway here runs ``bench.asgi:application``, whose ``/bench/garbage/`` reports what a
 full collection, frozen objects included, would find unreachable.
