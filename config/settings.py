@@ -9,8 +9,8 @@ from urllib.parse import urlsplit
 import django_stubs_ext
 
 from gateway.api import load_config
-from gateway.bus.target import layer_host
-from gateway.sockets.switchboard import CHANNEL_CAPACITY, CHANNEL_PREFIX
+from gateway.api.consumers import CHANNEL_CAPACITY, CHANNEL_PREFIX
+from gateway.api.server import layer_host
 
 django_stubs_ext.monkeypatch()  # generic admin and manager classes, for the type checker
 
