@@ -15,17 +15,21 @@ from typing import TYPE_CHECKING, Any
 from gateway.api._lazy import load
 
 if TYPE_CHECKING:
+    from gateway.bus.memory import FlatInMemoryChannelLayer
+    from gateway.bus.redis import PubSubChannelLayer
     from gateway.bus.target import layer_host
     from gateway.conf.values import read_bool, read_int, read_seconds
     from gateway.console.views import console
     from gateway.handshake.middleware import Handshake, OriginGuard
     from gateway.handshake.pacing import turns
     from gateway.handshake.routes import load_route_policies
+    from gateway.login.adminfresh import admin_follows_provider
     from gateway.login.views import home
     from gateway.ops.bodylimit import BoundedBody
     from gateway.ops.closegate import ended_streams, lost_connections
     from gateway.ops.drain import Drain
     from gateway.ops.health import healthz, readyz
+    from gateway.ops.hostcheck import host_check
     from gateway.ops.lifespan import Lifespan
     from gateway.ops.scrape import metrics_view
     from gateway.sockets.live import LocalSockets
@@ -51,7 +55,11 @@ _HOMES = {
     "ended_streams": "gateway.ops.closegate",
     "lost_connections": "gateway.ops.closegate",
     "WRITE_NOW_EXTENSION": "gateway.sockets.writenow:EXTENSION",
-    # settings and a launcher's own variables
+    # settings (dotted paths: "gateway.api.server.host_check") and a launcher's own variables
+    "host_check": "gateway.ops.hostcheck",  # MIDDLEWARE, first: 400 disallowed_host, audited
+    "admin_follows_provider": "gateway.login.adminfresh",  # MIDDLEWARE, after authentication
+    "PubSubChannelLayer": "gateway.bus.redis",  # CHANNEL_LAYERS backends
+    "FlatInMemoryChannelLayer": "gateway.bus.memory",
     "layer_host": "gateway.bus.target",
     "read_bool": "gateway.conf.values",
     "read_int": "gateway.conf.values",
@@ -67,14 +75,18 @@ __all__ = [
     "WRITE_NOW_EXTENSION",
     "BoundedBody",
     "Drain",
+    "FlatInMemoryChannelLayer",
     "Handshake",
     "Lifespan",
     "LocalSockets",
     "OriginGuard",
+    "PubSubChannelLayer",
+    "admin_follows_provider",
     "console",
     "ended_streams",
     "healthz",
     "home",
+    "host_check",
     "layer_host",
     "load_route_policies",
     "lost_connections",
