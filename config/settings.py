@@ -1,4 +1,4 @@
-"""Django settings. All values come from ``gateway.conf.env.load_config`` (read once)."""
+"""Django settings. All values come from ``gateway.api.load_config`` (read once)."""
 
 from __future__ import annotations
 
