@@ -7,6 +7,7 @@ modules honest: each name resolves to its home's object, loads lazily, and is do
 
 from __future__ import annotations
 
+import ast
 import importlib
 import pkgutil
 import re
@@ -48,20 +49,35 @@ def test_the_public_modules_are_the_api_package_and_its_two_submodules() -> None
     assert {"gateway.api", *public} == set(PUBLIC)
 
 
-def _home_of(module: ModuleType, name: str) -> object:
-    """The object ``name`` is in the module that defines it (the lazy table's target)."""
-    homes = getattr(module, "_HOMES", None) or getattr(module, "_AFTER_SETUP", {})
-    if name not in homes:  # an eager import of gateway.api
-        return getattr(module, name)
-    home, _, attribute = homes[name].partition(":")
-    return getattr(importlib.import_module(home), attribute or name)
+def _lazy_table(module: ModuleType) -> dict[str, str]:
+    return dict(getattr(module, "_HOMES", None) or getattr(module, "_AFTER_SETUP", {}))
+
+
+def _typed_homes(module: ModuleType) -> dict[str, str]:
+    """What mypy sees: the module's ``if TYPE_CHECKING:`` imports, in the table's notation."""
+    assert module.__file__ is not None
+    homes: dict[str, str] = {}
+    for node in ast.parse(Path(module.__file__).read_text()).body:
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+            for imported in (n for n in node.body if isinstance(n, ast.ImportFrom)):
+                for alias in imported.names:
+                    renamed = f":{alias.name}" if alias.asname else ""
+                    homes[alias.asname or alias.name] = f"{imported.module}{renamed}"
+    return homes
 
 
 @pytest.mark.parametrize("module_name", PUBLIC)
-def test_every_public_name_is_its_home_module_s_own_object(module_name: str) -> None:
+def test_every_public_name_is_the_object_mypy_checks_it_as(module_name: str) -> None:
     module = importlib.import_module(module_name)
+    table = _lazy_table(module)
+    assert table == _typed_homes(module), "the lazy table and the TYPE_CHECKING imports differ"
+    assert set(table) <= set(module.__all__), "a lazy name missing from __all__"
     for name in module.__all__:
-        assert getattr(module, name) is _home_of(module, name), name
+        if name not in table:
+            assert name in vars(module), f"{name} is neither imported nor in the lazy table"
+            continue
+        home, _, attribute = table[name].partition(":")
+        assert getattr(module, name) is getattr(importlib.import_module(home), attribute or name)
     with pytest.raises(AttributeError, match="has no attribute 'nothing_here'"):
         module.nothing_here  # noqa: B018
 
