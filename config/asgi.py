@@ -1,6 +1,7 @@
 """The one place where the ASGI stack is assembled. Read top to bottom."""
 
 import os
+from ipaddress import IPv4Network, IPv6Network
 from typing import Any
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -14,13 +15,15 @@ from gateway.api import http_application
 django_http = http_application()  # sets Django up before the gateway imports models
 
 from consumers.base import close_all_local  # noqa: E402
-from gateway.conf.deployment import IpNetwork  # noqa: E402
-from gateway.handshake.middleware import Handshake, OriginGuard  # noqa: E402
-from gateway.handshake.routes import load_route_policies  # noqa: E402
-from gateway.ops.bodylimit import BoundedBody  # noqa: E402
-from gateway.ops.drain import Drain  # noqa: E402
-from gateway.ops.lifespan import Lifespan  # noqa: E402
-from gateway.sockets.live import LocalSockets  # noqa: E402
+from gateway.api.server import (  # noqa: E402
+    BoundedBody,
+    Drain,
+    Handshake,
+    Lifespan,
+    LocalSockets,
+    OriginGuard,
+    load_route_policies,
+)
 
 websocket = OriginGuard(
     Handshake(load_route_policies(settings.GATEWAY.routes_file)),
@@ -38,7 +41,7 @@ router = ProtocolTypeRouter(
 )
 
 
-def behind_proxies(app: Any, proxies: tuple[IpNetwork, ...]) -> Any:
+def behind_proxies(app: Any, proxies: tuple[IPv4Network | IPv6Network, ...]) -> Any:
     """X-Forwarded-For and -Proto count only from these proxies: they set the scope's
     client address and scheme (audit, HTTPS redirect, secure cookies)."""
     if not proxies:

@@ -37,9 +37,8 @@ from websockets.exceptions import InvalidState, ProtocolError
 from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 
-from gateway.handshake.pacing import turns
-from gateway.ops.closegate import ended_streams, lost_connections
-from gateway.sockets.writenow import EXTENSION as WRITE_NOW
+from gateway.api.server import WRITE_NOW_EXTENSION as WRITE_NOW
+from gateway.api.server import ended_streams, lost_connections, turns
 
 MAX_HEAD_BYTES = int(os.environ.get("GATEWAY_MAX_HEADER_BYTES", "32768"))
 HEAD_TIMEOUT = float(os.environ.get("GATEWAY_HANDSHAKE_TIMEOUT_SECONDS", "5"))

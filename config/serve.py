@@ -35,8 +35,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.conf.env import load_config
-from gateway.conf.values import ConfigError, read_bool, read_int, read_seconds
+from gateway.api import ConfigError, load_config
+from gateway.api.server import read_bool, read_int, read_seconds
 
 DEFAULT_APP = "config.asgi:application"
 SERVERS = ("uvicorn", "granian")

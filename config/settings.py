@@ -1,4 +1,4 @@
-"""Django settings. All values come from ``gateway.conf.env.load_config`` (read once)."""
+"""Django settings. All values come from ``gateway.api.load_config`` (read once)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from urllib.parse import urlsplit
 import django_stubs_ext
 
 from gateway.api import load_config
-from gateway.bus.target import layer_host
-from gateway.sockets.switchboard import CHANNEL_CAPACITY, CHANNEL_PREFIX
+from gateway.api.consumers import CHANNEL_CAPACITY, CHANNEL_PREFIX
+from gateway.api.server import layer_host
 
 django_stubs_ext.monkeypatch()  # generic admin and manager classes, for the type checker
 
@@ -37,7 +37,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "gateway.api.release_request",  # outermost: undoes per-request reference cycles
-    "gateway.ops.hostcheck.host_check",  # 400 disallowed_host, audited
+    "gateway.api.server.host_check",  # 400 disallowed_host, audited
     "django.middleware.security.SecurityMiddleware",
     # static files, served asynchronously (WhiteNoise's sync file iterator made Django warn
     # "StreamingHttpResponse must consume synchronous iterators" under ASGI)
@@ -46,7 +46,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "gateway.login.adminfresh.admin_follows_provider",  # expired staff sessions: refresh first
+    "gateway.api.server.admin_follows_provider",  # expired staff sessions: refresh first
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -87,7 +87,7 @@ if _db.engine.endswith("sqlite3"):
 # GATEWAY_CHANNEL_LAYER picks the Redis backend; pubsub won the fan-out benchmark
 # (bench/README.md, "fanout.py").
 _REDIS_LAYERS = {
-    "pubsub": "gateway.bus.redis.PubSubChannelLayer",  # reports a resubscribed subscriber
+    "pubsub": "gateway.api.server.PubSubChannelLayer",  # reports a resubscribed subscriber
     "core": "channels_redis.core.RedisChannelLayer",
 }
 # Each process reads every socket's group events from one channel (its switchboard):
@@ -103,12 +103,12 @@ if GATEWAY.redis_url:
     }
 else:
     # Channels' own in-memory layer scans every channel on each receive (bench/README.md).
-    CHANNEL_LAYERS = {"default": {"BACKEND": "gateway.bus.memory.FlatInMemoryChannelLayer",
+    CHANNEL_LAYERS = {"default": {"BACKEND": "gateway.api.server.FlatInMemoryChannelLayer",
                                   "CONFIG": {"channel_capacity": SWITCHBOARD_CAPACITY}}}
 
 AUTH_USER_MODEL = "auth.User"
 AUTHENTICATION_BACKENDS = [
-    "gateway.login.backend.GatewayOIDCBackend",
+    "gateway.login.backend.GatewayOIDCBackend",  # stored in every session: the path stays
     "django.contrib.auth.backends.ModelBackend",
 ]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

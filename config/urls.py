@@ -1,9 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from gateway.console import views as console
-from gateway.login import views
-from gateway.ops import health, scrape
+from gateway.api.server import console, healthz, home, metrics_view, readyz
 
 # The service's admin: the gateway's name instead of "Django administration" (the AdminSite's
 # own attributes; no template replaced), and an index that links the oversight pages (live
@@ -14,11 +12,11 @@ admin.site.site_title = GATEWAY_NAME
 admin.site.index_template = "gateway/oversight/admin_index.html"
 
 urlpatterns = [
-    path("", views.home, name="home"),
-    path("console/", console.console, name="console"),
+    path("", home, name="home"),
+    path("console/", console, name="console"),
     path("", include("gateway.urls")),  # sign-in, logout, tickets, publish, oversight pages
-    path("healthz", health.healthz, name="healthz"),
-    path("metrics", scrape.metrics_view, name="metrics"),
-    path("readyz", health.readyz, name="readyz"),
+    path("healthz", healthz, name="healthz"),
+    path("metrics", metrics_view, name="metrics"),
+    path("readyz", readyz, name="readyz"),
     path("admin/", admin.site.urls),
 ]

@@ -22,20 +22,26 @@ from prometheus_client import Gauge
 from consumers.protocol import encode
 from consumers.ratelimit import TokenBucket
 from consumers.roster import RosterMixin
-from gateway.api import RouteDenied, SubjectChanged
-from gateway.handshake.authn import authenticate, principal_for_token
-from gateway.handshake.credentials import Credential, selected_subprotocol
-from gateway.login.refresh import shared_refresh
-from gateway.observe.audit import audit
-from gateway.observe.metrics import OPEN_CONNECTIONS
-from gateway.observe.outage import REDIS
-from gateway.ops.closegate import closes
-from gateway.ops.ledger import ledger
-from gateway.sockets.addressing import session_group, sid_group, subject_group
-from gateway.sockets.closecodes import CloseCode, close_for, reason_text
-from gateway.sockets.lifetime import Lifetime
-from gateway.sockets.switchboard import switchboard
-from gateway.sockets.writenow import WriteNow, write_now_of
+from gateway.api import CloseCode, RouteDenied, SubjectChanged, close_for, reason_text
+from gateway.api.consumers import (
+    OPEN_CONNECTIONS,
+    REDIS,
+    Credential,
+    Lifetime,
+    WriteNow,
+    audit,
+    authenticate,
+    closes,
+    ledger,
+    principal_for_token,
+    selected_subprotocol,
+    session_group,
+    shared_refresh,
+    sid_group,
+    subject_group,
+    switchboard,
+    write_now_of,
+)
 from oidc.errors import OidcError
 from oidc.policy import evaluate
 from oidc.types import CredentialKind, Principal

@@ -14,7 +14,7 @@ import logging
 from typing import Any
 
 from consumers.protocol import Request, ack, presence_event, presence_notice
-from gateway.ops.ledger import ledger
+from gateway.api.consumers import ledger
 from oidc.channels import group_name
 from oidc.grants import Operation
 from oidc.types import ChannelName

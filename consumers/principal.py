@@ -7,7 +7,7 @@ The only request it takes is in-band re-authentication,
 from __future__ import annotations
 
 from consumers.base import PROTOCOL_VERSION, GatewayConsumer
-from gateway.handshake.first_message import parse_auth_frame
+from gateway.api.consumers import parse_auth_frame
 from oidc.errors import OidcError
 
 

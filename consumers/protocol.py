@@ -10,8 +10,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from gateway.handshake.credentials import Credential
-from gateway.sockets.envelope import lone_surrogate
+from gateway.api.consumers import Credential, lone_surrogate
 from oidc.channels import InvalidChannel, group_name, normalise_channel
 from oidc.types import ChannelName, CredentialKind
 

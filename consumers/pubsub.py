@@ -29,11 +29,8 @@ from consumers.protocol import (
     unsubscribed,
     welcome,
 )
-from gateway.grants.outcome import outcomes
-from gateway.grants.store import GRANTS_GROUP, cache
-from gateway.ops.roster import this_process
-from gateway.sockets.closecodes import CloseCode
-from gateway.sockets.envelope import granted, message_event
+from gateway.api import CloseCode
+from gateway.api.consumers import GRANTS_GROUP, cache, granted, message_event, outcomes, this_process
 from oidc.channels import group_name
 from oidc.errors import OidcError
 from oidc.grants import (

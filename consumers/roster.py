@@ -13,9 +13,8 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from gateway.observe.outage import REDIS
-from gateway.ops.roster import SocketEntry, matcher_view, roster, this_process
-from gateway.sockets.closecodes import CloseCode
+from gateway.api import CloseCode
+from gateway.api.consumers import REDIS, SocketEntry, matcher_view, roster, this_process
 from oidc.types import Principal
 
 VERSION = 1

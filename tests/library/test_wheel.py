@@ -20,7 +20,8 @@ def test_the_wheel_ships_gateway_and_oidc_with_templates_static_and_migrations(w
     assert {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")} == {
         "gateway", "oidc"}, "config and consumers are names host projects use for their own code"
     for needed in ("gateway/templates/gateway/oversight/live.html", "gateway/static/gateway/client.js",
-                   "gateway/migrations/0001_initial.py", "gateway/api.py", "gateway/py.typed"):
+                   "gateway/migrations/0001_initial.py", "gateway/api/__init__.py",
+                   "gateway/api/server.py", "gateway/api/consumers.py", "gateway/py.typed"):
         assert needed in names
 
 

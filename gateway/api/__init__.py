@@ -2,19 +2,31 @@
 
     from gateway.api import GatewayMiddlewareStack, GatewayConsumerMixin, policy, may
 
+Three modules, and nothing else under ``gateway``, are public (docs/library.md, "Reference"):
+
+- ``gateway.api``: a host project's integration: settings, the middleware stack, route
+  policy, the consumer mixin, grants, close codes;
+- ``gateway.api.server``: serving it: the ASGI pieces around the websocket app (lifespan,
+  drain, body limit, the routes-file handshake), the health and metrics views, the hooks a
+  server's protocol calls, parsers for a launcher's own variables;
+- ``gateway.api.consumers``: consumers on the switchboard, the service's fast path, instead
+  of the mixin: groups, frame writing, expiry, audit, metrics, the socket and presence
+  ledger, the roster, the grants cache.
+
 Settings may import the configuration names (``load_config``, ``ConfigError``, ...) before
 Django is set up; the ASGI and consumer names load on first use, after ``django.setup()``
-(in ``asgi.py`` after ``get_asgi_application()``, as with Channels' own middleware).
+(in ``asgi.py`` after ``get_asgi_application()``, as with Channels' own middleware). The
+service (``config/``, ``consumers/``) imports nothing else: an import-linter contract holds it.
 Anything else under ``gateway`` may change without notice. docs/library.md is the guide.
 """
 
 from __future__ import annotations
 
-from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
+from gateway.api._lazy import load
 from gateway.conf import ConfigError, GatewayConfig, configured, from_mapping, load_config
-from gateway.sockets.closecodes import CLOSE_CODE_EXPLANATIONS, CloseCode, close_for
+from gateway.sockets.closecodes import CLOSE_CODE_EXPLANATIONS, CloseCode, close_for, reason_text
 from gateway.sockets.portable import portable_code
 from oidc.types import CredentialKind, Principal
 
@@ -40,9 +52,7 @@ _AFTER_SETUP = {  # these import the models: only once the app registry is ready
 
 
 def __getattr__(name: str) -> Any:
-    if name in _AFTER_SETUP:
-        return getattr(import_module(_AFTER_SETUP[name]), name)
-    raise AttributeError(f"module 'gateway.api' has no attribute {name!r}")
+    return load(__name__, _AFTER_SETUP, name)
 
 
 __all__ = [
@@ -66,6 +76,7 @@ __all__ = [
     "may",
     "policy",
     "portable_code",
+    "reason_text",
     "release_request",
     "user_of",
 ]
