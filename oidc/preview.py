@@ -39,6 +39,7 @@ from oidc.grants import (
     grants_for_channel,
     lost_subscriptions,
 )
+from oidc.profiles import claim_path
 from oidc.types import ChannelName
 
 __all__ = [
@@ -47,6 +48,7 @@ __all__ = [
     "LiveSocket",
     "Preview",
     "Who",
+    "crowd_holder",
     "preview_change",
     "probe_of",
     "probes_for",
@@ -166,6 +168,31 @@ def probes_for(changed: Iterable[str], targets: Iterable[str]) -> dict[str, Chan
     found = {t: probe_of(t) for t in set(targets) | changed
              if any(pattern_matches(c, probe_of(t)) for c in changed)}
     return dict(sorted(found.items()))
+
+
+def crowd_holder(issuer: str, held: Mapping[str, frozenset[str]]) -> Holder:
+    """A representative of everyone at ``issuer`` who holds, at each claim path of ``held``
+    (those ``relevant_claims`` names), exactly the named values ``held`` gives there.
+
+    Other claim paths get lists of the values nested along the path. Real claims never hold
+    values both at a path and below it (``lookup`` only descends into objects); asked for
+    that, or for anything ``claim_values`` would read back differently, this raises."""
+    claims: dict[str, Any] = {}
+    for path, values in sorted(held.items()):
+        if path in ("groups", "roles") or not values:
+            continue
+        *parents, last = claim_path(path)
+        node = claims
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"claim path {path!r} lies below values held at {part!r}")
+        node[last] = sorted(values)
+    holder = Holder(issuer, "", held.get("groups", frozenset()), held.get("roles", frozenset()),
+                    claims)
+    if any(claim_values(holder, path) != values for path, values in held.items()):
+        raise ValueError(f"no single holder holds exactly {dict(held)!r}")
+    return holder
 
 
 class _Profiles:

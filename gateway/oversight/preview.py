@@ -13,27 +13,21 @@ from __future__ import annotations
 import contextlib
 import gc
 import heapq
-import json
-import re
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from types import MappingProxyType
 from typing import Any, cast
 
 from asgiref.sync import async_to_sync
-from django.core.exceptions import EmptyResultSet
-from django.db import connection
-from django.db.models import Q, TextField, Value
-from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 
 from gateway.grants.store import to_value
-from gateway.login.known import READ_SNAPSHOT, matched_as
 from gateway.models import Grant as GrantRow
 from gateway.models import GrantOutcome, GrantVersion, KnownClaims, OidcIdentity
 from gateway.ops.roster import SocketEntry, roster
+from gateway.oversight.logins import Known, known_holders
 from oidc.channels import normalise_pattern
 from oidc.grants import Grant, Operation
 from oidc.preview import Holder, LiveSocket, Preview, Who, preview_change, relevant_claims
@@ -118,7 +112,7 @@ def gather(staged: Staged, *, since: timedelta = timedelta(days=KnownClaims.KEEP
     if full:  # the change involves claim paths beyond groups and roles: read the claims too
         claims = async_to_sync(roster().claims)([s.socket for s in sockets])
     seen_since = timezone.now() - since
-    known = known_holders(seen_since, full=full, involved=involved)
+    known = known_holders(seen_since, involved=involved)
     known_users = KnownClaims.objects.filter(seen_at__gte=seen_since).count()
     names = known.names
     missing = {(s.issuer, s.subject) for s in sockets} - names.keys()
@@ -129,107 +123,6 @@ def gather(staged: Staged, *, since: timedelta = timedelta(days=KnownClaims.KEEP
             names.setdefault((issuer, subject), username)
     return World(version, tuple(grants), after, sockets, claims, known, names, full, known_users,
                  (time.perf_counter() - started) * 1000)
-
-
-def _rows(query: Any) -> Iterator[tuple[Any, ...]]:
-    """The rows of a ``values_list`` of text columns, without the ORM's per-row work."""
-    try:
-        sql, params = query.query.sql_with_params()
-    except EmptyResultSet:  # e.g. pk__in=[]: nothing to read
-        return
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        while rows := cursor.fetchmany(10_000):
-            yield from rows
-
-
-MAX_FILTERED_VALUES = 100
-
-
-PLAIN = re.compile(r"[A-Za-z0-9 ._:/@+=-]+")
-"""Values written the same way inside JSON text by SQLite (Django's json.dumps) and by
-PostgreSQL (jsonb as text): no quote, backslash, control or non-ASCII character."""
-
-
-def holding_any(involved: Mapping[str, frozenset[str]]) -> Q | None:
-    """Rows that may hold one of the values: in their groups or roles, or, for other claim
-    paths, anywhere in their snapshot's JSON text (None: too many values to ask the database,
-    or one that JSON may write in more than one way)."""
-    terms = [(claim, v) for claim, values in involved.items() for v in values]
-    others = [v for claim, v in terms if claim not in ("groups", "roles")]
-    if len(terms) > MAX_FILTERED_VALUES or not all(PLAIN.fullmatch(v) for v in others):
-        return None
-    query = Q(groups__contains=READ_SNAPSHOT) | Q(roles__contains=READ_SNAPSHOT)
-    for claim, value in terms:
-        if claim in ("groups", "roles"):
-            query |= Q(**{f"{claim}_lines__contains": f"\n{value}\n"})
-        else:
-            query |= Q(snapshot_text__contains=json.dumps(value))
-    return query
-
-
-@dataclass(frozen=True)
-class Known:
-    """People seen lately: read one by one (``people``), or, when the change involves only
-    groups and roles, grouped into ``crowds`` by the involved values they hold."""
-
-    people: tuple[Holder, ...]
-    crowds: tuple[tuple[Holder, tuple[Who, ...]], ...]
-    names: dict[Who, str]
-
-    def everyone(self) -> set[Who]:
-        return {h.who for h in self.people}.union(*(who for _, who in self.crowds))
-
-
-def known_holders(seen_since: datetime, *, full: bool,
-                  involved: Mapping[str, frozenset[str]]) -> Known:
-    """Everyone seen since then, as their last login's principal would be matched.
-
-    Unless ``full``, only groups and roles are read (from their own columns, not the
-    snapshot), only of rows holding one of the ``involved`` values (the others gain and lose
-    nothing), and people holding the same involved values form one crowd: its
-    representative holds just those values, so the matcher's answer for it is theirs
-    (``oidc.preview.preview_change``)."""
-    recent = KnownClaims.objects.filter(seen_at__gte=seen_since)
-    people: list[Holder] = []
-    names: dict[Who, str] = {}
-    crowds: dict[tuple[str, frozenset[str], frozenset[str]], list[Who]] = {}
-    slow: list[int] = []
-    only = holding_any(involved)
-    if only is not None:
-        recent = recent.annotate(
-            groups_lines=Concat(Value("\n"), "groups", Value("\n"), output_field=TextField()),
-            roles_lines=Concat(Value("\n"), "roles", Value("\n"), output_field=TextField()),
-            snapshot_text=Cast("snapshot", TextField()),
-        ).filter(only)
-    if not full:
-        wanted = [tuple((v, f"\n{v}\n") for v in sorted(involved.get(claim, ())))
-                  for claim in ("groups", "roles")]
-        for pk, issuer, subject, username, groups, roles in _rows(recent.values_list(
-                "pk", "issuer", "subject", "username", "groups", "roles")):
-            if READ_SNAPSHOT in groups or READ_SNAPSHOT in roles:
-                slow.append(pk)
-                continue
-            lined = [f"\n{groups}\n" if groups else "", f"\n{roles}\n" if roles else ""]
-            key = (issuer, *[frozenset(v for v, needle in want if needle in text)
-                             for want, text in zip(wanted, lined, strict=True)])
-            crowd = crowds.get(key)
-            if crowd is None:
-                crowd = crowds[key] = []
-            crowd.append((issuer, subject))
-            names[(issuer, subject)] = username
-        recent = KnownClaims.objects.filter(pk__in=slow)
-    for issuer, subject, username, snapshot in _rows(recent.values_list(
-            "issuer", "subject", "username", "snapshot")):
-        if isinstance(snapshot, str):  # SQLite hands JSON back as text, PostgreSQL decoded
-            snapshot = json.loads(snapshot)
-        seen = matched_as(snapshot) if isinstance(snapshot, dict) else None
-        if seen is not None and seen[:2] == (issuer, subject):
-            people.append(Holder(*seen))
-            names[(issuer, subject)] = username
-    return Known(tuple(people), tuple(
-        (Holder(issuer, "", groups, roles, NO_CLAIMS), tuple(who))
-        for (issuer, groups, roles), who in crowds.items()), names)
 
 
 def socket_holder(entry: SocketEntry, claims: Mapping[str, Any] | None = None) -> Holder:
