@@ -263,7 +263,7 @@ def preview_change(before: Sequence[Grant], after: Sequence[Grant], *,
 
 def _revoked(after: Sequence[Grant], sockets: Sequence[LiveSocket]) -> tuple[RevokedSocket, ...]:
     """The sockets that would drop subscriptions, as each socket decides at runtime
-    (``lost_subscriptions`` with the new grants), asked once per profile and channel set."""
+    (``lost_subscriptions`` with the new grants), asked once per profile and channel."""
     index = _ByTarget(after)
     by_channel: dict[ChannelName, tuple[Grant, ...]] = {}
     for socket in sockets:
@@ -271,15 +271,21 @@ def _revoked(after: Sequence[Grant], sockets: Sequence[LiveSocket]) -> tuple[Rev
             if channel not in by_channel:
                 by_channel[channel] = index.covering(channel)
     profiles = _Profiles(g for gs in by_channel.values() for g in gs)
-    answers: dict[tuple[Hashable, tuple[ChannelName, ...]], tuple[ChannelName, ...]] = {}
+    lost: dict[tuple[Hashable, ChannelName], bool] = {}  # one question per profile and channel
     revoked = []
     for socket in sockets:
         if not socket.channels:
             continue
-        key = (profiles.key(socket.holder), socket.channels)
-        if key not in answers:
-            answers[key] = tuple(c for c in socket.channels if lost_subscriptions(
-                socket.holder, by_channel[c], (c,)))
-        if answers[key]:
-            revoked.append(RevokedSocket(socket, answers[key]))
+        profile = profiles.key(socket.holder)
+        dropped = []
+        for channel in socket.channels:
+            key = (profile, channel)
+            answer = lost.get(key)
+            if answer is None:
+                answer = lost[key] = bool(lost_subscriptions(
+                    socket.holder, by_channel[channel], (channel,)))
+            if answer:
+                dropped.append(channel)
+        if dropped:
+            revoked.append(RevokedSocket(socket, tuple(dropped)))
     return tuple(revoked)

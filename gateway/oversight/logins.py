@@ -23,8 +23,8 @@ from typing import Any
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connection
-from django.db.models import F, Func, Q, TextField, Value
-from django.db.models.functions import Cast, Concat
+from django.db.models import Aggregate, F, Func, Q, TextField, Value
+from django.db.models.functions import Cast, Concat, Sign, StrIndex
 
 from gateway.login.known import READ_SNAPSHOT, matched_as
 from gateway.models import KnownClaims
@@ -35,6 +35,7 @@ from oidc.profiles import claim_path
 NO_CLAIMS: Mapping[str, Any] = MappingProxyType({})
 NORMALISED = ("groups", "roles")  # read from their own columns, not the snapshot
 MAX_FILTERED_VALUES = 100
+MAX_FLAGS = 100  # involved groups and roles values the database reports as flags
 
 PLAIN = re.compile(r"[A-Za-z0-9 ._:/@+=-]+")
 """Values written the same way inside JSON text by SQLite (Django's json.dumps) and by
@@ -52,7 +53,6 @@ class Known:
 
     people: tuple[Holder, ...]
     crowds: tuple[tuple[Holder, tuple[Who, ...]], ...]
-    names: dict[Who, str]
 
     def everyone(self) -> set[Who]:
         return {h.who for h in self.people}.union(*(who for _, who in self.crowds))
@@ -101,10 +101,10 @@ def rows(query: Any) -> Iterator[tuple[Any, ...]]:
             yield from found
 
 
-def holding_any(involved: Mapping[str, frozenset[str]]) -> Q | None:
+def holding_any(involved: Mapping[str, frozenset[str]], text_at: Mapping[str, str]) -> Q | None:
     """Rows that may hold one of the values: in their groups or roles, or, for other claim
-    paths, anywhere in their snapshot's JSON text (None: too many values to ask the database,
-    or one that JSON may write in more than one way)."""
+    paths, in the JSON text ``text_at`` names for the path (None: too many values to ask the
+    database, or one that JSON may write in more than one way)."""
     terms = [(claim, v) for claim, values in involved.items() for v in values]
     others = [v for claim, v in terms if claim not in NORMALISED]
     if len(terms) > MAX_FILTERED_VALUES or not all(PLAIN.fullmatch(v) for v in others):
@@ -114,7 +114,7 @@ def holding_any(involved: Mapping[str, frozenset[str]]) -> Q | None:
         if claim in NORMALISED:
             query |= Q(**{f"{claim}_lines__contains": f"\n{value}\n"})
         else:
-            query |= Q(snapshot_text__contains=json.dumps(value))
+            query |= Q(**{f"{text_at[claim]}__contains": json.dumps(value)})
     return query
 
 
@@ -123,54 +123,82 @@ def known_holders(seen_since: datetime, *, involved: Mapping[str, frozenset[str]
     grants that name the ``involved`` claim paths and values: in crowds where the database
     can say what they hold (module docstring), otherwise one by one. Rows holding none of
     the involved values gain and lose nothing and are left out when the database can say so."""
-    recent = KnownClaims.objects.filter(seen_at__gte=seen_since)
-    only = holding_any(involved)
-    if only is not None:
-        recent = recent.annotate(
-            groups_lines=Concat(Value("\n"), "groups", Value("\n"), output_field=TextField()),
-            roles_lines=Concat(Value("\n"), "roles", Value("\n"), output_field=TextField()),
-            snapshot_text=Cast("snapshot", TextField()),
-        ).filter(only)
     paths = sorted(involved.keys() - set(NORMALISED))
-    names: dict[Who, str] = {}
-    crowds: tuple[tuple[Holder, tuple[Who, ...]], ...] = ()
-    if extractable(paths):
-        crowds, slow = _crowds(recent, involved, paths, names)
-        recent = KnownClaims.objects.filter(pk__in=slow)
-    return Known(_one_by_one(recent, names), crowds, names)
+    # an empty value cannot be told apart from no value in the groups and roles columns
+    fast = extractable(paths) and not any("" in involved.get(c, ()) for c in NORMALISED)
+    columns: dict[str, Any] = ({f"claim_{n}": ClaimJson(path) for n, path in enumerate(paths)}
+                               if fast else {"snapshot_text": Cast("snapshot", TextField())})
+    recent = KnownClaims.objects.filter(seen_at__gte=seen_since).annotate(
+        groups_lines=Concat(Value("\n"), "groups", Value("\n"), output_field=TextField()),
+        roles_lines=Concat(Value("\n"), "roles", Value("\n"), output_field=TextField()),
+        **columns)
+    only = holding_any(involved, dict(zip(paths, columns, strict=False)) if fast
+                       else dict.fromkeys(paths, "snapshot_text"))
+    if only is not None:
+        recent = recent.filter(only)
+    if not fast:
+        return Known(_one_by_one(recent), ())
+    odd = Q(groups__contains=READ_SNAPSHOT) | Q(roles__contains=READ_SNAPSHOT)
+    wanted = [tuple(sorted(involved.get(claim, ()))) for claim in NORMALISED]
+    grouped = _grouped_in_sql if sum(map(len, wanted)) <= MAX_FLAGS else _grouped_by_row
+    by_text = grouped(recent.exclude(odd), wanted, tuple(columns))
+    return Known(_one_by_one(recent.filter(odd)), _merged(by_text, involved, paths))
 
 
-def _crowds(recent: Any, involved: Mapping[str, frozenset[str]], paths: Sequence[str],
-            names: dict[Who, str]) -> tuple[tuple[tuple[Holder, tuple[Who, ...]], ...], list[int]]:
-    """Crowds of the rows whose groups and roles columns can be read, and the others' ids."""
-    columns = {f"claim_{n}": ClaimJson(path) for n, path in enumerate(paths)}
-    wanted = [tuple((v, f"\n{v}\n") for v in sorted(involved.get(claim, ()))) for claim in NORMALISED]
-    by_text: dict[tuple[Any, ...], list[Who]] = {}
-    slow: list[int] = []
-    for pk, issuer, subject, username, groups, roles, *texts in rows(
-            recent.annotate(**columns).values_list(
-                "pk", "issuer", "subject", "username", "groups", "roles", *columns)):
-        if READ_SNAPSHOT in groups or READ_SNAPSHOT in roles:
-            slow.append(pk)
-            continue
-        key = (issuer, _held(wanted[0], groups), _held(wanted[1], roles), *texts)
+Wanted = Sequence[tuple[str, ...]]  # the involved groups, then roles, sorted
+ByText = dict[tuple[Any, ...], list[Who]]  # (issuer, groups held, roles held, *JSON texts)
+
+
+class Subjects(Aggregate):
+    """The subjects of a group of rows, as the text of one JSON array."""
+
+    function = "JSON_GROUP_ARRAY"
+    output_field = TextField()
+
+    def as_postgresql(self, compiler: Any, connection: Any,
+                      **extra: Any) -> tuple[str, tuple[str | int, ...]]:
+        return self.as_sql(compiler, connection, function="JSON_AGG",
+                           template="%(function)s(%(expressions)s)::text", **extra)
+
+
+def _grouped_in_sql(recent: Any, wanted: Wanted, columns: Sequence[str]) -> ByText:
+    """Rows grouped by the database: one row per issuer, involved groups and roles held (as
+    case-sensitive flags) and JSON texts, with its subjects."""
+    flags = {f"{claim}_{n}": Sign(StrIndex(f"{claim}_lines", Value(f"\n{v}\n")))
+             for claim, values in zip(NORMALISED, wanted, strict=True) for n, v in enumerate(values)}
+    by_text: ByText = {}
+    for row in recent.annotate(**flags).order_by().values("issuer", *flags, *columns).annotate(
+            subjects=Subjects("subject")):
+        held = [frozenset(v for n, v in enumerate(values) if row[f"{claim}_{n}"])
+                for claim, values in zip(NORMALISED, wanted, strict=True)]
+        key = (row["issuer"], *held, *(row[c] for c in columns))
+        by_text.setdefault(key, []).extend((row["issuer"], s) for s in json.loads(row["subjects"]))
+    return by_text
+
+
+def _grouped_by_row(recent: Any, wanted: Wanted, columns: Sequence[str]) -> ByText:
+    """Rows grouped here, one by one (too many involved values to ask as flags)."""
+    needles = [tuple((v, f"\n{v}\n") for v in values) for values in wanted]
+    by_text: ByText = {}
+    for issuer, subject, groups, roles, *texts in rows(
+            recent.values_list("issuer", "subject", "groups", "roles", *columns)):
+        key = (issuer, _held(needles[0], groups), _held(needles[1], roles), *texts)
         crowd = by_text.get(key)
         if crowd is None:
             crowd = by_text[key] = []
         crowd.append((issuer, subject))
-        names[(issuer, subject)] = username
-    return _merged(by_text, involved, paths), slow
+    return by_text
 
 
-def _held(wanted: tuple[tuple[str, str], ...], column: str) -> frozenset[str]:
+def _held(needles: tuple[tuple[str, str], ...], column: str) -> frozenset[str]:
     """Which wanted values a groups or roles column (one value a line) holds."""
-    if not column or not wanted:
+    if not column or not needles:
         return frozenset()
     lined = f"\n{column}\n"
-    return frozenset(v for v, needle in wanted if needle in lined)
+    return frozenset(v for v, needle in needles if needle in lined)
 
 
-def _merged(by_text: Mapping[tuple[Any, ...], list[Who]], involved: Mapping[str, frozenset[str]],
+def _merged(by_text: ByText, involved: Mapping[str, frozenset[str]],
             paths: Sequence[str]) -> tuple[tuple[Holder, tuple[Who, ...]], ...]:
     """One crowd per issuer and involved values held: each distinct JSON text decoded once,
     read as the matcher reads a claim (``string_values``), then narrowed to the values the
@@ -190,15 +218,13 @@ def _merged(by_text: Mapping[tuple[Any, ...], list[Who]], involved: Mapping[str,
                   tuple(who)) for (issuer, *held), who in crowds.items())
 
 
-def _one_by_one(recent: Any, names: dict[Who, str]) -> tuple[Holder, ...]:
+def _one_by_one(recent: Any) -> tuple[Holder, ...]:
     """Each row's whole snapshot, as its session principal would be matched."""
     people = []
-    for issuer, subject, username, snapshot in rows(recent.values_list(
-            "issuer", "subject", "username", "snapshot")):
+    for issuer, subject, snapshot in rows(recent.values_list("issuer", "subject", "snapshot")):
         if isinstance(snapshot, str):  # SQLite hands JSON back as text, PostgreSQL decoded
             snapshot = json.loads(snapshot)
         seen = matched_as(snapshot) if isinstance(snapshot, dict) else None
         if seen is not None and seen[:2] == (issuer, subject):
             people.append(Holder(*seen))
-            names[(issuer, subject)] = username
     return tuple(people)

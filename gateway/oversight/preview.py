@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import heapq
+import operator
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from types import MappingProxyType
 from typing import Any, cast
 
 from asgiref.sync import async_to_sync
+from django.db.models import Q
 from django.utils import timezone
 
 from gateway.grants.store import to_value
@@ -36,6 +38,7 @@ from oidc.types import ChannelName
 SHOWN = 50
 NO_CLAIMS: Mapping[str, Any] = MappingProxyType({})
 OPERATIONS = tuple(Operation)
+BY_SUBJECT = operator.itemgetter(1, 0)
 
 
 @dataclass(frozen=True)
@@ -89,7 +92,6 @@ class World:
     sockets: tuple[SocketEntry, ...]
     socket_claims: Mapping[str, Mapping[str, Any]]  # read only for claim-path changes
     known: Known  # last-login claims
-    names: Mapping[Who, str]
     full_claims: bool  # the change involves claim paths beyond groups and roles
     known_users: int  # seen lately, whether or not they hold a value the change involves
     read_ms: float
@@ -114,14 +116,7 @@ def gather(staged: Staged, *, since: timedelta = timedelta(days=KnownClaims.KEEP
     seen_since = timezone.now() - since
     known = known_holders(seen_since, involved=involved)
     known_users = KnownClaims.objects.filter(seen_at__gte=seen_since).count()
-    names = known.names
-    missing = {(s.issuer, s.subject) for s in sockets} - names.keys()
-    if missing:
-        subjects = {subject for _, subject in missing}
-        for issuer, subject, username in OidcIdentity.objects.filter(
-                subject__in=subjects).values_list("issuer", "subject", "user__username"):
-            names.setdefault((issuer, subject), username)
-    return World(version, tuple(grants), after, sockets, claims, known, names, full, known_users,
+    return World(version, tuple(grants), after, sockets, claims, known, full, known_users,
                  (time.perf_counter() - started) * 1000)
 
 
@@ -151,7 +146,7 @@ class Names:
 class EffectRow:
     target: str
     pattern: bool
-    gains: tuple[tuple[str, Names], ...]  # (operation, names), operations with someone only
+    gains: tuple[tuple[str, Names], ...]  # (operation), operations with someone only
     losses: tuple[tuple[str, Names], ...]
 
 
@@ -189,11 +184,33 @@ class Review:
                 "sockets_checked": self.sockets_checked}
 
 
-def _names(people: Iterable[Who], names: Mapping[Who, str]) -> Names:
+def _names(people: Iterable[Who]) -> Names:
     """The names of the first ``SHOWN`` people by subject, and how many people in all."""
     people = set(people)
-    first = heapq.nsmallest(SHOWN, people, key=lambda w: (w[1], w[0]))
+    first = heapq.nsmallest(SHOWN, people, key=BY_SUBJECT)
+    names = usernames(first)
     return Names(tuple(names.get(w) or f"{w[1]} ({w[0]})" for w in first), len(people))
+
+
+def usernames(people: Sequence[Who]) -> dict[Who, str]:
+    """The username of each person: at their last login, else of their linked identity
+    (both tables are indexed by issuer, then subject)."""
+    by_issuer: dict[str, set[str]] = {}
+    for issuer, subject in people:
+        by_issuer.setdefault(issuer, set()).add(subject)
+    found: dict[Who, str] = {}
+    if not people:
+        return found
+    for model, username in ((KnownClaims, "username"), (OidcIdentity, "user__username")):
+        wanted = Q()
+        for issuer, subjects in by_issuer.items():
+            wanted |= Q(issuer=issuer, subject__in=subjects - {s for i, s in found if i == issuer})
+        for issuer, subject, name in model.objects.filter(wanted).values_list(
+                "issuer", "subject", username):
+            found.setdefault((issuer, subject), name)
+        if len(found) == len(set(people)):
+            break
+    return found
 
 
 @contextlib.contextmanager
@@ -229,23 +246,22 @@ def _compute(staged: Staged, world: World | None) -> Review:
 
 
 def _review(staged: Staged, world: World, result: Preview, took_ms: float) -> Review:
-    names = world.names
     effects = tuple(EffectRow(
         e.target, e.target.endswith(".*"),
-        tuple((op.value, _names(e.gains[op], names)) for op in OPERATIONS if e.gains[op]),
-        tuple((op.value, _names(e.losses[op], names)) for op in OPERATIONS if e.losses[op]))
+        tuple((op.value, _names(e.gains[op])) for op in OPERATIONS if e.gains[op]),
+        tuple((op.value, _names(e.losses[op])) for op in OPERATIONS if e.losses[op]))
         for e in result.effects if e.changed)
     processes = []
     for process, count in result.by_process.items():
         mine = [r for r in result.revoked if r.socket.process == process]
-        processes.append(ProcessRow(process, count, _names((r.socket.holder.who for r in mine), names),
+        processes.append(ProcessRow(process, count, _names(r.socket.holder.who for r in mine),
                                     tuple(sorted({c for r in mine for c in r.channels}))))
     connected = {(s.issuer, s.subject) for s in world.sockets}
     affected = (result.gaining | result.losing) & world.known.everyone()
     return Review(
         staged=staged, version=world.version, effects=effects, processes=tuple(processes),
-        revoked_sockets=len(result.revoked), revoked_holders=_names(result.revoked_holders, names),
-        offline=_names(affected - connected, names), known_users=world.known_users,
+        revoked_sockets=len(result.revoked), revoked_holders=_names(result.revoked_holders),
+        offline=_names(affected - connected), known_users=world.known_users,
         sockets_checked=len(world.sockets),
         sockets_without_claims=sum(1 for s in world.sockets if not s.claims_kept),
         gaining=len(result.gaining), losing=len(result.losing), took_ms=took_ms)
