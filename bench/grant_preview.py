@@ -67,7 +67,7 @@ def populate(known: int, sockets: int, rng: random.Random, every: int = 1,
 
     from gateway.login.known import lines
     from gateway.models import Grant, KnownClaims
-    from gateway.ops.roster import INFO_KEY, ROSTER_KEY, SocketEntry, matcher_view
+    from gateway.ops.roster import CLAIMS_KEY, INFO_KEY, ROSTER_KEY, SocketEntry, matcher_view
 
     groups = [f"team-{n}" for n in range(300)]
     Grant.objects.bulk_create([Grant(issuer=ISSUER, claim="groups", value=g,
@@ -113,6 +113,7 @@ def populate(known: int, sockets: int, rng: random.Random, every: int = 1,
                             **matcher_view(claims["groups"], ["developer", "viewer"],  # type: ignore[arg-type]
                                            token))
         pipe.hset(INFO_KEY, entry.socket, entry.to_json())
+        pipe.hset(CLAIMS_KEY, entry.socket, entry.claims_json())
         pipe.zadd(ROSTER_KEY, {entry.socket: time.time() + 3600})
     pipe.execute()
     return int(sre.pk)

@@ -263,23 +263,21 @@ def preview_change(before: Sequence[Grant], after: Sequence[Grant], *,
 
 def _revoked(after: Sequence[Grant], sockets: Sequence[LiveSocket]) -> tuple[RevokedSocket, ...]:
     """The sockets that would drop subscriptions, as each socket decides at runtime
-    (``lost_subscriptions`` with the new grants), asked once per profile and channel."""
+    (``lost_subscriptions`` with the new grants), asked once per channel and profile there
+    (what the grants covering that channel can see of a holder)."""
     index = _ByTarget(after)
     by_channel: dict[ChannelName, tuple[Grant, ...]] = {}
     for socket in sockets:
         for channel in socket.channels:
             if channel not in by_channel:
                 by_channel[channel] = index.covering(channel)
-    profiles = _Profiles(g for gs in by_channel.values() for g in gs)
-    lost: dict[tuple[Hashable, ChannelName], bool] = {}  # one question per profile and channel
+    profiles = {channel: _Profiles(grants) for channel, grants in by_channel.items()}
+    lost: dict[tuple[ChannelName, Hashable], bool] = {}  # one question per channel and profile
     revoked = []
     for socket in sockets:
-        if not socket.channels:
-            continue
-        profile = profiles.key(socket.holder)
         dropped = []
         for channel in socket.channels:
-            key = (profile, channel)
+            key = (channel, profiles[channel].key(socket.holder))
             answer = lost.get(key)
             if answer is None:
                 answer = lost[key] = bool(lost_subscriptions(
