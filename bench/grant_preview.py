@@ -3,7 +3,7 @@
     .venv/bin/python bench/grant_preview.py [--sockets 10000] [--known 50000] [--runs 5]
 
 One Django process, as one gateway process answering the admin, on SQLite in a temporary
-folder and Redis (database 11, flushed first). Set up:
+folder and Redis (database 14, flushed first). Set up:
 
 - ``--known`` identities with a last-login claims snapshot (``KnownClaims``): 3-8 groups
   out of 300, two roles, scopes, an email and a ``department``; one in ``--every`` is in
@@ -39,7 +39,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-REDIS_URL = "redis://127.0.0.1:6379/11"
+REDIS_URL = "redis://127.0.0.1:6379/14"  # a database of its own: it is flushed
 ISSUER = "https://idp.bench.example"
 
 

@@ -48,6 +48,7 @@ __all__ = [
     "LiveSocket",
     "Preview",
     "Who",
+    "channels_reading_claims",
     "crowd_holder",
     "preview_change",
     "probe_of",
@@ -141,6 +142,14 @@ class _ByTarget:
         targets = [".".join(segments[:n]) + ".*" for n in range(1, len(segments))] + [channel]
         found = tuple(g for t in targets for g in self.by_target.get(t, ()))
         return grants_for_channel(found, channel)  # the matcher's own test, on the few left
+
+
+def channels_reading_claims(grants: Iterable[Grant],
+                            channels: Iterable[ChannelName]) -> set[ChannelName]:
+    """Those of ``channels`` a grant on a claim path beyond groups and roles covers: the
+    matcher's answer there for a socket needs its token claims."""
+    index = _ByTarget(g for g in grants if g.claim not in ("groups", "roles"))
+    return {channel for channel in set(channels) if index.covering(channel)}
 
 
 def relevant_claims(before: Iterable[Grant], after: Iterable[Grant]) -> dict[str, frozenset[str]]:

@@ -32,7 +32,15 @@ from gateway.ops.roster import SocketEntry, roster
 from gateway.oversight.logins import Known, known_holders
 from oidc.channels import normalise_pattern
 from oidc.grants import Grant, Operation
-from oidc.preview import Holder, LiveSocket, Preview, Who, preview_change, relevant_claims
+from oidc.preview import (
+    Holder,
+    LiveSocket,
+    Preview,
+    Who,
+    channels_reading_claims,
+    preview_change,
+    relevant_claims,
+)
 from oidc.types import ChannelName
 
 SHOWN = 50
@@ -109,15 +117,27 @@ def gather(staged: Staged, *, since: timedelta = timedelta(days=KnownClaims.KEEP
     after = apply(staged, grants)
     involved = relevant_claims(grants, after)
     full = bool(involved.keys() - {"groups", "roles"})
-    sockets = tuple(async_to_sync(roster().entries)())
-    claims: dict[str, dict[str, Any]] = {}
-    if full:  # the change involves claim paths beyond groups and roles: read the claims too
-        claims = async_to_sync(roster().claims)([s.socket for s in sockets])
+    sockets, claims = async_to_sync(read_roster)(after, full=full)
     seen_since = timezone.now() - since
     known = known_holders(seen_since, involved=involved)
     known_users = KnownClaims.objects.filter(seen_at__gte=seen_since).count()
     return World(version, tuple(grants), after, sockets, claims, known, full, known_users,
                  (time.perf_counter() - started) * 1000)
+
+
+async def read_roster(after: Sequence[Grant], *, full: bool,
+                      ) -> tuple[tuple[SocketEntry, ...], dict[str, dict[str, Any]]]:
+    """Every live socket, and the token claims of those whose answer needs them: all when the
+    change involves claim paths beyond groups and roles (``full``), else those on a channel
+    a claim-path grant covers (the roster keeps claims apart, ``gateway.ops.roster``)."""
+    sockets = tuple(await roster().entries())
+    if full:
+        wanted = [s.socket for s in sockets]
+    else:
+        reading = channels_reading_claims(
+            after, {cast("ChannelName", c) for s in sockets for c in s.channels})
+        wanted = [s.socket for s in sockets if not reading.isdisjoint(s.channels)]
+    return sockets, (await roster().claims(wanted) if wanted else {})
 
 
 def socket_holder(entry: SocketEntry, claims: Mapping[str, Any] | None = None) -> Holder:
