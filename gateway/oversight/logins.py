@@ -23,8 +23,8 @@ from typing import Any
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connection
-from django.db.models import Aggregate, F, Func, Q, TextField, Value
-from django.db.models.functions import Cast, Concat, Sign, StrIndex
+from django.db.models import Aggregate, F, Func, IntegerField, Q, TextField, Value
+from django.db.models.functions import Cast, Concat, StrIndex
 
 from gateway.login.known import READ_SNAPSHOT, matched_as
 from gateway.models import KnownClaims
@@ -138,15 +138,26 @@ def known_holders(seen_since: datetime, *, involved: Mapping[str, frozenset[str]
         recent = recent.filter(only)
     if not fast:
         return Known(_one_by_one(recent), ())
-    odd = Q(groups__contains=READ_SNAPSHOT) | Q(roles__contains=READ_SNAPSHOT)
     wanted = [tuple(sorted(involved.get(claim, ()))) for claim in NORMALISED]
     grouped = _grouped_in_sql if sum(map(len, wanted)) <= MAX_FLAGS else _grouped_by_row
-    by_text = grouped(recent.exclude(odd), wanted, tuple(columns))
-    return Known(_one_by_one(recent.filter(odd)), _merged(by_text, involved, paths))
+    by_text, odd = grouped(recent, wanted, tuple(columns))
+    return Known(_one_by_one(_logins_of(odd)), _merged(by_text, involved, paths))
 
 
 Wanted = Sequence[tuple[str, ...]]  # the involved groups, then roles, sorted
 ByText = dict[tuple[Any, ...], list[Who]]  # (issuer, groups held, roles held, *JSON texts)
+Grouped = tuple[ByText, list[Who]]  # and the people whose groups or roles hold a line break
+
+
+def _logins_of(people: Sequence[Who]) -> Any:
+    """These people's rows (by issuer, then subject: the unique index)."""
+    by_issuer: dict[str, list[str]] = {}
+    for issuer, subject in people:
+        by_issuer.setdefault(issuer, []).append(subject)
+    wanted = Q(pk__in=[])
+    for issuer, subjects in by_issuer.items():
+        wanted |= Q(issuer=issuer, subject__in=subjects)
+    return KnownClaims.objects.filter(wanted)
 
 
 class Subjects(Aggregate):
@@ -161,33 +172,49 @@ class Subjects(Aggregate):
                            template="%(function)s(%(expressions)s)::text", **extra)
 
 
-def _grouped_in_sql(recent: Any, wanted: Wanted, columns: Sequence[str]) -> ByText:
+def holds(text: Any, part: str) -> Func:
+    """1 where ``text`` holds ``part``, else 0: case-sensitive (INSTR, STRPOS), unlike LIKE in
+    SQLite, and native (Django's SIGN is a Python function in SQLite)."""
+    return Func(StrIndex(text, Value(part)), template="(CASE WHEN %(expressions)s > 0 THEN 1 ELSE 0 END)",
+                output_field=IntegerField())
+
+
+def _grouped_in_sql(recent: Any, wanted: Wanted, columns: Sequence[str]) -> Grouped:
     """Rows grouped by the database: one row per issuer, involved groups and roles held (as
     case-sensitive flags) and JSON texts, with its subjects."""
-    flags = {f"{claim}_{n}": Sign(StrIndex(f"{claim}_lines", Value(f"\n{v}\n")))
+    flags = {f"{claim}_{n}": holds(f"{claim}_lines", f"\n{v}\n")
              for claim, values in zip(NORMALISED, wanted, strict=True) for n, v in enumerate(values)}
+    odd = holds(Concat("groups", "roles", output_field=TextField()), READ_SNAPSHOT)
     by_text: ByText = {}
-    for row in recent.annotate(**flags).order_by().values("issuer", *flags, *columns).annotate(
-            subjects=Subjects("subject")):
+    odd_people: list[Who] = []
+    for row in recent.annotate(odd=odd, **flags).order_by().values(
+            "issuer", "odd", *flags, *columns).annotate(subjects=Subjects("subject")):
+        people = [(row["issuer"], s) for s in json.loads(row["subjects"])]
+        if row["odd"]:
+            odd_people.extend(people)
+            continue
         held = [frozenset(v for n, v in enumerate(values) if row[f"{claim}_{n}"])
                 for claim, values in zip(NORMALISED, wanted, strict=True)]
-        key = (row["issuer"], *held, *(row[c] for c in columns))
-        by_text.setdefault(key, []).extend((row["issuer"], s) for s in json.loads(row["subjects"]))
-    return by_text
+        by_text.setdefault((row["issuer"], *held, *(row[c] for c in columns)), []).extend(people)
+    return by_text, odd_people
 
 
-def _grouped_by_row(recent: Any, wanted: Wanted, columns: Sequence[str]) -> ByText:
+def _grouped_by_row(recent: Any, wanted: Wanted, columns: Sequence[str]) -> Grouped:
     """Rows grouped here, one by one (too many involved values to ask as flags)."""
     needles = [tuple((v, f"\n{v}\n") for v in values) for values in wanted]
     by_text: ByText = {}
+    odd_people: list[Who] = []
     for issuer, subject, groups, roles, *texts in rows(
             recent.values_list("issuer", "subject", "groups", "roles", *columns)):
+        if READ_SNAPSHOT in groups or READ_SNAPSHOT in roles:
+            odd_people.append((issuer, subject))
+            continue
         key = (issuer, _held(needles[0], groups), _held(needles[1], roles), *texts)
         crowd = by_text.get(key)
         if crowd is None:
             crowd = by_text[key] = []
         crowd.append((issuer, subject))
-    return by_text
+    return by_text, odd_people
 
 
 def _held(needles: tuple[tuple[str, str], ...], column: str) -> frozenset[str]:
