@@ -35,7 +35,10 @@ from oidc.profiles import claim_path
 NO_CLAIMS: Mapping[str, Any] = MappingProxyType({})
 NORMALISED = ("groups", "roles")  # read from their own columns, not the snapshot
 MAX_FILTERED_VALUES = 100
-MAX_FLAGS = 100  # involved groups and roles values the database reports as flags
+MAX_FLAGS = 4
+"""Involved groups and roles values the database reports as flags. Each flag costs SQLite
+about as much per row as Python's substring test on the row costs for five (bench: 50,000
+logins, 1 value 0.08 s in SQL against 0.15 s here, 20 values 0.44 s against 0.21 s)."""
 
 PLAIN = re.compile(r"[A-Za-z0-9 ._:/@+=-]+")
 """Values written the same way inside JSON text by SQLite (Django's json.dumps) and by
@@ -132,12 +135,11 @@ def known_holders(seen_since: datetime, *, involved: Mapping[str, frozenset[str]
         groups_lines=Concat(Value("\n"), "groups", Value("\n"), output_field=TextField()),
         roles_lines=Concat(Value("\n"), "roles", Value("\n"), output_field=TextField()),
         **columns)
-    only = holding_any(involved, dict(zip(paths, columns, strict=False)) if fast
-                       else dict.fromkeys(paths, "snapshot_text"))
-    if only is not None:
-        recent = recent.filter(only)
     if not fast:
-        return Known(_one_by_one(recent), ())
+        only = holding_any(involved, dict.fromkeys(paths, "snapshot_text"))
+        return Known(_one_by_one(recent if only is None else recent.filter(only)), ())
+    # no filter: the grouping computes the same flags and texts once, and the rows holding
+    # none of the values are dropped below without reading their subjects
     wanted = [tuple(sorted(involved.get(claim, ()))) for claim in NORMALISED]
     grouped = _grouped_in_sql if sum(map(len, wanted)) <= MAX_FLAGS else _grouped_by_row
     by_text, odd = grouped(recent, wanted, tuple(columns))
@@ -189,13 +191,16 @@ def _grouped_in_sql(recent: Any, wanted: Wanted, columns: Sequence[str]) -> Grou
     odd_people: list[Who] = []
     for row in recent.annotate(odd=odd, **flags).order_by().values(
             "issuer", "odd", *flags, *columns).annotate(subjects=Subjects("subject")):
+        texts = [row[c] for c in columns]
+        if not row["odd"] and not any(row[f] for f in flags) and all(t is None for t in texts):
+            continue  # holds none of the involved values
         people = [(row["issuer"], s) for s in json.loads(row["subjects"])]
         if row["odd"]:
             odd_people.extend(people)
             continue
         held = [frozenset(v for n, v in enumerate(values) if row[f"{claim}_{n}"])
                 for claim, values in zip(NORMALISED, wanted, strict=True)]
-        by_text.setdefault((row["issuer"], *held, *(row[c] for c in columns)), []).extend(people)
+        by_text.setdefault((row["issuer"], *held, *texts), []).extend(people)
     return by_text, odd_people
 
 
@@ -240,7 +245,8 @@ def _merged(by_text: ByText, involved: Mapping[str, frozenset[str]],
                 node = None if text is None else json.loads(text)
                 values = decoded[(path, text)] = string_values(node) & involved[path]
             held.append(values)
-        crowds.setdefault((issuer, *held), []).extend(who)
+        if any(held):  # holding none of the involved values, they gain and lose nothing
+            crowds.setdefault((issuer, *held), []).extend(who)
     return tuple((crowd_holder(issuer, dict(zip((*NORMALISED, *paths), held, strict=True))),
                   tuple(who)) for (issuer, *held), who in crowds.items())
 
