@@ -47,6 +47,7 @@ __all__ = [
     "Holder",
     "LiveSocket",
     "Preview",
+    "RevokedSocket",
     "Who",
     "channels_reading_claims",
     "crowd_holder",

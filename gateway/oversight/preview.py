@@ -36,6 +36,7 @@ from oidc.preview import (
     Holder,
     LiveSocket,
     Preview,
+    RevokedSocket,
     Who,
     channels_reading_claims,
     preview_change,
@@ -271,20 +272,26 @@ def _review(staged: Staged, world: World, result: Preview, took_ms: float) -> Re
         tuple((op.value, _names(e.gains[op])) for op in OPERATIONS if e.gains[op]),
         tuple((op.value, _names(e.losses[op])) for op in OPERATIONS if e.losses[op]))
         for e in result.effects if e.changed)
-    processes = []
-    for process, count in result.by_process.items():
-        mine = [r for r in result.revoked if r.socket.process == process]
-        processes.append(ProcessRow(process, count, _names(r.socket.holder.who for r in mine),
-                                    tuple(sorted({c for r in mine for c in r.channels}))))
     connected = {(s.issuer, s.subject) for s in world.sockets}
     affected = (result.gaining | result.losing) & world.known.everyone()
     return Review(
-        staged=staged, version=world.version, effects=effects, processes=tuple(processes),
-        revoked_sockets=len(result.revoked), revoked_holders=_names(result.revoked_holders),
+        staged=staged, version=world.version, effects=effects, processes=_processes(result),
+        revoked_sockets=len(result.revoked),
+        revoked_holders=_names({r.socket.holder.who for r in result.revoked}),
         offline=_names(affected - connected), known_users=world.known_users,
         sockets_checked=len(world.sockets),
         sockets_without_claims=sum(1 for s in world.sockets if not s.claims_kept),
         gaining=len(result.gaining), losing=len(result.losing), took_ms=took_ms)
+
+
+def _processes(result: Preview) -> tuple[ProcessRow, ...]:
+    """Per process: its sockets to revoke, their holders and the channels they drop."""
+    mine: dict[str, list[RevokedSocket]] = {}
+    for r in result.revoked:
+        mine.setdefault(r.socket.process, []).append(r)
+    return tuple(ProcessRow(process, count, _names({r.socket.holder.who for r in mine[process]}),
+                            tuple(sorted({c for r in mine[process] for c in r.channels})))
+                 for process, count in result.by_process.items())
 
 
 def recorded_outcomes(versions: Iterable[int]) -> dict[int, list[tuple[str, int, int, int]]]:
