@@ -37,6 +37,7 @@ __all__ = [
     "grants_of",
     "lost_subscriptions",
     "operations_by_target",
+    "string_values",
 ]
 
 
@@ -101,7 +102,11 @@ def claim_values(principal: Claimant, claim: str) -> frozenset[str]:
         return principal.groups
     if claim == "roles":
         return principal.roles
-    node = lookup(principal.claims, claim)
+    return string_values(lookup(principal.claims, claim))
+
+
+def string_values(node: Any) -> frozenset[str]:
+    """What a grant can match in a claim's value: a string, or the strings of a list."""
     if isinstance(node, str):
         return frozenset((node,))
     if isinstance(node, list):

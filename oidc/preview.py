@@ -39,6 +39,7 @@ from oidc.grants import (
     grants_for_channel,
     lost_subscriptions,
 )
+from oidc.profiles import claim_path
 from oidc.types import ChannelName
 
 __all__ = [
@@ -46,7 +47,10 @@ __all__ = [
     "Holder",
     "LiveSocket",
     "Preview",
+    "RevokedSocket",
     "Who",
+    "channels_reading_claims",
+    "crowd_holder",
     "preview_change",
     "probe_of",
     "probes_for",
@@ -141,6 +145,14 @@ class _ByTarget:
         return grants_for_channel(found, channel)  # the matcher's own test, on the few left
 
 
+def channels_reading_claims(grants: Iterable[Grant],
+                            channels: Iterable[ChannelName]) -> set[ChannelName]:
+    """Those of ``channels`` a grant on a claim path beyond groups and roles covers: the
+    matcher's answer there for a socket needs its token claims."""
+    index = _ByTarget(g for g in grants if g.claim not in ("groups", "roles"))
+    return {channel for channel in set(channels) if index.covering(channel)}
+
+
 def relevant_claims(before: Iterable[Grant], after: Iterable[Grant]) -> dict[str, frozenset[str]]:
     """Claim path -> values, of the grants that decide what a change alters: a preview needs
     nothing else of anyone's claims, and someone holding none of these values gains and
@@ -166,6 +178,31 @@ def probes_for(changed: Iterable[str], targets: Iterable[str]) -> dict[str, Chan
     found = {t: probe_of(t) for t in set(targets) | changed
              if any(pattern_matches(c, probe_of(t)) for c in changed)}
     return dict(sorted(found.items()))
+
+
+def crowd_holder(issuer: str, held: Mapping[str, frozenset[str]]) -> Holder:
+    """A representative of everyone at ``issuer`` who holds, at each claim path of ``held``
+    (those ``relevant_claims`` names), exactly the named values ``held`` gives there.
+
+    Other claim paths get lists of the values nested along the path. Real claims never hold
+    values both at a path and below it (``lookup`` only descends into objects); asked for
+    that, or for anything ``claim_values`` would read back differently, this raises."""
+    claims: dict[str, Any] = {}
+    for path, values in sorted(held.items()):
+        if path in ("groups", "roles") or not values:
+            continue
+        *parents, last = claim_path(path)
+        node = claims
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"claim path {path!r} lies below values held at {part!r}")
+        node[last] = sorted(values)
+    holder = Holder(issuer, "", held.get("groups", frozenset()), held.get("roles", frozenset()),
+                    claims)
+    if any(claim_values(holder, path) != values for path, values in held.items()):
+        raise ValueError(f"no single holder holds exactly {dict(held)!r}")
+    return holder
 
 
 class _Profiles:
@@ -236,23 +273,27 @@ def preview_change(before: Sequence[Grant], after: Sequence[Grant], *,
 
 def _revoked(after: Sequence[Grant], sockets: Sequence[LiveSocket]) -> tuple[RevokedSocket, ...]:
     """The sockets that would drop subscriptions, as each socket decides at runtime
-    (``lost_subscriptions`` with the new grants), asked once per profile and channel set."""
+    (``lost_subscriptions`` with the new grants), asked once per channel and profile there
+    (what the grants covering that channel can see of a holder)."""
     index = _ByTarget(after)
     by_channel: dict[ChannelName, tuple[Grant, ...]] = {}
     for socket in sockets:
         for channel in socket.channels:
             if channel not in by_channel:
                 by_channel[channel] = index.covering(channel)
-    profiles = _Profiles(g for gs in by_channel.values() for g in gs)
-    answers: dict[tuple[Hashable, tuple[ChannelName, ...]], tuple[ChannelName, ...]] = {}
+    profiles = {channel: _Profiles(grants) for channel, grants in by_channel.items()}
+    lost: dict[tuple[ChannelName, Hashable], bool] = {}  # one question per channel and profile
     revoked = []
     for socket in sockets:
-        if not socket.channels:
-            continue
-        key = (profiles.key(socket.holder), socket.channels)
-        if key not in answers:
-            answers[key] = tuple(c for c in socket.channels if lost_subscriptions(
-                socket.holder, by_channel[c], (c,)))
-        if answers[key]:
-            revoked.append(RevokedSocket(socket, answers[key]))
+        dropped = []
+        for channel in socket.channels:
+            key = (channel, profiles[channel].key(socket.holder))
+            answer = lost.get(key)
+            if answer is None:
+                answer = lost[key] = bool(lost_subscriptions(
+                    socket.holder, by_channel[channel], (channel,)))
+            if answer:
+                dropped.append(channel)
+        if dropped:
+            revoked.append(RevokedSocket(socket, tuple(dropped)))
     return tuple(revoked)

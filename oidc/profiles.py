@@ -26,6 +26,7 @@ __all__ = [
     "OKTA",
     "PROFILES",
     "IssuerProfile",
+    "claim_path",
     "customised",
     "extract_groups",
     "extract_roles",
@@ -142,16 +143,17 @@ def lookup(claims: Mapping[str, Any], path: str | Path) -> Any:
     namespaced claim), which names one top-level claim. A flat claim that merely
     contains dots never matches a dotted path. A tuple path is segments already.
     """
-    if isinstance(path, str):
-        if "://" in path:
-            return claims.get(path)
-        path = tuple(path.split("."))
     node: Any = claims
-    for part in path:
+    for part in claim_path(path) if isinstance(path, str) else path:
         if not isinstance(node, Mapping) or part not in node:
             return None
         node = node[part]
     return node
+
+
+def claim_path(path: str) -> tuple[str, ...]:
+    """The keys ``lookup`` walks for a string path: the URL itself, or its dotted segments."""
+    return (path,) if "://" in path else tuple(path.split("."))
 
 
 @lru_cache(maxsize=256)

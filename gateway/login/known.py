@@ -1,9 +1,10 @@
 """Who has signed in lately, and with which claims: the ``KnownClaims`` row of each identity.
 
-Every browser login stores its claims snapshot (the one a session socket's principal is
-built from, ``gateway.login.sessions``), so the admin's preview of a grant change can say what
-people who are not connected will get at their next connect. Rows are bounded (see the
-model); an identity never seen has no row, and a snapshot is as old as its last login.
+Every browser login and every server-side session refresh stores its claims snapshot (the
+one a session socket's principal is built from, ``gateway.login.sessions``), so the admin's
+preview of a grant change can say what people who are not connected will get at their next
+connect. Rows are bounded (see the model); an identity never seen has no row, and a snapshot
+is as old as its last login or refresh.
 """
 
 from __future__ import annotations
@@ -41,9 +42,15 @@ def bounded(snapshot: dict[str, Any]) -> dict[str, Any]:
 @receiver(user_logged_in, dispatch_uid="known.remember_claims")
 def remember_claims(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
     auth = request.session.get(AUTH_KEY) if request is not None else None
-    if not isinstance(auth, dict) or not isinstance(auth.get("claims"), dict):
-        return
-    stored = bounded(auth["claims"])
+    if isinstance(auth, dict) and isinstance(auth.get("claims"), dict):
+        remember(user, auth["claims"])
+
+
+def remember(user: Any, claims: dict[str, Any]) -> None:
+    """Keep a session's claims snapshot as ``user``'s last seen claims: at a browser login,
+    and at each server-side refresh (``gateway.login.refresh``), whose new groups and roles
+    are what that user's sockets hold from then on."""
+    stored = bounded(claims)
     principal = principal_of_known(stored)
     if principal is None:
         return

@@ -31,6 +31,7 @@ from django.contrib.auth import SESSION_KEY, get_user_model
 from gateway.bus.target import connect
 from gateway.issuers import tokenclient
 from gateway.issuers.registry import registry
+from gateway.login.known import remember
 from gateway.login.session_cache import announce
 from gateway.login.sessions import (
     AUTH_KEY,
@@ -145,13 +146,15 @@ async def _updated_auth(auth: dict[str, Any], body: dict[str, Any], now: float) 
     }
 
 
-async def _follow_admin_level(store: Any, claims: dict[str, Any]) -> None:
+async def _follow_refresh(store: Any, claims: dict[str, Any]) -> None:
     """Staff and superuser follow the refreshed groups and roles, as at a login: an
     administrator removed from the group at the provider loses the admin at the next
-    refresh, not only at the next login."""
+    refresh, not only at the next login. The refreshed claims become the user's last seen
+    ones, which the admin's preview of a grant change reads (``gateway.login.known``)."""
     user = await get_user_model().objects.filter(pk=await store.aget(SESSION_KEY)).afirst()
     if user is not None:
         await sync_to_async(apply_admin_level)(user, claims.get("groups", ()), claims.get("roles", ()))
+        await sync_to_async(remember)(user, claims)
 
 
 async def refresh_session(session_key: str, *, not_before: float, spaced: bool = True) -> Principal:
@@ -174,7 +177,7 @@ async def refresh_session(session_key: str, *, not_before: float, spaced: bool =
         await store.aset(AUTH_KEY, updated)
         await store.asave()
         await announce([session_key], "refreshed")  # no process keeps the old claims
-        await _follow_admin_level(store, updated["claims"])
+        await _follow_refresh(store, updated["claims"])
         principal = principal_from_session(updated)
         assert principal is not None
         return principal

@@ -212,16 +212,16 @@ class RedisRoster(KeptAlive):
         await client.zremrangebyscore(ROSTER_KEY, "-inf", self.clock())
         # details first: a socket opened meanwhile is written with both in one transaction,
         # so details without a live socket afterwards belong to a closed or expired one
-        details = await client.hgetall(INFO_KEY)
+        details = await client.hvals(INFO_KEY)  # each names its socket: half the items to parse
         live = {s.decode() if isinstance(s, bytes) else str(s)
                 for s in await client.zrange(ROSTER_KEY, 0, -1)}
         found, stale = [], []
-        for key, raw in details.items():
-            socket = key.decode() if isinstance(key, bytes) else str(key)
-            if socket in live:
-                found.append(SocketEntry.from_json(raw))
+        for raw in details:
+            entry = SocketEntry.from_json(raw)
+            if entry.socket in live:
+                found.append(entry)
             else:
-                stale.append(socket)
+                stale.append(entry.socket)
         if stale:  # details of sockets whose process stopped refreshing them
             await client.hdel(INFO_KEY, *stale)
             await client.hdel(CLAIMS_KEY, *stale)

@@ -13,35 +13,41 @@ from __future__ import annotations
 import contextlib
 import gc
 import heapq
-import json
-import re
+import operator
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from types import MappingProxyType
 from typing import Any, cast
 
 from asgiref.sync import async_to_sync
-from django.core.exceptions import EmptyResultSet
-from django.db import connection
-from django.db.models import Q, TextField, Value
-from django.db.models.functions import Cast, Concat
+from django.db.models import Q
 from django.utils import timezone
 
 from gateway.grants.store import to_value
-from gateway.login.known import READ_SNAPSHOT, matched_as
 from gateway.models import Grant as GrantRow
 from gateway.models import GrantOutcome, GrantVersion, KnownClaims, OidcIdentity
 from gateway.ops.roster import SocketEntry, roster
+from gateway.oversight.logins import Known, known_holders
 from oidc.channels import normalise_pattern
 from oidc.grants import Grant, Operation
-from oidc.preview import Holder, LiveSocket, Preview, Who, preview_change, relevant_claims
+from oidc.preview import (
+    Holder,
+    LiveSocket,
+    Preview,
+    RevokedSocket,
+    Who,
+    channels_reading_claims,
+    preview_change,
+    relevant_claims,
+)
 from oidc.types import ChannelName
 
 SHOWN = 50
 NO_CLAIMS: Mapping[str, Any] = MappingProxyType({})
 OPERATIONS = tuple(Operation)
+BY_SUBJECT = operator.itemgetter(1, 0)
 
 
 @dataclass(frozen=True)
@@ -95,7 +101,6 @@ class World:
     sockets: tuple[SocketEntry, ...]
     socket_claims: Mapping[str, Mapping[str, Any]]  # read only for claim-path changes
     known: Known  # last-login claims
-    names: Mapping[Who, str]
     full_claims: bool  # the change involves claim paths beyond groups and roles
     known_users: int  # seen lately, whether or not they hold a value the change involves
     read_ms: float
@@ -113,123 +118,27 @@ def gather(staged: Staged, *, since: timedelta = timedelta(days=KnownClaims.KEEP
     after = apply(staged, grants)
     involved = relevant_claims(grants, after)
     full = bool(involved.keys() - {"groups", "roles"})
-    sockets = tuple(async_to_sync(roster().entries)())
-    claims: dict[str, dict[str, Any]] = {}
-    if full:  # the change involves claim paths beyond groups and roles: read the claims too
-        claims = async_to_sync(roster().claims)([s.socket for s in sockets])
+    sockets, claims = async_to_sync(read_roster)(after, full=full)
     seen_since = timezone.now() - since
-    known = known_holders(seen_since, full=full, involved=involved)
+    known = known_holders(seen_since, involved=involved)
     known_users = KnownClaims.objects.filter(seen_at__gte=seen_since).count()
-    names = known.names
-    missing = {(s.issuer, s.subject) for s in sockets} - names.keys()
-    if missing:
-        subjects = {subject for _, subject in missing}
-        for issuer, subject, username in OidcIdentity.objects.filter(
-                subject__in=subjects).values_list("issuer", "subject", "user__username"):
-            names.setdefault((issuer, subject), username)
-    return World(version, tuple(grants), after, sockets, claims, known, names, full, known_users,
+    return World(version, tuple(grants), after, sockets, claims, known, full, known_users,
                  (time.perf_counter() - started) * 1000)
 
 
-def _rows(query: Any) -> Iterator[tuple[Any, ...]]:
-    """The rows of a ``values_list`` of text columns, without the ORM's per-row work."""
-    try:
-        sql, params = query.query.sql_with_params()
-    except EmptyResultSet:  # e.g. pk__in=[]: nothing to read
-        return
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        while rows := cursor.fetchmany(10_000):
-            yield from rows
-
-
-MAX_FILTERED_VALUES = 100
-
-
-PLAIN = re.compile(r"[A-Za-z0-9 ._:/@+=-]+")
-"""Values written the same way inside JSON text by SQLite (Django's json.dumps) and by
-PostgreSQL (jsonb as text): no quote, backslash, control or non-ASCII character."""
-
-
-def holding_any(involved: Mapping[str, frozenset[str]]) -> Q | None:
-    """Rows that may hold one of the values: in their groups or roles, or, for other claim
-    paths, anywhere in their snapshot's JSON text (None: too many values to ask the database,
-    or one that JSON may write in more than one way)."""
-    terms = [(claim, v) for claim, values in involved.items() for v in values]
-    others = [v for claim, v in terms if claim not in ("groups", "roles")]
-    if len(terms) > MAX_FILTERED_VALUES or not all(PLAIN.fullmatch(v) for v in others):
-        return None
-    query = Q(groups__contains=READ_SNAPSHOT) | Q(roles__contains=READ_SNAPSHOT)
-    for claim, value in terms:
-        if claim in ("groups", "roles"):
-            query |= Q(**{f"{claim}_lines__contains": f"\n{value}\n"})
-        else:
-            query |= Q(snapshot_text__contains=json.dumps(value))
-    return query
-
-
-@dataclass(frozen=True)
-class Known:
-    """People seen lately: read one by one (``people``), or, when the change involves only
-    groups and roles, grouped into ``crowds`` by the involved values they hold."""
-
-    people: tuple[Holder, ...]
-    crowds: tuple[tuple[Holder, tuple[Who, ...]], ...]
-    names: dict[Who, str]
-
-    def everyone(self) -> set[Who]:
-        return {h.who for h in self.people}.union(*(who for _, who in self.crowds))
-
-
-def known_holders(seen_since: datetime, *, full: bool,
-                  involved: Mapping[str, frozenset[str]]) -> Known:
-    """Everyone seen since then, as their last login's principal would be matched.
-
-    Unless ``full``, only groups and roles are read (from their own columns, not the
-    snapshot), only of rows holding one of the ``involved`` values (the others gain and lose
-    nothing), and people holding the same involved values form one crowd: its
-    representative holds just those values, so the matcher's answer for it is theirs
-    (``oidc.preview.preview_change``)."""
-    recent = KnownClaims.objects.filter(seen_at__gte=seen_since)
-    people: list[Holder] = []
-    names: dict[Who, str] = {}
-    crowds: dict[tuple[str, frozenset[str], frozenset[str]], list[Who]] = {}
-    slow: list[int] = []
-    only = holding_any(involved)
-    if only is not None:
-        recent = recent.annotate(
-            groups_lines=Concat(Value("\n"), "groups", Value("\n"), output_field=TextField()),
-            roles_lines=Concat(Value("\n"), "roles", Value("\n"), output_field=TextField()),
-            snapshot_text=Cast("snapshot", TextField()),
-        ).filter(only)
-    if not full:
-        wanted = [tuple((v, f"\n{v}\n") for v in sorted(involved.get(claim, ())))
-                  for claim in ("groups", "roles")]
-        for pk, issuer, subject, username, groups, roles in _rows(recent.values_list(
-                "pk", "issuer", "subject", "username", "groups", "roles")):
-            if READ_SNAPSHOT in groups or READ_SNAPSHOT in roles:
-                slow.append(pk)
-                continue
-            lined = [f"\n{groups}\n" if groups else "", f"\n{roles}\n" if roles else ""]
-            key = (issuer, *[frozenset(v for v, needle in want if needle in text)
-                             for want, text in zip(wanted, lined, strict=True)])
-            crowd = crowds.get(key)
-            if crowd is None:
-                crowd = crowds[key] = []
-            crowd.append((issuer, subject))
-            names[(issuer, subject)] = username
-        recent = KnownClaims.objects.filter(pk__in=slow)
-    for issuer, subject, username, snapshot in _rows(recent.values_list(
-            "issuer", "subject", "username", "snapshot")):
-        if isinstance(snapshot, str):  # SQLite hands JSON back as text, PostgreSQL decoded
-            snapshot = json.loads(snapshot)
-        seen = matched_as(snapshot) if isinstance(snapshot, dict) else None
-        if seen is not None and seen[:2] == (issuer, subject):
-            people.append(Holder(*seen))
-            names[(issuer, subject)] = username
-    return Known(tuple(people), tuple(
-        (Holder(issuer, "", groups, roles, NO_CLAIMS), tuple(who))
-        for (issuer, groups, roles), who in crowds.items()), names)
+async def read_roster(after: Sequence[Grant], *, full: bool,
+                      ) -> tuple[tuple[SocketEntry, ...], dict[str, dict[str, Any]]]:
+    """Every live socket, and the token claims of those whose answer needs them: all when the
+    change involves claim paths beyond groups and roles (``full``), else those on a channel
+    a claim-path grant covers (the roster keeps claims apart, ``gateway.ops.roster``)."""
+    sockets = tuple(await roster().entries())
+    if full:
+        wanted = [s.socket for s in sockets]
+    else:
+        reading = channels_reading_claims(
+            after, {cast("ChannelName", c) for s in sockets for c in s.channels})
+        wanted = [s.socket for s in sockets if not reading.isdisjoint(s.channels)]
+    return sockets, (await roster().claims(wanted) if wanted else {})
 
 
 def socket_holder(entry: SocketEntry, claims: Mapping[str, Any] | None = None) -> Holder:
@@ -258,7 +167,7 @@ class Names:
 class EffectRow:
     target: str
     pattern: bool
-    gains: tuple[tuple[str, Names], ...]  # (operation, names), operations with someone only
+    gains: tuple[tuple[str, Names], ...]  # (operation), operations with someone only
     losses: tuple[tuple[str, Names], ...]
 
 
@@ -296,11 +205,33 @@ class Review:
                 "sockets_checked": self.sockets_checked}
 
 
-def _names(people: Iterable[Who], names: Mapping[Who, str]) -> Names:
+def _names(people: Iterable[Who]) -> Names:
     """The names of the first ``SHOWN`` people by subject, and how many people in all."""
     people = set(people)
-    first = heapq.nsmallest(SHOWN, people, key=lambda w: (w[1], w[0]))
+    first = heapq.nsmallest(SHOWN, people, key=BY_SUBJECT)
+    names = usernames(first)
     return Names(tuple(names.get(w) or f"{w[1]} ({w[0]})" for w in first), len(people))
+
+
+def usernames(people: Sequence[Who]) -> dict[Who, str]:
+    """The username of each person: at their last login, else of their linked identity
+    (both tables are indexed by issuer, then subject)."""
+    by_issuer: dict[str, set[str]] = {}
+    for issuer, subject in people:
+        by_issuer.setdefault(issuer, set()).add(subject)
+    found: dict[Who, str] = {}
+    if not people:
+        return found
+    for model, username in ((KnownClaims, "username"), (OidcIdentity, "user__username")):
+        wanted = Q()
+        for issuer, subjects in by_issuer.items():
+            wanted |= Q(issuer=issuer, subject__in=subjects - {s for i, s in found if i == issuer})
+        for issuer, subject, name in model.objects.filter(wanted).values_list(
+                "issuer", "subject", username):
+            found.setdefault((issuer, subject), name)
+        if len(found) == len(set(people)):
+            break
+    return found
 
 
 @contextlib.contextmanager
@@ -336,26 +267,31 @@ def _compute(staged: Staged, world: World | None) -> Review:
 
 
 def _review(staged: Staged, world: World, result: Preview, took_ms: float) -> Review:
-    names = world.names
     effects = tuple(EffectRow(
         e.target, e.target.endswith(".*"),
-        tuple((op.value, _names(e.gains[op], names)) for op in OPERATIONS if e.gains[op]),
-        tuple((op.value, _names(e.losses[op], names)) for op in OPERATIONS if e.losses[op]))
+        tuple((op.value, _names(e.gains[op])) for op in OPERATIONS if e.gains[op]),
+        tuple((op.value, _names(e.losses[op])) for op in OPERATIONS if e.losses[op]))
         for e in result.effects if e.changed)
-    processes = []
-    for process, count in result.by_process.items():
-        mine = [r for r in result.revoked if r.socket.process == process]
-        processes.append(ProcessRow(process, count, _names((r.socket.holder.who for r in mine), names),
-                                    tuple(sorted({c for r in mine for c in r.channels}))))
     connected = {(s.issuer, s.subject) for s in world.sockets}
     affected = (result.gaining | result.losing) & world.known.everyone()
     return Review(
-        staged=staged, version=world.version, effects=effects, processes=tuple(processes),
-        revoked_sockets=len(result.revoked), revoked_holders=_names(result.revoked_holders, names),
-        offline=_names(affected - connected, names), known_users=world.known_users,
+        staged=staged, version=world.version, effects=effects, processes=_processes(result),
+        revoked_sockets=len(result.revoked),
+        revoked_holders=_names({r.socket.holder.who for r in result.revoked}),
+        offline=_names(affected - connected), known_users=world.known_users,
         sockets_checked=len(world.sockets),
         sockets_without_claims=sum(1 for s in world.sockets if not s.claims_kept),
         gaining=len(result.gaining), losing=len(result.losing), took_ms=took_ms)
+
+
+def _processes(result: Preview) -> tuple[ProcessRow, ...]:
+    """Per process: its sockets to revoke, their holders and the channels they drop."""
+    mine: dict[str, list[RevokedSocket]] = {}
+    for r in result.revoked:
+        mine.setdefault(r.socket.process, []).append(r)
+    return tuple(ProcessRow(process, count, _names({r.socket.holder.who for r in mine[process]}),
+                            tuple(sorted({c for r in mine[process] for c in r.channels})))
+                 for process, count in result.by_process.items())
 
 
 def recorded_outcomes(versions: Iterable[int]) -> dict[int, list[tuple[str, int, int, int]]]:

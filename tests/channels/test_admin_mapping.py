@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -17,14 +18,16 @@ from django.conf import settings as django_settings
 from django.contrib.auth import SESSION_KEY, get_user_model
 from django.contrib.sessions.middleware import SessionMiddleware
 from django.test import Client, RequestFactory
+from django.utils import timezone
 
 from gateway.conf.staffing import AdminMapping
 from gateway.issuers.registry import registry
 from gateway.login import refresh
 from gateway.login.backend import GatewayOIDCBackend
+from gateway.login.known import lines
 from gateway.login.sessions import AUTH_KEY, session_store_class
 from gateway.login.staff import STAFF_GROUP
-from gateway.models import OidcIdentity
+from gateway.models import KnownClaims, OidcIdentity
 from oidc.discovery import ProviderMetadata
 from tests.unit.factories import ID_HEADER, encode, id_claims
 
@@ -230,3 +233,31 @@ def test_while_the_provider_is_unreachable_the_admin_keeps_the_session(
 
     monkeypatch.setattr(refresh, "_exchange", unreachable)
     assert client.get("/admin/").status_code == 200
+
+
+async def test_a_session_refresh_keeps_the_new_claims_for_the_grant_preview(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A refresh's groups become the user's last seen claims (``KnownClaims``), as a login's
+    do, so the preview of a grant change reads what the user's sockets now hold."""
+    user = await sync_to_async(login)("u-10", ["engineering"])
+    await KnownClaims.objects.filter(subject="u-10").aupdate(seen_at=timezone.now() - timedelta(days=3))
+    store = session_store_class()()
+    await store.aset(SESSION_KEY, str(user.pk))
+    await store.aset(AUTH_KEY, {
+        "expires_at": time.time() - 1, "refresh_token": "rt", "access_token": "at",
+        "id_token": "it", "claims": {"issuer": ISSUER, "subject": "u-10", "groups": ["engineering"],
+                                     "roles": [], "scopes": [], "expires_at": time.time() - 1}})
+    await store.asave()
+    id_token = encode(ID_HEADER, id_claims(iss=ISSUER, sub="u-10", aud=registry.issuers[ISSUER].client_id,
+                                           nonce=None, iat=time.time(), exp=time.time() + 300,
+                                           groups=["sre", "oncall"]))
+
+    async def provider_answers(refresh_token: str) -> dict[str, Any]:
+        return {"access_token": "at-2", "id_token": id_token, "expires_in": 300}
+
+    monkeypatch.setattr(refresh, "_exchange", provider_answers)
+    await refresh.refresh_session(store.session_key, not_before=time.time())
+    row = await KnownClaims.objects.aget(issuer=ISSUER, subject="u-10")
+    assert row.groups == lines(["oncall", "sre"]) and row.snapshot["groups"] == ["oncall", "sre"]
+    assert row.username == user.get_username()
+    assert row.seen_at > timezone.now() - timedelta(minutes=1)

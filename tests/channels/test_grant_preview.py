@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+import redis
 from asgiref.sync import async_to_sync, sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
@@ -28,7 +29,17 @@ from gateway.grants.store import cache
 from gateway.login.known import lines, matched_as, principal_of_known
 from gateway.login.sessions import AUTH_KEY, session_store_class
 from gateway.models import Grant, GrantChange, GrantOutcome, KnownClaims
-from gateway.ops.roster import MemoryRoster, SocketEntry, matcher_view, this_process, use_roster
+from gateway.ops.roster import (
+    CLAIMS_KEY,
+    INFO_KEY,
+    ROSTER_KEY,
+    MemoryRoster,
+    RedisRoster,
+    SocketEntry,
+    matcher_view,
+    this_process,
+    use_roster,
+)
 from gateway.oversight.preview import review, stage_save
 from tests.channels.conftest import ISSUER, token
 
@@ -37,6 +48,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 ISS = "https://idp.example.com"
 LOGIN_ISSUER = settings.GATEWAY.issuer
 URL = "/admin/gateway/grant/"
+SHARED_ROSTER = "redis://127.0.0.1:6379/13"  # a database of our own on the shared server
 
 
 @pytest.fixture(autouse=True)
@@ -404,3 +416,28 @@ async def test_the_preview_predicts_exactly_what_live_sockets_then_drop() -> Non
     assert set(row.holders.shown) == {"ann (" + ISSUER + ")", "ben (" + ISSUER + ")"}
     use_roster(None)
     cache.clear()
+
+
+def test_a_groups_change_keeps_sockets_a_claim_path_grant_still_allows(
+        roster: MemoryRoster) -> None:
+    """A change on groups alone still reads the token claims (kept apart in the Redis roster)
+    of sockets on channels a claim-path grant covers: gina keeps ``mail`` (her email's
+    grant), as she does at runtime."""
+    shared = RedisRoster(SHARED_ROSTER, ttl=60)
+    client = redis.from_url(SHARED_ROSTER)
+    client.delete(ROSTER_KEY, INFO_KEY, CLAIMS_KEY)
+    for entry in [*async_to_sync(roster.entries)(), SocketEntry(
+            socket="s9", issuer=ISS, subject="gina", route="/ws/events/", credential="bearer",
+            process="host-c:3", connected_at=time.time(), channels=("mail",),
+            **matcher_view([], [], {"email": "gina@example.com"}))]:
+        async_to_sync(shared.opened)(entry)
+    use_roster(shared)
+    Grant.objects.create(issuer=ISS, claim="email", value="gina@example.com", target="mail")
+    admin = admin_client()
+    url = f"{URL}{grant_id('team.*')}/change/"
+    try:
+        page = admin.post(url, form(admin, url, target="team.oncall")).content.decode()
+    finally:
+        client.delete(ROSTER_KEY, INFO_KEY, CLAIMS_KEY)
+    assert 'id="preview-sockets" data-revoked="2"' in page  # bob's two, not gina's
+    assert 'data-process="host-c:3"' not in page
