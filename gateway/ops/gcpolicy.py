@@ -20,9 +20,10 @@ The price: a frozen object that later becomes part of an unreachable cycle is ne
 reclaimed (objects freed by reference counting, the normal case, are freed as usual).
 So nothing that ends may leave a cycle behind. Known sources are broken where they arise:
 the websocket protocol's ``write_now`` extension, websockets' parser generator and
-uvicorn's upgraded HTTP parser (``config.hardening``), Django's lazy session load (``gateway.login.session_store``),
-and Django's per-request cycles (``gateway.ops.httpapp``). Checked in process by
-``tests/channels/test_gc_policy.py`` and over real sockets by
+uvicorn's upgraded HTTP parser (``config.hardening``), Django's lazy session load
+(``gateway.login.session_store``), and Django's per-request cycles
+(``gateway.ops.httpapp``). Checked in process by ``tests/channels/test_gc_policy.py``
+and over real sockets by
 ``tests/e2e/test_collector.py`` (fewer unreachable objects than connections, frozen ones
 included, as reported by ``bench/asgi.py``'s ``/bench/garbage/``); ``bench/soak.py``
 watches memory over half an hour of churn.
