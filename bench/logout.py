@@ -9,6 +9,11 @@ is reported twice, both ending when the last socket has received its 4401 close:
 the moment the gateway received the provider's back-channel call (the goal's measure,
 taken from the gateway's audit line), and from just before the user's confirming POST
 (which adds the provider's own logout work). Goal: p99 under 100 ms.
+
+With ``--trace`` the gateways run ``bench.logout_trace:application`` and every round also
+prints where its time went (``bench/logout_trace.py``): the token's checks, the database
+work, the broadcasts, each process's first and last socket closed, and any collector pause
+or loop stall in the round. ``--json FILE`` writes every round's figures (``bench/run-all``).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from websockets.asyncio.client import ClientConnection
 
@@ -66,17 +72,45 @@ async def one_round(urls: list[str], issuer: str, sockets: int, log: Path) -> tu
     return (max(closed_at) - started) * 1000, (max(closed_at) - received) * 1000
 
 
-def percentiles(values: list[float]) -> str:
+def p99(values: list[float]) -> float:
     ordered = sorted(values)
-    p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
-    return (f"p50 {statistics.median(ordered):.1f} ms, p99 {p99:.1f} ms, "
-            f"max {ordered[-1]:.1f} ms")
+    return ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+
+
+def percentiles(values: list[float]) -> str:
+    return (f"p50 {statistics.median(values):.1f} ms, p99 {p99(values):.1f} ms, "
+            f"max {max(values):.1f} ms")
+
+
+def trace_lines(trace: Path, start: float, end: float) -> list[dict[str, Any]]:
+    lines = [json.loads(line) for line in trace.read_text().splitlines() if line]
+    return [m for m in lines if start <= m["t"] <= end]
+
+
+def breakdown(marks: list[dict[str, Any]], received: float) -> str:
+    """One round's trace, in ms from the back-channel call received."""
+    def at(what: str, pid: int | None = None, last: bool = False) -> str:
+        times = [m["t"] for m in marks if m["what"] == what and pid in (None, m["pid"])]
+        return f"{((max(times) if last else min(times)) - received) * 1000:.0f}" if times else "-"
+
+    parts = [f"verified {at('verified')}", f"db {at('announce')}",
+             f"announced {at('announced')}", f"sent {at('ended')}"]
+    for pid in sorted({m["pid"] for m in marks if m["what"] == "closed"}):
+        parts.append(f"pid {pid}: revoke {at('revoke', pid)}-{at('revoke', pid, True)} "
+                     f"closed {at('closed', pid, True)}")
+    pauses = [f"{m['what']} {m.get('gen', '')}{' ' if 'gen' in m else ''}{m['ms']} ms "
+              f"@{(m['t'] - received) * 1000:.0f} (pid {m['pid']})"
+              for m in marks if m["what"] in ("gc", "stall")]
+    return "; ".join(parts + pauses)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sockets", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--trace", action="store_true",
+                        help="print where each round's time went (bench/logout_trace.py)")
+    parser.add_argument("--json", type=Path, help="write the rounds to this file")
     args = parser.parse_args()
     raise_file_limit()
     print(f"{time.strftime('%Y-%m-%d %H:%M')} load {load_average()} command: {' '.join(sys.argv)}")
@@ -85,23 +119,37 @@ def main() -> None:
     urls = [f"http://127.0.0.1:{p}" for p in ports]
     idp = devidp.start(free_port(), urls[0], extra_gateway_urls=urls[1:], log_file=tmp / "idp.log")
     gateways = []
+    trace = tmp / "trace.jsonl"
+    app = "bench.logout_trace:application" if args.trace else "config.asgi:application"
     try:
         for index, port in enumerate(ports):
             env = bench_env(idp.issuer, port, database_file=tmp / "db.sqlite3", layer="redis",
                             redis_url=REDIS_URL,
-                            extra={"GATEWAY_ALLOWED_ORIGINS": ",".join(urls)})
+                            extra={"GATEWAY_ALLOWED_ORIGINS": ",".join(urls),
+                                   "BENCH_LOGOUT_TRACE": str(trace)})
             if index == 0:
                 migrate(env)
-            gateways.append(start_gateway(port, env, tmp / f"gateway{index}.log"))
+            gateways.append(start_gateway(port, env, tmp / f"gateway{index}.log",
+                                          app=app))
         rounds = []
         for number in range(1, args.rounds + 1):
             rounds.append(asyncio.run(one_round(urls, idp.issuer, args.sockets,
                                                 tmp / "gateway0.log")))
             print(f"round {number:3}: {rounds[-1][1]:7.1f} ms from the back-channel call, "
                   f"{rounds[-1][0]:7.1f} ms from the confirmation", flush=True)
-        print(f"{args.sockets} sockets over 2 processes, {args.rounds} rounds")
-        print(f"  from the provider's back-channel call: {percentiles([r[1] for r in rounds])}")
-        print(f"  from the user's logout confirmation:   {percentiles([r[0] for r in rounds])}")
+            if args.trace:
+                received = last_call_received(tmp / "gateway0.log")
+                marks = trace_lines(trace, received - 0.1, received + rounds[-1][1] / 1000 + 0.05)
+                print(f"    {breakdown(marks, received)}", flush=True)
+        calls, confirmations = [r[1] for r in rounds], [r[0] for r in rounds]
+        print(f"{args.sockets} sockets over 2 processes, {args.rounds} rounds, load {load_average()}")
+        print(f"  from the provider's back-channel call: {percentiles(calls)}")
+        print(f"  from the user's logout confirmation:   {percentiles(confirmations)}")
+        if args.json:
+            args.json.write_text(json.dumps({"sockets": args.sockets, "rounds": calls,
+                                             "from_confirmation": confirmations,
+                                             "p50": statistics.median(calls), "p99": p99(calls),
+                                             "load": load_average()}))
     finally:
         for gateway in gateways:
             gateway.stop()
