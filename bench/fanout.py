@@ -61,7 +61,7 @@ import time
 import typing
 from array import array
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from queue import Empty
 from typing import Any, Generic, TypeVar
@@ -567,6 +567,8 @@ def run(args: argparse.Namespace, targets: list[str]) -> None:
                                     f"{ws_urls[0]}/ws/events/", args, clients.go, publish_request,
                                     {"Authorization": f"Bearer {publisher}"}, acked=True)))
         print_rows(rows)
+        if args.json:
+            args.json.write_text(json.dumps({name: asdict(r) for name, r in rows.items()}))
     finally:
         if clients is not None:
             clients.stop()
@@ -603,6 +605,7 @@ def main() -> None:
     parser.add_argument("--idle", type=float, default=15.0,
                         help="after the last publish, a client process stops after this long "
                              "without a message (missing messages count as lost)")
+    parser.add_argument("--json", type=Path, help="write the rows to this file")
     args = parser.parse_args()
     targets = [t.strip().upper() for t in args.targets.split(",") if t.strip()]
     unknown = sorted(set(targets) - set(TARGETS))
