@@ -7,7 +7,8 @@ line each, appended to ``BENCH_LOGOUT_TRACE``) at the points a logout passes thr
 - ``end`` / ``announce`` / ``announced`` / ``ended``: ``end_sessions``: the database work
   is ``end`` to ``announce``, the session-cache broadcast ``announce`` to ``announced``,
   the ``gateway.revoke`` group sends ``announced`` to ``ended``;
-- ``revoke`` / ``closed``: per socket, its revoke event handled and its close frame sent;
+- ``revoke`` / ``closed``: per open socket, its revoke event handled and its close frame
+  handed to the server (a socket gets one event per group it is in; only the first counts);
 - ``gc``: a collection over ``GC_MS`` (generation, ms);
 - ``stall``: the loop unable to run a ``TICK`` timer for over ``STALL_MS`` (wall clock).
 
@@ -63,6 +64,9 @@ _revoke = GatewayConsumer.gateway_revoke
 
 
 async def _traced_revoke(self: GatewayConsumer, event: dict[str, Any]) -> None:
+    if not self.open:  # closed by the session's other group event
+        await _revoke(self, event)
+        return
     mark("revoke")
     await _revoke(self, event)
     mark("closed")
