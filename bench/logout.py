@@ -97,7 +97,7 @@ def breakdown(marks: list[dict[str, Any]], received: float) -> str:
              f"announced {at('announced')}", f"sent {at('ended')}"]
     for pid in sorted({m["pid"] for m in marks if m["what"] == "closed"}):
         parts.append(f"pid {pid}: revoke {at('revoke', pid)}-{at('revoke', pid, True)} "
-                     f"closed {at('closed', pid, True)}")
+                     f"closed {at('closed', pid, True)} lost {at('lost', pid, True)}")
     pauses = [f"{m['what']} {m.get('gen', '')}{' ' if 'gen' in m else ''}{m['ms']} ms "
               f"@{(m['t'] - received) * 1000:.0f} (pid {m['pid']})"
               for m in marks if m["what"] in ("gc", "stall")]

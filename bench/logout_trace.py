@@ -9,6 +9,8 @@ line each, appended to ``BENCH_LOGOUT_TRACE``) at the points a logout passes thr
   the ``gateway.revoke`` group sends ``announced`` to ``ended``;
 - ``revoke`` / ``closed``: per open socket, its revoke event handled and its close frame
   handed to the server (a socket gets one event per group it is in; only the first counts);
+- ``lost``: a websocket's connection gone (the closing handshake done, the server's
+  ``connection_lost``);
 - ``gc``: a collection over ``GC_MS`` (generation, ms);
 - ``stall``: the loop unable to run a ``TICK`` timer for over ``STALL_MS`` (wall clock).
 
@@ -28,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from config.asgi import application as _production
+from config.hardening import WebSocketProtocol
 from consumers.base import GatewayConsumer
 from gateway.login import backchannel, session_cache
 
@@ -72,6 +75,15 @@ async def _traced_revoke(self: GatewayConsumer, event: dict[str, Any]) -> None:
     mark("closed")
 
 GatewayConsumer.gateway_revoke = _traced_revoke  # type: ignore[method-assign]
+
+_lost = WebSocketProtocol.connection_lost
+
+
+def _traced_lost(self: WebSocketProtocol, exc: Exception | None) -> None:
+    mark("lost")
+    _lost(self, exc)
+
+WebSocketProtocol.connection_lost = _traced_lost  # type: ignore[method-assign]
 
 _gc_started = [0.0]
 
