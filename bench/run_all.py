@@ -145,8 +145,8 @@ def fanout_verdicts(rows: Figures, subscribers: str, p99_bar_ms: float,
 def logout_verdicts(figures: Figures) -> list[Verdict]:
     rounds = figures["rounds"]
     return [Verdict("back-channel logout, every socket of the session closed, 2 processes",
-                    "p99 ≤ 100 ms", f"p99 {figures['p99']:.0f} ms, p50 {figures['p50']:.0f} ms, "
-                    f"max {max(rounds):.0f} ms ({len(rounds)} rounds, {figures['sockets']} sockets)",
+                    "p99 ≤ 100 ms", f"p99 {figures['p99']:.1f} ms, p50 {figures['p50']:.1f} ms, "
+                    f"max {max(rounds):.1f} ms ({len(rounds)} rounds, {figures['sockets']} sockets)",
                     figures["p99"] <= 100)]
 
 
@@ -181,6 +181,8 @@ def main() -> None:
     parser.add_argument("--only", default=",".join(BENCHES), help="comma-separated benches")
     parser.add_argument("--skip", default="", help="comma-separated benches to leave out")
     parser.add_argument("--markdown", type=Path, help="also write the table here")
+    parser.add_argument("--commit", help="the commit measured (default: git's HEAD here; a "
+                                         "snapshot made with git archive has no .git)")
     args = parser.parse_args()
     chosen = [n for n in args.only.split(",") if n and n not in args.skip.split(",")]
     unknown = set(chosen) - set(BENCHES)
@@ -188,16 +190,17 @@ def main() -> None:
         parser.error(f"unknown benches {sorted(unknown)}; choose from {','.join(BENCHES)}")
     out = args.out or Path(f"/tmp/bench-run-all-{time.strftime('%Y%m%d-%H%M%S')}")
     out.mkdir(parents=True, exist_ok=True)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
-                            capture_output=True).stdout.strip() or "unknown"
+    commit = args.commit or subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                                           text=True, capture_output=True).stdout.strip()
     started, load_before = time.time(), load_average()
     verdicts: list[Verdict] = []
     for name in chosen:
         figures = run_bench(name, out)
         verdicts += (JUDGES[name](figures) if figures is not None
                      else [Verdict(m, "", "the bench failed: see its log", None) for m in MISSING[name]])
-    header = (f"`bench/run-all` at {commit}, {time.strftime('%Y-%m-%d %H:%M', time.localtime(started))}"
-              f"-{time.strftime('%H:%M')} ({(time.time() - started) / 60:.0f} min), load "
+    began = time.strftime('%Y-%m-%d %H:%M', time.localtime(started))
+    header = (f"`bench/run-all` at {commit or 'an unknown commit'}, {began}-{time.strftime('%H:%M')}"
+              f" ({(time.time() - started) / 60:.0f} min), load "
               f"{load_before} before, {load_average()} after; outputs in {out}")
     table = markdown(verdicts, header)
     (out / "table.md").write_text(table)
