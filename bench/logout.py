@@ -10,6 +10,13 @@ the moment the gateway received the provider's back-channel call (the goal's mea
 taken from the gateway's audit line), and from just before the user's confirming POST
 (which adds the provider's own logout work). Goal: p99 under 100 ms.
 
+The session sockets are ``bench/rawws.py`` subscribers (``--client raw``, the default): they
+parse frames in place, echo the close frame and note when the server then closed the
+connection, the same end as the ``websockets`` client's ``wait_closed`` (``--client
+websockets``). Traced rounds showed that client, a reader task per socket with the
+provider's logout running in a thread beside it, adding 20-40 ms after the server's last
+close under load: the client, not the gateway, set the slowest rounds.
+
 With ``--trace`` the gateways run ``bench.logout_trace:application`` and every round also
 prints where its time went (``bench/logout_trace.py``): the token's checks, the database
 work, the broadcasts, each process's first and last socket closed, and any collector pause
@@ -25,6 +32,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +41,7 @@ from websockets.asyncio.client import ClientConnection
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import devidp
+from bench.rawws import CLOSE, Subscriber, Tally, open_subscriber
 from bench.stack import bench_env, load_average, raise_file_limit
 from devidp.stack import free_port, migrate, start_gateway
 from tests.e2e.flows import login, logout_at_provider, open_ws, session_cookie
@@ -47,10 +56,49 @@ def last_call_received(log: Path) -> float:
     return max(times)
 
 
-async def one_round(urls: list[str], issuer: str, sockets: int, log: Path) -> tuple[float, float]:
-    """(ms from the user's confirming POST, ms from the provider's back-channel call)."""
-    client = login(urls[0], "alice", "alice-password")
-    cookie = session_cookie(client)
+class SessionSocket(Subscriber):
+    """A session socket (``bench/rawws.py``, frames parsed in place) that notes its close:
+    when the close frame arrived and its code, then, after echoing it, when the server
+    closed the connection: the closing handshake done, which the ``websockets`` client's
+    ``wait_closed`` also waits for."""
+
+    code: int | None = None
+    frame_at = 0.0
+    closed_at = 0.0
+
+    def _frame(self, opcode: int, payload: bytes) -> None:
+        if opcode != CLOSE:
+            super()._frame(opcode, payload)
+            return
+        self.frame_at, self.code = time.time(), int.from_bytes(payload[:2], "big")
+        self.send(CLOSE, payload[:2])  # and wait for the server to close the connection
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed_at = time.time()
+        super().connection_lost(exc)
+
+
+async def open_raw(url: str, cookie: str) -> SessionSocket:
+    ws = url.replace("http://", "ws://") + "/ws/"
+    socket, _ = await open_subscriber(ws, {"Cookie": cookie, "Origin": url}, None,
+                                      lambda _: True, Tally(0), "127.0.0.1", SessionSocket)
+    assert isinstance(socket, SessionSocket)
+    return socket
+
+
+async def closes_raw(urls: list[str], cookie: str, sockets: int,
+                     logout: Callable[[], Awaitable[None]]) -> list[float]:
+    """When each socket's server closed it (the closing handshake done) after ``logout``."""
+    opened = [await open_raw(urls[i % 2], cookie) for i in range(sockets)]
+    await logout()
+    await asyncio.wait_for(asyncio.gather(*(asyncio.shield(s.closed) for s in opened)), 10)
+    assert all(s.code == 4401 for s in opened), {s.code for s in opened}
+    return [s.closed_at for s in opened]
+
+
+async def closes_websockets(urls: list[str], cookie: str, sockets: int,
+                            logout: Callable[[], Awaitable[None]]) -> list[float]:
+    """The same with the ``websockets`` client (a reader task per socket)."""
     opened = [await open_ws(urls[i % 2], headers={"Cookie": cookie, "Origin": urls[i % 2]})
               for i in range(sockets)]
     for ws in opened:
@@ -63,9 +111,26 @@ async def one_round(urls: list[str], issuer: str, sockets: int, log: Path) -> tu
         closed_at.append(time.time())
 
     waiters = [asyncio.create_task(wait_closed(ws)) for ws in opened]
-    started = time.time()
-    await asyncio.to_thread(logout_at_provider, issuer, client)
+    await logout()
     await asyncio.wait_for(asyncio.gather(*waiters), 10)
+    return closed_at
+
+
+CLIENTS = {"raw": closes_raw, "websockets": closes_websockets}
+
+
+async def one_round(urls: list[str], issuer: str, sockets: int, log: Path,
+                    client_kind: str) -> tuple[float, float]:
+    """(ms from the user's confirming POST, ms from the provider's back-channel call)."""
+    client = login(urls[0], "alice", "alice-password")
+    started = 0.0
+
+    async def logout() -> None:
+        nonlocal started
+        started = time.time()
+        await asyncio.to_thread(logout_at_provider, issuer, client)
+
+    closed_at = await CLIENTS[client_kind](urls, session_cookie(client), sockets, logout)
     await asyncio.sleep(0.2)  # let the audit writer thread flush the log line
     received = last_call_received(log)
     assert received >= started
@@ -111,6 +176,9 @@ def main() -> None:
     parser.add_argument("--trace", action="store_true",
                         help="print where each round's time went (bench/logout_trace.py)")
     parser.add_argument("--json", type=Path, help="write the rounds to this file")
+    parser.add_argument("--client", choices=tuple(CLIENTS), default="raw",
+                        help="session sockets: RFC 6455 parsed in place (bench/rawws.py), or "
+                             "the websockets library's client with a reader task per socket")
     args = parser.parse_args()
     raise_file_limit()
     print(f"{time.strftime('%Y-%m-%d %H:%M')} load {load_average()} command: {' '.join(sys.argv)}")
@@ -134,7 +202,7 @@ def main() -> None:
         rounds = []
         for number in range(1, args.rounds + 1):
             rounds.append(asyncio.run(one_round(urls, idp.issuer, args.sockets,
-                                                tmp / "gateway0.log")))
+                                                tmp / "gateway0.log", args.client)))
             print(f"round {number:3}: {rounds[-1][1]:7.1f} ms from the back-channel call, "
                   f"{rounds[-1][0]:7.1f} ms from the confirmation", flush=True)
             if args.trace:
@@ -142,7 +210,8 @@ def main() -> None:
                 marks = trace_lines(trace, received - 0.1, received + rounds[-1][1] / 1000 + 0.05)
                 print(f"    {breakdown(marks, received)}", flush=True)
         calls, confirmations = [r[1] for r in rounds], [r[0] for r in rounds]
-        print(f"{args.sockets} sockets over 2 processes, {args.rounds} rounds, load {load_average()}")
+        print(f"{args.sockets} sockets over 2 processes, {args.rounds} rounds, {args.client} "
+              f"client, load {load_average()}")
         print(f"  from the provider's back-channel call: {percentiles(calls)}")
         print(f"  from the user's logout confirmation:   {percentiles(confirmations)}")
         if args.json:
