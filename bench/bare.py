@@ -60,13 +60,13 @@ async def handler(ws: ServerConnection) -> None:
         await {"/sub": subscribe, "/pub": publish}.get(path, echo)(ws)
 
 
-async def main(port: int, probe: Path | None) -> None:
+async def main(port: int, probe: Path | None, ping_seconds: float | None = None) -> None:
     if probe is not None:
         from gateway.ops.loopwatch import probe as run_probe
 
         asyncio.get_running_loop().create_task(run_probe(probe))
-    async with serve(handler, "127.0.0.1", port, compression=None, ping_interval=None,
-                     max_queue=4, backlog=4096):
+    async with serve(handler, "127.0.0.1", port, compression=None, ping_interval=ping_seconds,
+                     ping_timeout=ping_seconds, max_queue=4, backlog=4096):
         await asyncio.Future()
 
 
@@ -74,5 +74,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--probe", type=Path)
+    parser.add_argument("--ping-seconds", type=float, help="keepalive pings (default: none)")
     args = parser.parse_args()
-    run_fast(main(args.port, args.probe))
+    run_fast(main(args.port, args.probe, args.ping_seconds))

@@ -61,7 +61,7 @@ import time
 import typing
 from array import array
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from queue import Empty
 from typing import Any, Generic, TypeVar
@@ -521,7 +521,7 @@ def run(args: argparse.Namespace, targets: list[str]) -> None:
     rows: dict[str, Row] = {}
     try:
         if "L" in targets:
-            bare = BareServer.start()
+            bare = BareServer.start(ping_seconds=args.ping_seconds)
         if "R" in targets or "G" in targets:
             idp = devidp.start(free_port(), urls[0], extra_gateway_urls=urls[1:],
                                access_token_ttl=3600, log_file=tmp / "idp.log")
@@ -531,6 +531,8 @@ def run(args: argparse.Namespace, targets: list[str]) -> None:
                               layer="flat" if args.layer == "flat" else "redis",
                               redis_url=REDIS_URL,
                               extra={"GATEWAY_ALLOWED_ORIGINS": ",".join(urls),
+                                     **({} if args.ping_seconds is None else
+                                        {"GATEWAY_WS_PING_SECONDS": str(args.ping_seconds)}),
                                      **({} if args.layer == "flat"
                                         else {"GATEWAY_CHANNEL_LAYER": args.layer})})
                     for port in ports]
@@ -567,6 +569,8 @@ def run(args: argparse.Namespace, targets: list[str]) -> None:
                                     f"{ws_urls[0]}/ws/events/", args, clients.go, publish_request,
                                     {"Authorization": f"Bearer {publisher}"}, acked=True)))
         print_rows(rows)
+        if args.json:
+            args.json.write_text(json.dumps({name: asdict(r) for name, r in rows.items()}))
     finally:
         if clients is not None:
             clients.stop()
@@ -603,6 +607,10 @@ def main() -> None:
     parser.add_argument("--idle", type=float, default=15.0,
                         help="after the last publish, a client process stops after this long "
                              "without a message (missing messages count as lost)")
+    parser.add_argument("--ping-seconds", type=float,
+                        help="keepalive pings every this many seconds on every target (default: "
+                             "the gateway's 20 s for R and G, none for L)")
+    parser.add_argument("--json", type=Path, help="write the rows to this file")
     args = parser.parse_args()
     targets = [t.strip().upper() for t in args.targets.split(",") if t.strip()]
     unknown = sorted(set(targets) - set(TARGETS))

@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import re
 import statistics
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import httpx
@@ -157,6 +158,7 @@ def main() -> None:
                         help="run the gateway on the Redis channel layer (e.g. redis://127.0.0.1:6379/5)")
     parser.add_argument("--server", default="uvicorn", choices=("uvicorn", "granian"),
                         help="GATEWAY_SERVER for the gateway process")
+    parser.add_argument("--json", type=Path, help="write every round's samples to this file")
     args = parser.parse_args()
     raise_file_limit()
     print(f"{time.strftime('%Y-%m-%d %H:%M')} load {load_average()} command: {' '.join(sys.argv)}")
@@ -202,6 +204,9 @@ def main() -> None:
                       f"server {sample.server_cpu_us:5.0f} us/handshake", flush=True)
         report(samples)
         print(f"load {load_average()}")
+        if args.json:
+            args.json.write_text(json.dumps({name: [asdict(s) for s in runs]
+                                             for name, runs in samples.items()}))
     finally:
         bare.stop()
         gateway.stop()

@@ -46,7 +46,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -314,6 +314,7 @@ def main() -> None:
     parser.add_argument("--idle-seconds", type=float, default=0.0,
                         help="with the K sockets held, measure the server's idle CPU (the "
                              "keepalive pings) over this many seconds; 0 skips it")
+    parser.add_argument("--json", type=Path, help="write the rows to this file")
     args = parser.parse_args()
     limit = raise_file_limit()
     if max(args.counts) + args.burst > limit - 200:
@@ -331,6 +332,8 @@ def main() -> None:
         for layer in args.layers:
             rows += run_layer(layer, args, idp.issuer, tmp, port)
         table(rows)
+        if args.json:
+            args.json.write_text(json.dumps([asdict(r) for r in rows]))
     finally:
         idp.stop()
 

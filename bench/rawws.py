@@ -185,9 +185,10 @@ class Subscriber(asyncio.Protocol):
 
 async def open_subscriber(url: str, headers: dict[str, str], subscribe: bytes | None,
                           ready: Callable[[dict[str, Any]], bool], tally: Tally,
-                          source: str) -> tuple[Subscriber, dict[str, Any]]:
+                          source: str, kind: type[Subscriber] = Subscriber
+                          ) -> tuple[Subscriber, dict[str, Any]]:
     """Connect from ``source``, upgrade, send ``subscribe`` (if any) and wait for the reply
-    that ``ready`` accepts; returns the subscriber and that reply."""
+    that ``ready`` accepts; returns the subscriber (a ``kind``) and that reply."""
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     key = base64.b64encode(os.urandom(16))
@@ -197,7 +198,7 @@ async def open_subscriber(url: str, headers: dict[str, str], subscribe: bytes | 
     request = ("\r\n".join(lines) + "\r\n\r\n").encode()
     loop = asyncio.get_running_loop()
     _, protocol = await asyncio.wait_for(loop.create_connection(
-        lambda: Subscriber(request, key, subscribe, ready, tally), host, port,
+        lambda: kind(request, key, subscribe, ready, tally), host, port,
         local_addr=(source, 0)), OPEN_TIMEOUT)
     try:
         reply = await asyncio.wait_for(asyncio.shield(protocol.ready), OPEN_TIMEOUT)

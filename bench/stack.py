@@ -115,11 +115,13 @@ class BareServer:
     process: subprocess.Popen[bytes]
 
     @classmethod
-    def start(cls, probe_file: Path | None = None) -> BareServer:
+    def start(cls, probe_file: Path | None = None, ping_seconds: float | None = None) -> BareServer:
         port = free_port()
         command = [sys.executable, str(ROOT / "bench" / "bare.py"), "--port", str(port)]
         if probe_file is not None:
             command += ["--probe", str(probe_file)]
+        if ping_seconds is not None:
+            command += ["--ping-seconds", str(ping_seconds)]
         process = subprocess.Popen(command, cwd=ROOT, stdin=subprocess.DEVNULL)
         url = f"ws://{HOST}:{port}/"
         deadline = time.monotonic() + 20

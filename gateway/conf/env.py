@@ -72,7 +72,9 @@ VARIABLES: dict[str, str] = {
     "GATEWAY_SECRET_KEY": "Django secret key (required unless GATEWAY_DEV=true)",
     "GATEWAY_DEV": "true for local development: generated secret key, DEBUG on",
     "GATEWAY_DATABASE_URL": "postgres://user:pass@host:port/db (default: SQLite under var/)",
-    "GATEWAY_SQLITE_PATH": "SQLite file used when no database URL is set (default var/gateway.sqlite3)",
+    "GATEWAY_SQLITE_PATH": "SQLite file used when no database URL is set (default var/gateway.sqlite3);"
+    " WAL mode, every commit synced: its -wal and -shm files sit beside it, so the directory must be"
+    " writable and every process using it must run on the same host",
     "GATEWAY_REDIS_URL": "redis://host:port/db, or redis+sentinel://host:26379,host:26379/service/db:"
     " switches the channel layer to Redis (default in-memory)",
     "GATEWAY_REDIS_SHARDS": "space-separated Redis URLs (each may be redis+sentinel://) the channel"
