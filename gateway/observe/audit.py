@@ -11,7 +11,7 @@ import json
 import logging
 import threading
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 from gateway.observe.metrics import HANDSHAKES
 
@@ -23,15 +23,17 @@ class BatchWriter(logging.Handler):
     """The audit logger's handlers, run by a writer thread in batches.
 
     ``handle`` only appends the finished record to a deque: no lock, no formatting and
-    no thread wake-up on the event loop. Every ``period`` seconds the thread passes
-    what accumulated to the real handlers (stdout, files), which may block on I/O.
+    no thread wake-up on the event loop. :func:`audit` appends less still: its event as
+    a plain dict (``defer``), which the thread encodes and wraps in a record. Every
+    ``period`` seconds the thread passes what accumulated to the real handlers (stdout,
+    files), which may block on I/O.
     """
 
     def __init__(self, handlers: list[logging.Handler], period: float = 0.05) -> None:
         super().__init__()
         self.targets = handlers
         self.period = period
-        self.pending: collections.deque[logging.LogRecord] = collections.deque()
+        self.pending: collections.deque[logging.LogRecord | Deferred] = collections.deque()
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
 
@@ -49,7 +51,8 @@ class BatchWriter(logging.Handler):
 
     def drain(self) -> None:
         while self.pending:
-            record = self.pending.popleft()
+            item = self.pending.popleft()
+            record = item.record() if isinstance(item, Deferred) else item
             for target in self.targets:
                 if record.levelno >= target.level:
                     try:
@@ -60,6 +63,29 @@ class BatchWriter(logging.Handler):
     def stop(self) -> None:
         self.stopping.set()
         self.thread.join(timeout=5)
+
+
+class Deferred(NamedTuple):
+    """An audit event not yet encoded: the writer thread makes its log record."""
+
+    event: dict[str, Any]
+    created: float  # when it happened, not when it is written
+
+    def record(self) -> logging.LogRecord:
+        line = json.dumps(self.event, separators=(", ", ": "), default=str)
+        record = logger.makeRecord(logger.name, logging.INFO, __file__, 0, line, (), None)
+        record.created, record.msecs = self.created, int(self.created * 1000) % 1000
+        return record
+
+
+def _direct_writer() -> BatchWriter | None:
+    """The writer thread, when it is the audit logger's only way out (as deployed): then
+    :func:`audit` hands it the event itself and skips ``logging`` on the event loop."""
+    writer = _writer
+    if writer is None or logger.propagate or logger.disabled or logger.filters:
+        return None
+    handlers = logger.handlers
+    return writer if len(handlers) == 1 and handlers[0] is writer else None
 
 
 def start_audit_writer() -> None:
@@ -89,7 +115,8 @@ def scope_fields(scope: Any) -> dict[str, Any]:
 
 def audit(event: str, outcome: str, reason: str, **fields: Any) -> dict[str, Any]:
     """Write one audit event. `outcome` is "allow" or "deny"; `reason` a reason code."""
-    record: dict[str, Any] = {"ts": round(time.time(), 3), "event": event,
+    now = time.time()
+    record: dict[str, Any] = {"ts": round(now, 3), "event": event,
                               "outcome": outcome, "reason": reason}
     for name in FIELDS[3:]:
         value = fields.pop(name, None)
@@ -97,9 +124,13 @@ def audit(event: str, outcome: str, reason: str, **fields: Any) -> dict[str, Any
             record[name] = value
     if fields:
         raise TypeError(f"unknown audit fields: {sorted(fields)}")
-    if logger.isEnabledFor(logging.INFO):  # makeRecord: no stack walk for the caller
-        line = json.dumps(record, separators=(", ", ": "), default=str)
-        logger.handle(logger.makeRecord(logger.name, logging.INFO, __file__, 0, line, (), None))
+    if logger.isEnabledFor(logging.INFO):
+        deferred = Deferred(record, now)
+        writer = _direct_writer()
+        if writer is not None:
+            writer.pending.append(deferred)  # encoded in the writer thread
+        else:
+            logger.handle(deferred.record())
     if event == "connect":
         HANDSHAKES.labels(outcome, reason).inc()
     return record
