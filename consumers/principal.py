@@ -7,8 +7,18 @@ The only request it takes is in-band re-authentication,
 from __future__ import annotations
 
 from consumers.base import PROTOCOL_VERSION, GatewayConsumer
+from consumers.perprincipal import PerPrincipal
+from consumers.protocol import encode
 from gateway.handshake.first_message import parse_auth_frame
 from oidc.errors import OidcError
+from oidc.types import Principal
+
+
+def _welcome(principal: Principal) -> str:
+    return encode({"v": PROTOCOL_VERSION, "type": "welcome", "principal": principal.as_dict()})
+
+
+welcome_frame = PerPrincipal(_welcome)  # one frame per principal, shared by its sockets
 
 
 class PrincipalConsumer(GatewayConsumer):
@@ -19,8 +29,7 @@ class PrincipalConsumer(GatewayConsumer):
         await self.welcome()
 
     async def welcome(self) -> None:
-        await self.send_json({"v": PROTOCOL_VERSION, "type": "welcome",
-                              "principal": self.principal.as_dict()})
+        await self.send(text_data=welcome_frame(self.principal))
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         credential = parse_auth_frame({"text": text_data})
