@@ -48,7 +48,7 @@ MAX_CLAIMS_BYTES = 4096
 of a grant change still knows its groups and roles, and says it could not check claim paths."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per open socket: no instance dict
 class SocketEntry:
     socket: str  # the channel-layer name: unique, and addressable from any process
     issuer: str
