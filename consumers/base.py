@@ -141,8 +141,7 @@ class GatewayConsumer(RosterMixin, AsyncWebsocketConsumer):
         self.write_now = write_now_of(scope)
         self.serial = asyncio.Lock()
         self.joined: set[str] = set()
-        self.lifetime = Lifetime(self._expiring, functools.partial(
-            self.close_with, CloseCode.UNAUTHENTICATED, "expired"))
+        self.lifetime = Lifetime(self._expiring, self._close_expired)
         EVERY.add(self)
         try:
             while True:
@@ -343,6 +342,9 @@ class GatewayConsumer(RosterMixin, AsyncWebsocketConsumer):
                               "expires_at": self.principal.expires_at})
         if self.scope.get("session_key"):
             await self.refresh_session()
+
+    async def _close_expired(self) -> None:
+        await self.close_with(CloseCode.UNAUTHENTICATED, "expired")
 
     def _address_groups(self) -> list[str]:
         p = self.principal

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
-from consumers import base
 from consumers.base import socket_name
 
 
@@ -16,6 +17,6 @@ def test_names_within_a_process_never_repeat() -> None:
 
 def test_a_forked_process_takes_a_prefix_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
     parent = socket_name()
-    monkeypatch.setattr(base.os, "getpid", lambda: -1)  # what a forked child sees
+    monkeypatch.setattr(os, "getpid", lambda: -1)  # what a forked child sees
     child = socket_name()
     assert parent.split(".")[1] != child.split(".")[1]
