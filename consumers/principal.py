@@ -14,8 +14,9 @@ from oidc.errors import OidcError
 from oidc.types import Principal
 
 
-def _welcome(principal: Principal) -> str:
-    return encode({"v": PROTOCOL_VERSION, "type": "welcome", "principal": principal.as_dict()})
+def _welcome(principal: Principal) -> tuple[str, bytes]:
+    text = encode({"v": PROTOCOL_VERSION, "type": "welcome", "principal": principal.as_dict()})
+    return text, text.encode()
 
 
 welcome_frame = PerPrincipal(_welcome)  # one frame per principal, shared by its sockets
@@ -29,7 +30,9 @@ class PrincipalConsumer(GatewayConsumer):
         await self.welcome()
 
     async def welcome(self) -> None:
-        await self.send(text_data=welcome_frame(self.principal))
+        """Written at once where the server can (``push_frame``), else in order behind
+        the frames already waiting."""
+        self.push_frame(*welcome_frame(self.principal))
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         credential = parse_auth_frame({"text": text_data})

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import atexit
 import collections
+import functools
 import json
 import logging
 import threading
@@ -68,11 +69,23 @@ class BatchWriter(logging.Handler):
 class Deferred(NamedTuple):
     """An audit event not yet encoded: the writer thread makes its log record."""
 
-    event: dict[str, Any]
+    event: str
+    outcome: str
+    reason: str
+    fields: dict[str, Any]
     created: float  # when it happened, not when it is written
 
+    def line(self) -> dict[str, Any]:
+        record: dict[str, Any] = {"ts": round(self.created, 3), "event": self.event,
+                                  "outcome": self.outcome, "reason": self.reason}
+        for name in FIELDS[3:]:
+            value = self.fields.get(name)
+            if value is not None:
+                record[name] = value
+        return record
+
     def record(self) -> logging.LogRecord:
-        line = json.dumps(self.event, separators=(", ", ": "), default=str)
+        line = json.dumps(self.line(), separators=(", ", ": "), default=str)
         record = logger.makeRecord(logger.name, logging.INFO, __file__, 0, line, (), None)
         record.created, record.msecs = self.created, int(self.created * 1000) % 1000
         return record
@@ -104,6 +117,7 @@ FIELDS = (
     "event", "outcome", "reason", "issuer", "subject", "route", "origin", "remote",
     "credential", "kid", "jti_hash", "sid_hash", "detail", "received_at",
 )
+KNOWN_FIELDS = frozenset(FIELDS[3:])
 
 
 def scope_fields(scope: Any) -> dict[str, Any]:
@@ -113,24 +127,25 @@ def scope_fields(scope: Any) -> dict[str, Any]:
             "remote": str(client[0]) if client else None}
 
 
-def audit(event: str, outcome: str, reason: str, **fields: Any) -> dict[str, Any]:
-    """Write one audit event. `outcome` is "allow" or "deny"; `reason` a reason code."""
-    now = time.time()
-    record: dict[str, Any] = {"ts": round(now, 3), "event": event,
-                              "outcome": outcome, "reason": reason}
-    for name in FIELDS[3:]:
-        value = fields.pop(name, None)
-        if value is not None:
-            record[name] = value
-    if fields:
-        raise TypeError(f"unknown audit fields: {sorted(fields)}")
+def audit(event: str, outcome: str, reason: str, **fields: Any) -> None:
+    """Write one audit event. `outcome` is "allow" or "deny"; `reason` a reason code.
+
+    Unknown fields raise here, at once; the line itself (the fields in ``FIELDS`` order,
+    those that are None left out) is made where it is written (``Deferred.record``)."""
+    if not KNOWN_FIELDS.issuperset(fields):
+        raise TypeError(f"unknown audit fields: {sorted(set(fields) - KNOWN_FIELDS)}")
     if logger.isEnabledFor(logging.INFO):
-        deferred = Deferred(record, now)
+        deferred = Deferred(event, outcome, reason, fields, time.time())
         writer = _direct_writer()
         if writer is not None:
             writer.pending.append(deferred)  # encoded in the writer thread
         else:
             logger.handle(deferred.record())
     if event == "connect":
-        HANDSHAKES.labels(outcome, reason).inc()
-    return record
+        _handshakes(outcome, reason).inc()
+
+
+@functools.cache
+def _handshakes(outcome: str, reason: str) -> Any:
+    """The handshake counter's child for these labels (``labels()`` takes a lock each time)."""
+    return HANDSHAKES.labels(outcome, reason)

@@ -112,9 +112,21 @@ def test_no_denial_is_lost_behind_a_blocked_sink(
 
 
 def test_the_record_carries_the_time_of_the_event_not_of_the_write() -> None:
-    record = Deferred({"event": "connect"}, created=1000.25).record()
-    assert (record.created, record.msecs, record.getMessage()) == (1000.25, 250,
-                                                                    '{"event": "connect"}')
+    record = Deferred("connect", "allow", "allowed", {}, created=1000.25).record()
+    assert (record.created, record.msecs) == (1000.25, 250)
+    assert record.getMessage() == ('{"ts": 1000.25, "event": "connect", "outcome": "allow", '
+                                   '"reason": "allowed"}')
+
+
+def test_fields_are_written_in_their_fixed_order_and_none_is_left_out() -> None:
+    line = Deferred("connect", "deny", "forbidden", {"detail": "d", "subject": "bob",
+                                                     "origin": None}, created=1.0).line()
+    assert list(line) == ["ts", "event", "outcome", "reason", "subject", "detail"]
+
+
+def test_an_unknown_field_raises_at_the_call() -> None:
+    with pytest.raises(TypeError, match="token"):
+        audit("connect", "deny", "forbidden", token="never logged")
 
 
 def test_any_other_handler_on_the_audit_logger_gets_the_record_at_once(

@@ -56,7 +56,7 @@ async def test_sockets_of_one_token_get_the_same_full_welcome_built_once() -> No
     assert set(welcome["principal"]) == {"subject", "issuer", "client_id", "groups",
                                          "groups_overage", "roles", "scopes", "expires_at",
                                          "credential", "sid"}
-    assert frames[0] in [value for _, value in welcome_frame.values.values()]
+    assert frames[0] in [text for _, (text, _) in welcome_frame.values.values()]
 
 
 async def test_subprotocol_carrier_selects_fixed_name_only() -> None:
