@@ -140,7 +140,7 @@ class GatewayConsumer(RosterMixin, AsyncWebsocketConsumer):
         self.base_send = functools.partial(_send_unless_gone, send)
         self.write_now = write_now_of(scope)
         self.serial = asyncio.Lock()
-        self.joined: set[str] = set()
+        self.joined: list[str] = []  # a few groups: a list is half a set's size
         self.lifetime = Lifetime(self._expiring, self._close_expired)
         EVERY.add(self)
         try:
@@ -157,10 +157,12 @@ class GatewayConsumer(RosterMixin, AsyncWebsocketConsumer):
 
     async def join(self, group: str) -> None:
         await switchboard().join(group, self)
-        self.joined.add(group)
+        if group not in self.joined:
+            self.joined.append(group)
 
     async def leave(self, group: str) -> None:
-        self.joined.discard(group)
+        if group in self.joined:
+            self.joined.remove(group)
         await switchboard().leave(group, self)
 
     async def leave_all(self) -> None:
