@@ -21,6 +21,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from prometheus_client import Gauge
 
+from consumers.perprincipal import PerPrincipal
 from consumers.protocol import encode
 from consumers.ratelimit import TokenBucket
 from consumers.roster import RosterMixin
@@ -107,6 +108,14 @@ CLOSED_SOCKET_WORK = Gauge(
     "gateway_closed_socket_work",
     "Timers and tasks still pending for disconnected sockets (0 unless something leaks)")
 CLOSED_SOCKET_WORK.set_function(_closed_socket_work)
+
+
+def _principal_groups(p: Principal) -> tuple[str, ...]:
+    subject = subject_group(p.issuer, p.subject)
+    return (subject, sid_group(p.issuer, p.sid)) if p.sid else (subject,)
+
+
+principal_groups = PerPrincipal(_principal_groups)  # one set of names per principal
 
 
 class GatewayConsumer(RosterMixin, AsyncWebsocketConsumer):
@@ -349,10 +358,7 @@ class GatewayConsumer(RosterMixin, AsyncWebsocketConsumer):
         await self.close_with(CloseCode.UNAUTHENTICATED, "expired")
 
     def _address_groups(self) -> list[str]:
-        p = self.principal
-        groups = [subject_group(p.issuer, p.subject)]
-        if p.sid:
-            groups.append(sid_group(p.issuer, p.sid))
+        groups = list(principal_groups(self.principal))
         if self.scope.get("session_key"):
             groups.append(session_group(self.scope["session_key"]))
         return groups
