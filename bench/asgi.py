@@ -93,6 +93,30 @@ def _grown_since_last_probe() -> list[str]:
     return grown
 
 
+class MemoryProbe(AsyncWebsocketConsumer):
+    """``/bench/memory/``: live allocations by line (tracemalloc, ``PYTHONTRACEMALLOC=1``)
+    grown since the previous probe, after a collection: what the sockets opened between
+    two probes hold (``bench/memory_per_socket.py`` divides by their number)."""
+
+    async def connect(self) -> None:
+        await self.accept()
+        gc.collect()
+        grown: list[tuple[str, int, int]] = []
+        if tracemalloc.is_tracing():
+            snapshot = tracemalloc.take_snapshot().filter_traces(
+                [tracemalloc.Filter(False, tracemalloc.__file__)])
+            if _memory_baseline:
+                grown = [(str(stat.traceback), stat.size_diff, stat.count_diff) for stat in
+                         snapshot.compare_to(_memory_baseline[0], "lineno")[:60]]
+            _memory_baseline[:] = [snapshot]
+        gc.freeze()
+        await self.send(text_data=json.dumps({"grown": grown}))
+        await self.close()
+
+
+_memory_baseline: list[Any] = []
+
+
 def _tracked_by_type() -> Counter[str]:
     return Counter(type(o).__name__ for o in gc.get_objects())
 
@@ -208,7 +232,8 @@ class HeapProbe(AsyncWebsocketConsumer):
 ROUTES = {"/bench/open/": OpenConsumer.as_asgi(), "/bench/lean/": LeanConsumer.as_asgi(),
           "/bench/fanout/": FanoutSubscriber.as_asgi(),
           "/bench/fanout-pub/": FanoutPublisher.as_asgi(),
-          "/bench/garbage/": GarbageProbe.as_asgi(), "/bench/heap/": HeapProbe.as_asgi()}
+          "/bench/garbage/": GarbageProbe.as_asgi(), "/bench/heap/": HeapProbe.as_asgi(),
+          "/bench/memory/": MemoryProbe.as_asgi()}
 
 
 async def _websocket(scope: Scope, receive: Receive, send: Send) -> None:

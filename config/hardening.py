@@ -19,7 +19,8 @@ requests). Both let an unauthenticated client hold connections without bound. So
   sockets end together, their ends are handled a bounded number per loop turn
   (``gateway.ops.closegate``): our half of a connection the client half-closed is closed
   in its turn, and so is uvicorn's ``connection_lost``, while the socket counts as
-  disconnected at once (no pings, sends raise ``ClientDisconnected``).
+  disconnected at once (no pings, sends raise ``ClientDisconnected``). Its receive
+  queue is ``config.receivequeue.ReceiveQueue``, not an ``asyncio.Queue`` (memory).
 
 ``config.serve`` sets both variables (validated) before uvicorn imports these classes.
 """
@@ -37,6 +38,7 @@ from websockets.exceptions import InvalidState, ProtocolError
 from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 
+from config.receivequeue import ReceiveQueue
 from gateway.api.server import WRITE_NOW_EXTENSION as WRITE_NOW
 from gateway.api.server import ended_streams, lost_connections, turns
 
@@ -145,6 +147,10 @@ CREDENTIAL_HEADERS = frozenset({b"authorization", b"cookie", b"sec-websocket-pro
 
 
 class WebSocketProtocol(WebSocketsSansIOProtocol):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.queue = ReceiveQueue()  # type: ignore[assignment]  # not an asyncio.Queue: 2.6 KiB less
+
     def connection_lost(self, exc: Exception | None) -> None:
         self.disconnected = True  # uvicorn's mark of a lost connection, set now
         self.stop_keepalive()

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import logging
+import os
+import secrets
 import time
-import uuid
 import weakref
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from typing import Any
 
 from channels.consumer import get_handler_name
@@ -19,6 +21,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from prometheus_client import Gauge
 
+from consumers.perprincipal import PerPrincipal
 from consumers.protocol import encode
 from consumers.ratelimit import TokenBucket
 from consumers.roster import RosterMixin
@@ -64,6 +67,19 @@ OUTBOX_FRAMES = 1000  # frames one socket may have waiting behind a slow client
 _TASKS: set[asyncio.Future[Any]] = set()  # event handlers and writers, kept referenced
 
 
+_names: tuple[int, str, Iterator[int]] = (0, "", iter(()))
+
+
+def socket_name() -> str:
+    """``ws.<process>.<n>``: unique across processes (a random prefix per process, made
+    anew after a fork) without a random draw per socket, as a ``uuid4`` would take."""
+    global _names
+    pid, prefix, counter = _names
+    if pid != os.getpid():
+        pid, prefix, counter = _names = (os.getpid(), secrets.token_hex(8), itertools.count())
+    return f"ws.{prefix}.{next(counter):x}"
+
+
 def _in_background(work: Coroutine[Any, Any, None]) -> None:
     task = asyncio.ensure_future(work)
     _TASKS.add(task)
@@ -100,6 +116,14 @@ CLOSED_SOCKET_WORK = Gauge(
 CLOSED_SOCKET_WORK.set_function(_closed_socket_work)
 
 
+def _principal_groups(p: Principal) -> tuple[str, ...]:
+    subject = subject_group(p.issuer, p.subject)
+    return (subject, sid_group(p.issuer, p.sid)) if p.sid else (subject,)
+
+
+principal_groups = PerPrincipal(_principal_groups)  # one set of names per principal
+
+
 class GatewayConsumer(RosterMixin, AsyncWebsocketConsumer):
     """Accepts the principal the handshake middleware put in the scope.
 
@@ -121,18 +145,18 @@ class GatewayConsumer(RosterMixin, AsyncWebsocketConsumer):
     outbox: deque[str] | None = None  # frames waiting behind one being written
     write_now: WriteNow | None = None  # the server's synchronous writer, if it has one
     base_send: Callable[[dict[str, Any]], Awaitable[None]]
+    bucket: TokenBucket | None = None  # made at the first client frame (``_bucket``)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         """Channels' consumer loop minus the per-socket layer channel and its two tasks."""
         self.scope = scope
         self.channel_layer = get_channel_layer(self.channel_layer_alias)
-        self.channel_name = f"ws.{uuid.uuid4().hex}"  # this socket's name in ledger and roster
+        self.channel_name = socket_name()  # this socket's name in ledger and roster
         self.base_send = functools.partial(_send_unless_gone, send)
         self.write_now = write_now_of(scope)
         self.serial = asyncio.Lock()
-        self.joined: set[str] = set()
-        self.lifetime = Lifetime(self._expiring, functools.partial(
-            self.close_with, CloseCode.UNAUTHENTICATED, "expired"))
+        self.joined: list[str] = []  # a few groups: a list is half a set's size
+        self.lifetime = Lifetime(self._expiring, self._close_expired)
         EVERY.add(self)
         try:
             while True:
@@ -148,10 +172,12 @@ class GatewayConsumer(RosterMixin, AsyncWebsocketConsumer):
 
     async def join(self, group: str) -> None:
         await switchboard().join(group, self)
-        self.joined.add(group)
+        if group not in self.joined:
+            self.joined.append(group)
 
     async def leave(self, group: str) -> None:
-        self.joined.discard(group)
+        if group in self.joined:
+            self.joined.remove(group)
         await switchboard().leave(group, self)
 
     async def leave_all(self) -> None:
@@ -213,7 +239,6 @@ class GatewayConsumer(RosterMixin, AsyncWebsocketConsumer):
     async def connect(self) -> None:
         self.principal = self.scope["principal"]
         limits = settings.GATEWAY.limits
-        self.bucket = TokenBucket(limits.message_rate, limits.message_burst)
         subprotocol = selected_subprotocol(self.scope)
         if not await self._hold_socket(limits.sockets_per_subject):
             self._deny("connect", "too_many_connections",
@@ -251,11 +276,19 @@ class GatewayConsumer(RosterMixin, AsyncWebsocketConsumer):
         """Every client frame takes a token first; an empty bucket closes with 4429."""
         if not self.open:
             return  # refused or closing: nothing more is handled
-        if not self.bucket.take():
+        if not self._bucket().take():
             self._deny("message", "rate_limited")
             await self.close_with(CloseCode.RATE_LIMITED, "rate_limited")
             return
         await super().websocket_receive(message)
+
+    def _bucket(self) -> TokenBucket:
+        """The frame-rate bucket, made at the first frame: most sockets never send one,
+        and a bucket made at connect would be just as full by then (it caps at burst)."""
+        if self.bucket is None:
+            limits = settings.GATEWAY.limits
+            self.bucket = TokenBucket(limits.message_rate, limits.message_burst)
+        return self.bucket
 
     async def reauthenticate(self, credential: Credential) -> Principal:
         """In-band re-authentication with a fresh token or a one-time ticket, validated
@@ -327,11 +360,11 @@ class GatewayConsumer(RosterMixin, AsyncWebsocketConsumer):
         if self.scope.get("session_key"):
             await self.refresh_session()
 
+    async def _close_expired(self) -> None:
+        await self.close_with(CloseCode.UNAUTHENTICATED, "expired")
+
     def _address_groups(self) -> list[str]:
-        p = self.principal
-        groups = [subject_group(p.issuer, p.subject)]
-        if p.sid:
-            groups.append(sid_group(p.issuer, p.sid))
+        groups = list(principal_groups(self.principal))
         if self.scope.get("session_key"):
             groups.append(session_group(self.scope["session_key"]))
         return groups

@@ -7,8 +7,19 @@ The only request it takes is in-band re-authentication,
 from __future__ import annotations
 
 from consumers.base import PROTOCOL_VERSION, GatewayConsumer
+from consumers.perprincipal import PerPrincipal
+from consumers.protocol import encode
 from gateway.api.consumers import parse_auth_frame
 from oidc.errors import OidcError
+from oidc.types import Principal
+
+
+def _welcome(principal: Principal) -> tuple[str, bytes]:
+    text = encode({"v": PROTOCOL_VERSION, "type": "welcome", "principal": principal.as_dict()})
+    return text, text.encode()
+
+
+welcome_frame = PerPrincipal(_welcome)  # one frame per principal, shared by its sockets
 
 
 class PrincipalConsumer(GatewayConsumer):
@@ -19,8 +30,9 @@ class PrincipalConsumer(GatewayConsumer):
         await self.welcome()
 
     async def welcome(self) -> None:
-        await self.send_json({"v": PROTOCOL_VERSION, "type": "welcome",
-                              "principal": self.principal.as_dict()})
+        """Written at once where the server can (``push_frame``), else in order behind
+        the frames already waiting."""
+        self.push_frame(*welcome_frame(self.principal))
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         credential = parse_auth_frame({"text": text_data})

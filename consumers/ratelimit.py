@@ -12,6 +12,8 @@ from collections.abc import Callable
 
 
 class TokenBucket:
+    __slots__ = ("burst", "clock", "rate", "stamp", "tokens")
+
     def __init__(self, rate: float, burst: int,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.rate, self.burst, self.clock = rate, float(burst), clock

@@ -13,11 +13,19 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from consumers.perprincipal import PerPrincipal
 from gateway.api import CloseCode
 from gateway.api.consumers import REDIS, SocketEntry, matcher_view, roster, this_process
 from oidc.types import Principal
 
 VERSION = 1
+
+
+def _matcher_view(p: Principal) -> dict[str, Any]:
+    return matcher_view(p.groups, p.roles, p.claims)
+
+
+roster_view = PerPrincipal(_matcher_view)  # shared by the principal's sockets: never mutated
 
 
 class RosterMixin:
@@ -37,8 +45,7 @@ class RosterMixin:
         return SocketEntry(socket=self.channel_name, issuer=p.issuer, subject=p.subject,
                            route=str(self.scope.get("path", ""))[:200],
                            credential=p.credential.value, process=this_process(),
-                           connected_at=self.enrolled_at,
-                           **matcher_view(p.groups, p.roles, p.claims))
+                           connected_at=self.enrolled_at, **roster_view(p))
 
     async def enrol(self) -> None:
         """List this accepted socket (a roster failure never refuses the socket)."""

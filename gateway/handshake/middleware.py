@@ -106,8 +106,8 @@ class Handshake:
                  clock: Callable[[], float] = time.time) -> None:
         self.policies = policies
         self.clock = clock
-        self.apps: dict[str, ASGIApp] = {
-            p.path: import_string(p.consumer).as_asgi() for p in policies
+        self.consumers: dict[str, Callable[[], ASGIApp]] = {
+            p.path: import_string(p.consumer) for p in policies
         }
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -151,8 +151,9 @@ class Handshake:
         return find_policy(self.policies, scope["path"])
 
     def app_for(self, policy: RoutePolicy) -> ASGIApp:
-        """The consumer that serves an admitted socket of this route."""
-        return self.apps[policy.path]
+        """The consumer that serves an admitted socket of this route: a new instance, as
+        Channels' ``as_asgi()`` makes, without its wrapper's frame held for the socket's life."""
+        return self.consumers[policy.path]()
 
     async def admit(self, scope: dict[str, Any], receive: Any, send: Any, policy: RoutePolicy,
                     credential: Credential | None, *, accepted: bool) -> None:

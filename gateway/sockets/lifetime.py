@@ -18,6 +18,7 @@ from oidc.lifetime import notice_time
 from oidc.types import Principal
 
 Work = Callable[[], Coroutine[Any, Any, None]]
+NO_TASKS: frozenset[asyncio.Future[None]] = frozenset()  # one for every socket (216 B each)
 
 
 class Lifetime:
@@ -28,7 +29,7 @@ class Lifetime:
         self._on_expired: Work | None = on_expired
         self._timer: asyncio.TimerHandle | None = None
         self._noticed_for: float | None = None  # the expiry whose notice was given
-        self.tasks: frozenset[asyncio.Future[None]] | set[asyncio.Future[None]] = frozenset()
+        self.tasks: frozenset[asyncio.Future[None]] | set[asyncio.Future[None]] = NO_TASKS
         self.gone = False  # ended: nothing is armed or started again
 
     def arm(self, principal: Principal, notice: float) -> None:

@@ -41,6 +41,24 @@ async def test_bearer_header_gets_welcome_with_principal() -> None:
     await comm.disconnect()
 
 
+async def test_sockets_of_one_token_get_the_same_full_welcome_built_once() -> None:
+    from consumers.principal import welcome_frame
+
+    frames, bearer = [], f"Bearer {token()}".encode()
+    for _ in range(2):
+        comm = _communicator(headers=[(b"authorization", bearer)])
+        assert (await comm.connect())[0]
+        frames.append(await comm.receive_from())
+        await comm.disconnect()
+    assert frames[0] == frames[1]
+    welcome = json.loads(frames[0])
+    assert (welcome["v"], welcome["type"]) == (1, "welcome")
+    assert set(welcome["principal"]) == {"subject", "issuer", "client_id", "groups",
+                                         "groups_overage", "roles", "scopes", "expires_at",
+                                         "credential", "sid"}
+    assert frames[0] in [text for _, (text, _) in welcome_frame.values.values()]
+
+
 async def test_subprotocol_carrier_selects_fixed_name_only() -> None:
     comm = _communicator(subprotocols=["gateway.v1", f"gateway.bearer.{token()}"])
     connected, subprotocol = await comm.connect()
