@@ -63,8 +63,9 @@ def test_a_bearer_socket_hears_one_notice_at_the_default_lead_and_renews_in_band
     assert seen.closed is None, f"the bearer socket closed: {seen.closed}"
     assert seen.kinds("auth.") == ["auth.expiring"], seen.frames  # nothing before it
     noticed = _assert_one_notice_at_the_default_lead(seen)
-    renewed = [entry for entry in seen.of("ack") if entry[2].get("id") == "renew"]
-    assert len(renewed) == 1, seen.frames
-    _, arrived, ack = renewed[0]
-    assert noticed <= renewed[0][0]
-    assert LIFESPAN - 15 <= ack["expires_at"] - arrived <= LIFESPAN + 1, ack  # a fresh 5-minute token
+    welcomes = seen.of("welcome")  # /ws/ answers the fresh token with a new welcome
+    assert len(welcomes) == 2, seen.frames
+    renewed_at, arrived, renewed = welcomes[1]
+    assert noticed <= renewed_at, (noticed, renewed_at)
+    lifetime = renewed["principal"]["expires_at"] - arrived  # the socket now lives 5 more minutes
+    assert LIFESPAN - 15 <= lifetime <= LIFESPAN + 1, lifetime

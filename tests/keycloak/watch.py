@@ -143,8 +143,7 @@ async def _record(ws: ClientConnection, seen: Seen, began: float,
             seen.frames.append((time.monotonic() - began, time.time(), frame))
             if keycloak is not None and frame["type"] == "auth.expiring":
                 fresh = await asyncio.to_thread(client_token, keycloak)
-                await ws.send(json.dumps({"v": 1, "type": "auth", "id": "renew",
-                                          "token": fresh["access_token"]}))
+                await ws.send(json.dumps({"type": "auth", "token": fresh["access_token"]}))
     except ConnectionClosed as closed:
         code, reason = (closed.rcvd.code, closed.rcvd.reason) if closed.rcvd else (1006, "")
         seen.closed = (time.monotonic() - began, code, reason)
