@@ -134,7 +134,7 @@ def keycloak(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
     try:
         record_refresh_events(server)
         if any(map(_watches_five_minutes, request.session.items)):
-            FIVE_MINUTES.start(server)  # mostly waiting: beside the tests that follow
+            FIVE_MINUTES.start(server, tmp_path_factory.mktemp("five-minutes"))  # beside the rest
         yield server
     finally:
         FIVE_MINUTES.stop()

@@ -22,7 +22,8 @@ NOTICE_WINDOW = (DUE - 20, DUE + 25)  # seconds since the watch began: loaded ma
 
 @pytest.fixture(scope="module")
 def outcome(keycloak: Keycloak) -> Outcome:
-    return FIVE_MINUTES.result(keycloak)
+    """What the watch saw; ``keycloak`` started it (conftest.py)."""
+    return FIVE_MINUTES.result()
 
 
 def _assert_one_notice_at_the_default_lead(seen: Seen) -> float:

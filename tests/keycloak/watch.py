@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -184,15 +183,14 @@ class FiveMinuteWatch:
         self.gateway: GatewayProcess | None = None
         self.thread: threading.Thread | None = None
 
-    def start(self, keycloak: Keycloak) -> None:
+    def start(self, keycloak: Keycloak, tmp: Path) -> None:
         if self.thread is None:
-            self.thread = threading.Thread(target=self._run, args=(keycloak,),
+            self.thread = threading.Thread(target=self._run, args=(keycloak, tmp),
                                            name="five-minute-watch", daemon=True)
             self.thread.start()
 
-    def _run(self, keycloak: Keycloak) -> None:
+    def _run(self, keycloak: Keycloak, tmp: Path) -> None:
         try:
-            tmp = Path(tempfile.mkdtemp(prefix="kc-five-minutes-"))
             port = free_port()
             with five_minute_client(keycloak, f"http://127.0.0.1:{port}"), \
                     temporary_user(keycloak, ERIN) as user_id:
@@ -203,9 +201,8 @@ class FiveMinuteWatch:
         finally:
             self.stop()
 
-    def result(self, keycloak: Keycloak) -> Outcome:
-        self.start(keycloak)  # already started unless the fixture ran before collection chose it
-        assert self.thread is not None
+    def result(self) -> Outcome:
+        assert self.thread is not None, "the keycloak fixture starts the watch"
         self.thread.join(WATCH + 300)
         if self.error is not None:
             raise self.error
