@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import pytest
 
+from tests.keycloak.helpers import access_token_lifespan
 from tests.keycloak.launcher import Keycloak
-from tests.keycloak.watch import FIVE_MINUTES, LIFESPAN, Outcome, Seen
+from tests.keycloak.watch import FIVE_MINUTES, LIFESPAN, Outcome, Seen, client_token
 
 LEAD = min(60, LIFESPAN / 6)  # the default notice, capped at 1/6 of the lifetime: 50 s
 DUE = LIFESPAN - LEAD  # 250 s after the token's issue
@@ -36,12 +37,22 @@ def _assert_one_notice_at_the_default_lead(seen: Seen) -> float:
     return since_issue
 
 
-def test_keycloak_issues_five_minute_tokens_to_the_client_whatever_the_realm_says(
-        outcome: Outcome) -> None:
-    """The client's own ``access.token.lifespan`` held while other modules changed the
-    realm's (10 s, 60 s)."""
+def test_the_watch_saw_five_minute_tokens(outcome: Outcome) -> None:
     assert outcome.bearer_lifetime == LIFESPAN
     assert LIFESPAN - 1 <= outcome.session_lifetime <= LIFESPAN + 40, outcome.session_lifetime
+    for seen in outcome.sessions:  # and the refresh brought another one
+        _, arrived, refreshed = seen.of("auth.refreshed")[0]
+        assert LIFESPAN - 15 <= refreshed["expires_at"] - arrived <= LIFESPAN + 1, refreshed
+
+
+def test_the_clients_own_lifespan_wins_over_the_realms(keycloak: Keycloak,
+                                                       outcome: Outcome) -> None:
+    """Why the watch may run beside the modules that shorten the realm's tokens (10 s, 60 s):
+    the client's ``access.token.lifespan`` wins. Run after the watch and every other module
+    (this module is last), so the realm change here races with nothing."""
+    with access_token_lifespan(keycloak, 60):
+        assert client_token(keycloak)["expires_in"] == LIFESPAN
+        assert keycloak.client_credentials("publisher")["expires_in"] == 60
 
 
 def test_a_session_is_refreshed_once_at_the_default_notice_and_its_sockets_stay_open(
