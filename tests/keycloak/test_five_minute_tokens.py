@@ -38,7 +38,7 @@ def _assert_one_notice_at_the_default_lead(seen: Seen) -> float:
 
 
 def test_the_watch_saw_five_minute_tokens(outcome: Outcome) -> None:
-    assert outcome.bearer_lifetime == LIFESPAN
+    assert LIFESPAN - 2 <= outcome.bearer_lifetime <= LIFESPAN, outcome.bearer_lifetime
     assert LIFESPAN - 1 <= outcome.session_lifetime <= LIFESPAN + 40, outcome.session_lifetime
     for seen in outcome.sessions:  # and the refresh brought another one
         _, arrived, refreshed = seen.of("auth.refreshed")[0]
@@ -51,8 +51,9 @@ def test_the_clients_own_lifespan_wins_over_the_realms(keycloak: Keycloak,
     the client's ``access.token.lifespan`` wins. Run after the watch and every other module
     (this module is last), so the realm change here races with nothing."""
     with access_token_lifespan(keycloak, 60):
-        assert client_token(keycloak)["expires_in"] == LIFESPAN
-        assert keycloak.client_credentials("publisher")["expires_in"] == 60
+        # expires_in is rounded down from Keycloak's millisecond clock: 299 happens
+        assert LIFESPAN - 2 <= client_token(keycloak)["expires_in"] <= LIFESPAN
+        assert 58 <= keycloak.client_credentials("publisher")["expires_in"] <= 60
 
 
 def test_a_session_is_refreshed_once_at_the_default_notice_and_its_sockets_stay_open(
