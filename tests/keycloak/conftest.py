@@ -3,6 +3,11 @@
 Keycloak is the pinned distribution from ``scripts/ensure-keycloak``, started natively
 with ``deploy/keycloak/realm.json`` (the realm file compose mounts). If it cannot be
 fetched or started, every test here fails with the reason: the tier is never skipped.
+Keycloak records REFRESH_TOKEN events for the whole run (refreshes are counted per user).
+
+When the run selected ``test_five_minute_tokens.py``, its watch (``watch.py``) starts in a
+thread as soon as Keycloak is ready, and its tests run last: the watch mostly waits, so the
+rest of the run overlaps its 265 s. A run without that module never starts it.
 """
 
 from __future__ import annotations
@@ -19,10 +24,13 @@ from typing import Any
 import pytest
 
 from devidp.stack import ROOT, GatewayProcess, free_port, gateway_env, migrate, start_gateway
+from tests.keycloak.helpers import record_refresh_events
 from tests.keycloak.launcher import Keycloak, KeycloakUnavailable, launch
+from tests.keycloak.watch import FIVE_MINUTES
 
 REDIS_URL = "redis://127.0.0.1:6379/9"
 API_AUDIENCE = "gateway-api"
+WATCH_MODULE = "test_five_minute_tokens.py"  # reads the watch in watch.py
 READY_TIMEOUT = 300.0
 GATEWAY_READY_TIMEOUT = 90.0  # the machines are shared: be patient, not flaky
 EXPIRY_NOTICE = 4  # seconds; the refresh scenario shortens Keycloak's access tokens to 10 s
@@ -39,6 +47,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "/keycloak/" in str(item.fspath) and "test_compose" not in str(item.fspath):
             item.add_marker(pytest.mark.keycloak)
+    # the five-minute watch's tests wait for it: last, so the rest of the run overlaps it
+    items.sort(key=_watches_five_minutes)  # stable: every other test keeps its place
+
+
+def _watches_five_minutes(item: pytest.Item) -> bool:
+    return item.path.name == WATCH_MODULE and item.path.parent.name == "keycloak"
 
 
 @dataclass
@@ -101,7 +115,7 @@ def keycloak_ports() -> list[int]:
 
 
 @pytest.fixture(scope="session")
-def keycloak(tmp_path_factory: pytest.TempPathFactory,
+def keycloak(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
              keycloak_ports: list[int]) -> Iterator[Keycloak]:
     tmp = tmp_path_factory.mktemp("keycloak")
     public = f"http://127.0.0.1:{keycloak_ports[0]}"
@@ -118,8 +132,12 @@ def keycloak(tmp_path_factory: pytest.TempPathFactory,
     server.started_in = time.monotonic() - started
     print(f"\nkeycloak: ready in {server.started_in:.1f} s at {server.issuer}", file=sys.stderr)
     try:
+        record_refresh_events(server)
+        if any(map(_watches_five_minutes, request.session.items)):
+            FIVE_MINUTES.start(server, tmp_path_factory.mktemp("five-minutes"))  # beside the rest
         yield server
     finally:
+        FIVE_MINUTES.stop()
         server.stop()
 
 

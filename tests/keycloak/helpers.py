@@ -116,6 +116,21 @@ def access_token_lifespan(keycloak: Keycloak, seconds: int) -> Iterator[None]:
         keycloak.admin("PUT", "", json={"accessTokenLifespan": before})
 
 
+def record_refresh_events(keycloak: Keycloak) -> None:
+    """Keycloak stores a REFRESH_TOKEN event per refresh-token request, for the whole run."""
+    config = keycloak.admin("GET", "/events/config").json()
+    assert keycloak.admin("PUT", "/events/config", json={
+        **config, "eventsEnabled": True, "enabledEventTypes": ["REFRESH_TOKEN"]}).status_code == 204
+
+
+def refresh_token_events(keycloak: Keycloak, user_id: str) -> int:
+    """REFRESH_TOKEN events Keycloak recorded for the user: its refresh-token requests."""
+    found = keycloak.admin("GET", "/events", params={
+        "type": "REFRESH_TOKEN", "user": user_id, "max": 1000})
+    assert found.status_code == 200, found.text
+    return len(found.json())
+
+
 @contextlib.contextmanager
 def temporary_user(keycloak: Keycloak, representation: dict[str, Any]) -> Iterator[str]:
     """A realm user made from ``representation`` meanwhile; yields its id."""

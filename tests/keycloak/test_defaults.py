@@ -5,10 +5,14 @@ interval to save time. Here both gateway processes are restarted with every life
 at its default (GATEWAY_EXPIRY_NOTICE_SECONDS 60, GATEWAY_JWKS_MIN_REFETCH_SECONDS 10), and
 Keycloak issues 60 s access tokens, a lifespan companies set:
 - one browser session makes at most one refresh per token lifetime, counted by Keycloak
-  (its REFRESH_TOKEN events), while its sockets on both processes stay open; a bearer
-  socket hears one ``auth.expiring`` per token;
+  (its REFRESH_TOKEN events, recorded for the whole run: ``conftest.py``), while its
+  sockets on both processes stay open; a bearer socket hears one ``auth.expiring`` per
+  token;
 - two signing-key rotations 5 s apart (the second to a new ES256 key) are each accepted at
   once on both processes, for bearer tokens and for a browser sign-in.
+
+5-minute tokens, the other lifespan companies set, are watched at the defaults by
+``test_five_minute_tokens.py``.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from tests.keycloak.helpers import (
     bearer_socket,
     jose_header,
     recv_json,
+    refresh_token_events,
     session_socket,
     temporary_user,
     welcome,
@@ -68,29 +73,14 @@ def defaults(kc_stack: KeycloakStack) -> Iterator[KeycloakStack]:
 
 @pytest.fixture(scope="module")
 def sixty_second_tokens(defaults: KeycloakStack) -> Iterator[None]:
-    keycloak = defaults.keycloak
-    events = keycloak.admin("GET", "/events/config").json()
-    assert keycloak.admin("PUT", "/events/config", json={
-        **events, "eventsEnabled": True, "enabledEventTypes": ["REFRESH_TOKEN"]}).status_code == 204
-    try:
-        with access_token_lifespan(keycloak, LIFESPAN):
-            yield
-    finally:
-        keycloak.admin("PUT", "/events/config", json=events)
+    with access_token_lifespan(defaults.keycloak, LIFESPAN):
+        yield
 
 
 @pytest.fixture
 def dora(defaults: KeycloakStack) -> Iterator[str]:
     with temporary_user(defaults.keycloak, DORA) as user_id:
         yield user_id
-
-
-def _refreshes_at_keycloak(stack: KeycloakStack, user_id: str) -> int:
-    """REFRESH_TOKEN events Keycloak recorded for the user: refresh-token requests."""
-    found = stack.keycloak.admin("GET", "/events", params={
-        "type": "REFRESH_TOKEN", "user": user_id, "max": 1000})
-    assert found.status_code == 200, found.text
-    return len(found.json())
 
 
 async def _session_frames(ws: ClientConnection, seconds: float) -> list[dict[str, Any]]:
@@ -145,7 +135,7 @@ async def test_sixty_second_tokens_refresh_once_per_lifetime_at_the_defaults(
         _bearer_notices(defaults, defaults.gateways[1].url, window))
     lifetimes = (time.monotonic() - started) / LIFESPAN
 
-    refreshes = _refreshes_at_keycloak(defaults, dora)
+    refreshes = refresh_token_events(defaults.keycloak, dora)
     assert 2 <= refreshes <= int(lifetimes) + 1, (
         f"{refreshes} refresh-token requests in {lifetimes:.1f} token lifetimes")
     for frames in seen:  # each socket: a notice, then the shared refresh, each lifetime
