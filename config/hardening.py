@@ -20,7 +20,7 @@ requests). Both let an unauthenticated client hold connections without bound. So
   (``gateway.ops.closegate``): our half of a connection the client half-closed is closed
   in its turn, and so is uvicorn's ``connection_lost``, while the socket counts as
   disconnected at once (no pings, sends raise ``ClientDisconnected``). Its receive
-  queue is ``config.receivequeue.ReceiveQueue``, not an ``asyncio.Queue`` (memory).
+  queue is a ``gateway.api.server.LazyQueue``, not an ``asyncio.Queue`` (memory).
 
 ``config.serve`` sets both variables (validated) before uvicorn imports these classes.
 """
@@ -38,9 +38,8 @@ from websockets.exceptions import InvalidState, ProtocolError
 from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 
-from config.receivequeue import ReceiveQueue
 from gateway.api.server import WRITE_NOW_EXTENSION as WRITE_NOW
-from gateway.api.server import ended_streams, lost_connections, turns
+from gateway.api.server import LazyQueue, ended_streams, lost_connections, turns
 
 MAX_HEAD_BYTES = int(os.environ.get("GATEWAY_MAX_HEADER_BYTES", "32768"))
 HEAD_TIMEOUT = float(os.environ.get("GATEWAY_HANDSHAKE_TIMEOUT_SECONDS", "5"))
@@ -149,7 +148,7 @@ CREDENTIAL_HEADERS = frozenset({b"authorization", b"cookie", b"sec-websocket-pro
 class WebSocketProtocol(WebSocketsSansIOProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.queue = ReceiveQueue()  # type: ignore[assignment]  # not an asyncio.Queue: 2.6 KiB less
+        self.queue = LazyQueue()  # type: ignore[assignment]  # not an asyncio.Queue: 2.6 KiB less
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.disconnected = True  # uvicorn's mark of a lost connection, set now

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from gateway.api._lazy import load
 
 if TYPE_CHECKING:
+    from gateway.bus.lazyqueue import LazyQueue
     from gateway.bus.memory import FlatInMemoryChannelLayer
     from gateway.bus.redis import PubSubChannelLayer
     from gateway.bus.target import layer_host
@@ -55,6 +56,7 @@ _HOMES = {
     "ended_streams": "gateway.ops.closegate",
     "lost_connections": "gateway.ops.closegate",
     "WRITE_NOW_EXTENSION": "gateway.sockets.writenow:EXTENSION",
+    "LazyQueue": "gateway.bus.lazyqueue",  # a receive queue of a few bytes while idle
     # settings (dotted paths: "gateway.api.server.host_check") and a launcher's own variables
     "host_check": "gateway.ops.hostcheck",  # MIDDLEWARE, first: 400 disallowed_host, audited
     "admin_follows_provider": "gateway.login.adminfresh",  # MIDDLEWARE, after authentication
@@ -77,6 +79,7 @@ __all__ = [
     "Drain",
     "FlatInMemoryChannelLayer",
     "Handshake",
+    "LazyQueue",
     "Lifespan",
     "LocalSockets",
     "OriginGuard",

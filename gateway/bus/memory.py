@@ -29,7 +29,7 @@ import asyncio
 import secrets
 import string
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from contextlib import suppress
 from copy import deepcopy
@@ -37,6 +37,8 @@ from typing import Any
 
 from channels.exceptions import ChannelFull
 from channels.layers import BaseChannelLayer
+
+from gateway.bus.lazyqueue import LazyQueue
 
 __all__ = ["SWEEP_PER_CALL", "FlatInMemoryChannelLayer"]
 
@@ -50,84 +52,43 @@ _Entry = tuple[float, Message]  # (expires at, message)
 _NO_MEMBERS: Mapping[str, float] = {}
 
 
-class _Inbox:
+class _Inbox(LazyQueue[_Entry]):
     """One channel's queue. Its oldest entry can be read, and it counts the receivers
     waiting on it, so an empty queue with a waiting receiver is never dropped.
 
     Not an ``asyncio.Queue``: every socket holds one, waiting, for its whole life, and a
-    Queue (three deques and an Event with a fourth) takes about 3 KiB even when empty.
-    This one holds a deque only while messages wait, and a list of waiters only while
-    receivers wait: about 0.2 KiB per idle socket (bench/README.md, memory).
+    Queue takes about 3 KiB even when empty; a ``LazyQueue`` about 0.2 KiB per idle
+    socket (bench/README.md, memory).
     """
 
-    __slots__ = ("_getters", "_queue", "maxsize", "receivers")
+    __slots__ = ("maxsize", "receivers")
 
     def __init__(self, maxsize: int) -> None:
+        super().__init__()
         self.maxsize = maxsize
         self.receivers = 0
-        self._queue: deque[_Entry] | None = None
-        self._getters: list[asyncio.Future[None]] | None = None
 
-    def put_nowait(self, entry: _Entry) -> None:
-        """Queue ``entry``; ``asyncio.QueueFull`` at ``maxsize`` (0: no limit)."""
-        entries = self._queue
-        if entries is None:
-            entries = self._queue = deque()
-        elif 0 < self.maxsize <= len(entries):
+    def put_nowait(self, item: _Entry) -> None:
+        """Queue ``item``; ``asyncio.QueueFull`` at ``maxsize`` (0: no limit)."""
+        if 0 < self.maxsize <= self.qsize():
             raise asyncio.QueueFull
-        entries.append(entry)
-        self._wake_one()
-
-    async def get(self) -> _Entry:
-        """The oldest entry, waiting for one (FIFO among waiting receivers)."""
-        while not self._queue:
-            waiter = asyncio.get_running_loop().create_future()
-            if self._getters is None:
-                self._getters = []
-            self._getters.append(waiter)
-            try:
-                await waiter
-            except BaseException:
-                self._drop_waiter(waiter)
-                if self._queue and not waiter.cancelled():
-                    self._wake_one()  # it was woken for an entry it will not take
-                raise
-        entry = self._queue.popleft()
-        if not self._queue:
-            self._queue = None
-        return entry
-
-    def _wake_one(self) -> None:
-        getters = self._getters
-        while getters:
-            waiter = getters.pop(0)
-            if not waiter.done():
-                waiter.set_result(None)
-                break
-        if not getters:
-            self._getters = None
-
-    def _drop_waiter(self, waiter: asyncio.Future[None]) -> None:
-        if self._getters is not None and waiter in self._getters:
-            self._getters.remove(waiter)
-            if not self._getters:
-                self._getters = None
+        super().put_nowait(item)
 
     def drop_expired(self, now: float) -> bool:
         """Drop entries that expired before ``now`` (oldest first); True if any was."""
-        entries = self._queue
+        entries = self._items
         if not entries or entries[0][0] >= now:
             return False
         while entries and entries[0][0] < now:
             entries.popleft()
         if not entries:
-            self._queue = None
+            self._items = None
         return True
 
     @property
     def idle(self) -> bool:
         """No message and nobody waiting: the channel can be forgotten."""
-        return not self._queue and self.receivers == 0
+        return not self._items and self.receivers == 0
 
 
 class FlatInMemoryChannelLayer(BaseChannelLayer):  # type: ignore[misc]  # channels is untyped

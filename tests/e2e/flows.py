@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
-from collections.abc import Callable
+import time
+from collections.abc import AsyncIterator, Callable
 from html import unescape
 from typing import Any, cast
 from urllib.parse import parse_qs, urlencode, urljoin, urlsplit, urlunsplit
@@ -84,6 +86,17 @@ async def open_ws(gateway: str, *, path: str = "/ws/", headers: dict[str, str] |
 async def first_message(ws: ClientConnection) -> dict[str, Any]:
     message: dict[str, Any] = json.loads(await ws.recv())
     return message
+
+
+async def frames_until(ws: ClientConnection, deadline: float) -> AsyncIterator[dict[str, Any]]:
+    """The JSON frames ``ws`` receives until ``deadline`` (``time.monotonic()``); a close
+    raises ``ConnectionClosed``."""
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            frame: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), left))
+        except TimeoutError:
+            return
+        yield frame
 
 
 async def closed_with(gateway: str, **kwargs: Any) -> tuple[int, str]:

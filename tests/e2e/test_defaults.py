@@ -33,7 +33,7 @@ from websockets.exceptions import ConnectionClosed
 
 import devidp
 from devidp.stack import GatewayProcess, free_port, gateway_env, migrate, start_gateway
-from tests.e2e.flows import login, open_ws, service_token, session_cookie, ws_url
+from tests.e2e.flows import frames_until, login, open_ws, service_token, session_cookie, ws_url
 
 # What it tests is timing at the defaults, not the database engine: the PostgreSQL pass,
 # which would spend another five minutes on it, skips it (test_lifetime.py runs there).
@@ -83,11 +83,7 @@ async def _watch(ws: ClientConnection, seen: Watch, began: float,
     """Record ``ws`` until the watch ends; with ``answer``, reply to each notice with a
     fresh token from that site's provider, as a bearer client should."""
     try:
-        while (left := began + WATCH - time.monotonic()) > 0:
-            try:
-                frame = json.loads(await asyncio.wait_for(ws.recv(), left))
-            except TimeoutError:
-                break
+        async for frame in frames_until(ws, began + WATCH):
             seen.frames.append((time.monotonic() - began, frame["type"]))
             if answer is not None and frame["type"] == "auth.expiring":
                 fresh = await asyncio.to_thread(answer.token)

@@ -37,6 +37,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from devidp.stack import GatewayProcess, free_port, gateway_env, migrate, start_gateway
+from tests.e2e.flows import frames_until
 from tests.keycloak.flows import login
 from tests.keycloak.helpers import bearer_socket, refresh_token_events, session_socket, temporary_user
 from tests.keycloak.launcher import Keycloak
@@ -128,11 +129,7 @@ async def _record(ws: ClientConnection, seen: Seen, began: float,
     """Record ``ws`` until the watch ends; with ``keycloak``, answer each ``auth.expiring``
     with a fresh token of the client, as a bearer client should."""
     try:
-        while (left := began + WATCH - time.monotonic()) > 0:
-            try:
-                frame = json.loads(await asyncio.wait_for(ws.recv(), left))
-            except TimeoutError:
-                break
+        async for frame in frames_until(ws, began + WATCH):
             seen.frames.append((time.monotonic() - began, time.time(), frame))
             if keycloak is not None and frame["type"] == "auth.expiring":
                 fresh = await asyncio.to_thread(client_token, keycloak)

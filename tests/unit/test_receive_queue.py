@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
-from config.receivequeue import ReceiveQueue
+from gateway.api.server import LazyQueue
 
 
 async def test_items_come_out_in_order_and_the_queue_empties() -> None:
-    queue = ReceiveQueue()
+    queue = LazyQueue[object]()
     assert queue.empty()
     for n in range(3):
         queue.put_nowait(n)
@@ -18,7 +18,7 @@ async def test_items_come_out_in_order_and_the_queue_empties() -> None:
 
 
 async def test_a_waiting_receiver_gets_the_next_item() -> None:
-    queue = ReceiveQueue()
+    queue = LazyQueue[object]()
     receiver = asyncio.ensure_future(queue.get())
     await asyncio.sleep(0)
     assert not receiver.done()
@@ -27,7 +27,7 @@ async def test_a_waiting_receiver_gets_the_next_item() -> None:
 
 
 async def test_a_receiver_cancelled_after_its_wake_up_leaves_the_item_to_the_next() -> None:
-    queue = ReceiveQueue()
+    queue = LazyQueue[object]()
     first, second = asyncio.ensure_future(queue.get()), asyncio.ensure_future(queue.get())
     await asyncio.sleep(0)
     queue.put_nowait("frame")  # wakes the first
@@ -37,7 +37,7 @@ async def test_a_receiver_cancelled_after_its_wake_up_leaves_the_item_to_the_nex
 
 
 async def test_a_cancelled_receiver_is_forgotten() -> None:
-    queue = ReceiveQueue()
+    queue = LazyQueue[object]()
     receiver = asyncio.ensure_future(queue.get())
     await asyncio.sleep(0)
     receiver.cancel()

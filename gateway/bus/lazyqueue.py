@@ -1,24 +1,26 @@
-"""A lighter receive queue for uvicorn's websocket protocol (``config.hardening``).
+"""A first-in first-out queue that costs almost nothing while idle.
 
-uvicorn gives every websocket an ``asyncio.Queue`` for the messages its app receives:
-three deques and an ``Event`` with a fourth, about 2.6 KiB per socket even when empty,
-for the whole life of the socket. This queue keeps a deque only while messages wait and
-a list only while a receiver waits: a few dozen bytes on an idle socket. It offers what
-uvicorn calls: ``put_nowait``, ``get`` and ``empty``.
+Every socket holds a queue for its whole life: uvicorn's receive queue, and the in-memory
+layer's inbox of its channel. An ``asyncio.Queue`` (three deques and an ``Event`` with a
+fourth) takes about 2.6 KiB even when empty. This one keeps a deque only while items
+wait and a list only while receivers wait: a few dozen bytes on an idle socket. It
+offers what uvicorn calls (``put_nowait``, ``get``, ``empty``) and ``qsize``.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import Any
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
 
 
-class ReceiveQueue:
+class LazyQueue(Generic[T]):
     __slots__ = ("_getters", "_items")
 
     def __init__(self) -> None:
-        self._items: deque[Any] | None = None
+        self._items: deque[T] | None = None
         self._getters: list[asyncio.Future[None]] | None = None
 
     def empty(self) -> bool:
@@ -27,13 +29,13 @@ class ReceiveQueue:
     def qsize(self) -> int:
         return len(self._items) if self._items else 0
 
-    def put_nowait(self, item: Any) -> None:
+    def put_nowait(self, item: T) -> None:
         if self._items is None:
             self._items = deque()
         self._items.append(item)
         self._wake_one()
 
-    async def get(self) -> Any:
+    async def get(self) -> T:
         """The oldest item, waiting for one (FIFO among waiting receivers)."""
         while not self._items:
             waiter = asyncio.get_running_loop().create_future()
