@@ -74,8 +74,15 @@ class ReportingShard(RedisSingleShardConnection):  # type: ignore[misc]  # chann
 
     async def _do_receiving(self) -> None:
         """channels-redis's read loop, with a lost Redis reported once and retried with
-        backoff (``gateway.observe.outage``) instead of a traceback every second."""
+        backoff (``gateway.observe.outage``) instead of a traceback every second.
+
+        A cancel that meets the read's own 0.1 s timeout can come back as "no message"
+        (redis-py returns None on a read timeout), and the loop would read on for ever while
+        ``flush`` waits for it: the task's pending cancel request is checked each turn."""
+        task = asyncio.current_task()
         while True:
+            if task is not None and task.cancelling():
+                raise asyncio.CancelledError
             try:
                 if self._pubsub and self._pubsub.subscribed:
                     message = await self._pubsub.get_message(ignore_subscribe_messages=True,

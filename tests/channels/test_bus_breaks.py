@@ -4,6 +4,7 @@ reconnected, and the bus watchdog acts on every kind of break, against a real Re
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -127,6 +128,38 @@ async def test_the_watchdog_closes_sockets_on_each_kind_of_break() -> None:
     await watch.check()
     assert bus_up() and len(closer.calls) == 3, "back, on the same Redis: nothing more to close"
     assert BUS_BREAKS._value.get() == breaks + 3, "each break counted once on /metrics"
+
+
+async def test_a_cancel_the_client_library_absorbs_still_ends_the_read_loop(layer: Any) -> None:
+    """redis-py can answer a cancel that meets its own read timeout with "no message": the
+    read loop must still end, or the layer's flush (which cancels it and waits, deaf to its
+    own cancel) never does. Seen once: a suite hung 13 minutes in the flush of the test
+    below."""
+    await subscribed(layer, "absorbed")
+    (shard,) = layer._get_layer()._shards
+    pubsub, loop_task = shard._pubsub, shard._receive_task
+
+    calls = 0
+
+    async def absorbing(**kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        # a read that times out; a cancel meeting it is answered as "no message"
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(0.1)
+        return None
+
+    read = pubsub.get_message
+    pubsub.get_message = absorbing
+    try:
+        await eventually(lambda: calls >= 2, "the loop reads through the absorbing client")
+        loop_task.cancel()
+        await asyncio.wait({loop_task}, timeout=2)
+    finally:
+        pubsub.get_message = read
+        went_on = not loop_task.done()
+        loop_task.cancel()  # the real client lets a cancel through: the teardown's flush ends
+    assert not went_on, "the read loop went on after its cancel"
 
 
 async def test_until_the_subscriber_is_back_the_bus_is_not(tmp_path: Path) -> None:
