@@ -16,10 +16,10 @@ from django.conf import settings
 from django.db.backends.sqlite3.base import DatabaseWrapper
 
 
+@pytest.mark.sqlite_only  # the PostgreSQL pass of the tier (scripts/test) leaves it out
 def test_sqlite_commits_to_a_synced_write_ahead_log(tmp_path: Path, django_db_blocker: Any) -> None:
     configured = settings.DATABASES["default"]
-    if not configured["ENGINE"].endswith("sqlite3"):
-        pytest.skip("PostgreSQL run of the tier: no SQLite journal")
+    assert configured["ENGINE"].endswith("sqlite3"), "run on SQLite, the default engine"
     wrapper = DatabaseWrapper({**configured, "NAME": str(tmp_path / "gateway.sqlite3")},
                               alias="journal-check")
     try:
