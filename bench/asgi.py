@@ -26,7 +26,6 @@ import os
 import re
 import sys
 import tempfile
-import time
 import tracemalloc
 import types
 from collections import Counter
@@ -130,10 +129,10 @@ class GarbageProbe(AsyncWebsocketConsumer):
 
     async def connect(self) -> None:
         await self.accept()
-        # Threads free objects too: the audit writer drops each event it wrote. With the
-        # loop held here no event comes in, and 0.2 s lets the writer (every 0.05 s) finish,
-        # so what it frees is not counted as what the collection freed.
-        time.sleep(0.2)  # noqa: ASYNC251  # the loop held on purpose (a bench probe)
+        # Other threads free objects too (the audit writer drops each event it wrote): with
+        # a long switch interval none of them runs until the count is made.
+        switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(30)
         gc.unfreeze()
         before = _tracked_by_type()
         gc.set_debug(gc.DEBUG_SAVEALL)
@@ -143,6 +142,7 @@ class GarbageProbe(AsyncWebsocketConsumer):
             # A cycle through a suspended generator ends while it is finalized (the
             # generator closes, its frame lets go): freed then, never saved in gc.garbage.
             found = saved + (before - _tracked_by_type() - saved)
+            sys.setswitchinterval(switch_interval)
             frames = Counter(f"{o.f_code.co_filename.rsplit('/', 2)[-1]}:{o.f_code.co_qualname}"
                              for o in gc.garbage if isinstance(o, types.FrameType))
             errors = Counter(type(o).__name__ for o in gc.garbage if isinstance(o, BaseException))
@@ -153,6 +153,7 @@ class GarbageProbe(AsyncWebsocketConsumer):
                 holders.update(f"{type(h).__name__}" for h in gc.get_referrers(r)
                                if not isinstance(h, (dict, list, types.FrameType)))
         finally:
+            sys.setswitchinterval(switch_interval)
             gc.set_debug(0)
             gc.garbage.clear()
             gc.collect()
