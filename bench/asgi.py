@@ -19,6 +19,7 @@ wrapper). ``deployed`` puts them in front of the production application
 as deployed (``bench/fanout.py`` measures G and R in the same processes).
 """
 
+import asyncio
 import ctypes
 import gc
 import json
@@ -38,6 +39,7 @@ from config.asgi import application as production
 from config.asgi import django_http, router, websocket
 from consumers.base import GatewayConsumer
 from gateway.ops.drain import Receive, Scope, Send
+from gateway.ops.gcpolicy import requests_in_flight
 
 FANOUT_GROUP = "bench-fanout"
 WELCOME = '{"type":"welcome"}'
@@ -129,6 +131,7 @@ class GarbageProbe(AsyncWebsocketConsumer):
 
     async def connect(self) -> None:
         await self.accept()
+        await _requests_done()
         # Other threads free objects too (the audit writer drops each event it wrote): with
         # a long switch interval none of them runs until the count is made.
         switch_interval = sys.getswitchinterval()
@@ -165,6 +168,16 @@ class GarbageProbe(AsyncWebsocketConsumer):
                                               "exceptions": errors.most_common(10),
                                               "request_holders": holders.most_common(10)}))
         await self.close()
+
+
+async def _requests_done(limit: float = 10.0) -> None:
+    """Wait until no plain HTTP request is in flight, as the policy's rounds do before
+    they freeze: a request's thread (and its database connection's wrapper, a cycle)
+    may outlive the response its client already read, and ends only when the request's
+    context has joined it. Freezing before that would strand the wrapper."""
+    deadline = asyncio.get_running_loop().time() + limit
+    while requests_in_flight() and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110 (a counter, no event)
+        await asyncio.sleep(0.01)
 
 
 class _MallInfo2(ctypes.Structure):

@@ -61,6 +61,11 @@ def request_in_flight() -> Iterator[None]:
         _in_flight -= 1
 
 
+def requests_in_flight() -> int:
+    """Plain HTTP requests running now (their objects are not frozen meanwhile)."""
+    return _in_flight
+
+
 def freeze_survivors() -> int:
     """Collect the unfrozen objects, then freeze what survived; while a request is in
     flight (a bounded number of rounds), collect the young generations only, and freeze

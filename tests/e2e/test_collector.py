@@ -13,11 +13,13 @@ parser generator, whose frame holds the protocol (``config.hardening`` ends the 
 when the connection is lost). A collection frees such a cycle while finalizing the
 generator, so it never reaches ``gc.garbage``: the probe counts what the collection freed.
 
-Not yet closed: under load a database connection's wrapper (a cycle of its own: the
-wrapper, its features, operations, creation...) is sometimes found, one at a time, with
-CPU burners beside the test and in two full-suite runs; its thread is not yet identified,
-and the half-hour soak's memory stays flat. At most one is tolerated, and its objects.
-The requests are probed apart, for their own cycles, before the sockets.
+The probe waits, as the policy's rounds do, until no plain HTTP request is in flight: a
+request's thread, with its database connection's wrapper (a cycle of its own), ends only
+when the request's context has joined it, after its client has the response. Under load
+a probe that froze before that stranded the wrapper, and this test saw it (3 runs in 4
+with two CPU burners beside it, none in 5 since); the rounds do not freeze while a
+request is in flight (`gateway.ops.gcpolicy`). The requests are probed
+apart, for their own cycles, before the sockets.
 
 The gateway here runs ``bench.asgi:application``, whose ``/bench/garbage/`` reports what a
 full collection, frozen objects included, would find unreachable.
@@ -39,7 +41,6 @@ from tests.e2e.flows import login, open_ws, service_token, session_cookie
 SOCKETS = 60
 CONNECTION_TYPES = {"WebSocketProtocol", "HttpToolsProtocol", "ServerProtocol",
                     "TCPTransport", "HttpRequestParser"}
-WRAPPER_OBJECTS = 40  # a database wrapper's own cycle: the wrapper, its features, ops...
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +80,5 @@ async def test_closed_connections_leave_no_cycles_for_the_frozen_generation(
     by_type = dict(found["by_type"])
     assert not CONNECTION_TYPES & set(by_type), found
     assert not {"AttributeError", "RequestAborted"} & set(dict(found["exceptions"])), found
-    wrappers = by_type.get("DatabaseWrapper", 0)  # per thread, not per connection (above)
-    assert wrappers <= 1, found
-    assert found["unreachable"] < SOCKETS + wrappers * WRAPPER_OBJECTS, found
+    assert "DatabaseWrapper" not in by_type, found
+    assert found["unreachable"] < SOCKETS, found
