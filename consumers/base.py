@@ -21,7 +21,6 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from prometheus_client import Gauge
 
-from consumers.perprincipal import PerPrincipal
 from consumers.protocol import encode
 from consumers.ratelimit import TokenBucket
 from consumers.roster import RosterMixin
@@ -46,6 +45,7 @@ from gateway.api.consumers import (
     write_now_of,
 )
 from oidc.errors import OidcError
+from oidc.perprincipal import PerPrincipal
 from oidc.policy import evaluate
 from oidc.types import CredentialKind, Principal
 

@@ -7,10 +7,10 @@ The only request it takes is in-band re-authentication,
 from __future__ import annotations
 
 from consumers.base import PROTOCOL_VERSION, GatewayConsumer
-from consumers.perprincipal import PerPrincipal
 from consumers.protocol import encode
 from gateway.api.consumers import parse_auth_frame
 from oidc.errors import OidcError
+from oidc.perprincipal import PerPrincipal
 from oidc.types import Principal
 
 

@@ -13,9 +13,9 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from consumers.perprincipal import PerPrincipal
 from gateway.api import CloseCode
 from gateway.api.consumers import REDIS, SocketEntry, matcher_view, roster, this_process
+from oidc.perprincipal import PerPrincipal
 from oidc.types import Principal
 
 VERSION = 1

@@ -9,6 +9,8 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any, NewType, TypedDict
 
+from oidc.perprincipal import PerPrincipal
+
 __all__ = [
     "ChannelName",
     "ClaimsSnapshot",
@@ -68,7 +70,9 @@ class Principal:
         object.__setattr__(self, "claims", _freeze(self.claims))
 
     def with_credential(self, kind: CredentialKind) -> Principal:
-        return self if kind is self.credential else dataclasses.replace(self, credential=kind)
+        """This principal as presented by ``kind``: one object per principal and kind, so
+        its sockets share what is derived from it (``oidc.perprincipal``)."""
+        return self if kind is self.credential else _AS_KIND[kind](self)
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-safe description (no token, no raw claims)."""
@@ -122,3 +126,10 @@ class Token:
     def __post_init__(self) -> None:
         object.__setattr__(self, "header", _freeze(self.header))
         object.__setattr__(self, "claims", _freeze(self.claims))
+
+
+def _presented_as(kind: CredentialKind) -> PerPrincipal[Principal, Principal]:
+    return PerPrincipal(lambda principal: dataclasses.replace(principal, credential=kind))
+
+
+_AS_KIND = {kind: _presented_as(kind) for kind in CredentialKind}

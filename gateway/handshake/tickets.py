@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import logging
 import secrets
 import time
@@ -26,6 +27,7 @@ from redis.exceptions import RedisError
 from gateway.handshake.credentials import TICKET_PREFIX
 from gateway.handshake.ticketstore import tickets
 from oidc.errors import OidcError
+from oidc.introspection import PrincipalCache
 from oidc.types import CredentialKind, Principal
 
 logger = logging.getLogger("gateway.tickets")
@@ -70,10 +72,28 @@ def store_ticket(issuer: str, subject: str, **binding: Any) -> str:
     return ticket
 
 
-def principal_snapshot(principal: Principal) -> dict[str, Any]:
-    """What a bearer-minted ticket remembers of its principal (JSON-safe)."""
-    return {**principal.as_dict(), "claims": dict(principal.claims), "kid": principal.kid,
-            "jti_hash": principal.jti_hash, "issued_at": principal.issued_at}
+def principal_snapshot(principal: Principal) -> str:
+    """What a bearer-minted ticket remembers of its principal: canonical JSON text, the
+    same for every ticket of the same principal, so their redemptions share one object."""
+    return json.dumps({**principal.as_dict(), "claims": dict(principal.claims),
+                       "kid": principal.kid, "jti_hash": principal.jti_hash,
+                       "issued_at": principal.issued_at},
+                      sort_keys=True, separators=(",", ":"), default=str)
+
+
+# One principal object per snapshot text, so what sockets derive from it once (welcome
+# frame, roster view: ``oidc.perprincipal``) is shared by every ticket it minted.
+redeemed_principals = PrincipalCache(ttl=300.0, max_entries=10_000)
+
+
+def _redeemed_principal(snapshot: str | dict[str, Any], now: float) -> Principal:
+    if isinstance(snapshot, dict):  # minted by a process from before snapshots were text
+        return _principal_from_snapshot(snapshot)
+    principal = redeemed_principals.get(snapshot, now)
+    if principal is None:
+        principal = _principal_from_snapshot(json.loads(snapshot))
+        redeemed_principals.put(snapshot, principal, now)
+    return principal
 
 
 def _number_or_none(value: Any) -> float | None:
@@ -137,5 +157,5 @@ async def redeem_ticket(ticket: str, *, now: float) -> Redeemed:
     if record is None or float(record["expires_at"]) <= now:
         raise InvalidTicket()
     if record.get("principal") is not None:
-        return Redeemed(None, _principal_from_snapshot(record["principal"]))
+        return Redeemed(None, _redeemed_principal(record["principal"], now))
     return Redeemed(record.get("session_key"), None)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from consumers.perprincipal import PerPrincipal
+import gc
+import weakref
+
+from oidc.perprincipal import PerPrincipal
 from oidc.types import CredentialKind, Principal
 
 
@@ -26,17 +29,39 @@ def test_one_principal_is_derived_once_and_its_sockets_share_the_value() -> None
 
 
 def test_another_principal_object_gets_its_own_value_even_when_equal() -> None:
-    view = PerPrincipal(lambda p: sorted(p.groups))
+    view: PerPrincipal[Principal, list[str]] = PerPrincipal(lambda p: sorted(p.groups))
     assert view(principal()) == view(principal()) == ["a", "b"]
     alice = principal("alice", frozenset({"c"}))
     assert view(alice) == ["c"]
 
 
 def test_a_principal_that_dies_takes_its_value_with_it() -> None:
-    view = PerPrincipal(lambda p: p.subject)
+    view: PerPrincipal[Principal, str] = PerPrincipal(lambda p: p.subject)
     bob = principal()
     view(bob)
     assert len(view.values) == 1
     del bob  # reference counting frees it: no collection needed
     assert view.values == {}
 
+
+
+def test_a_principal_presented_by_another_credential_is_one_object_per_kind() -> None:
+    bob = principal()
+    as_ticket = bob.with_credential(CredentialKind.TICKET)
+    assert as_ticket.credential is CredentialKind.TICKET and as_ticket.subject == "bob"
+    assert bob.with_credential(CredentialKind.TICKET) is as_ticket  # its sockets share it
+    assert bob.with_credential(CredentialKind.BEARER) is bob
+    assert bob.with_credential(CredentialKind.SUBPROTOCOL) is not as_ticket
+
+
+def test_the_presented_principal_does_not_keep_its_source_alive() -> None:
+    bob = principal()
+    as_ticket = bob.with_credential(CredentialKind.TICKET)
+    source = weakref.ref(bob)
+    gc.disable()  # freed by reference counting alone: no cycle through the variant
+    try:
+        del bob
+        assert source() is None
+    finally:
+        gc.enable()
+    assert as_ticket.subject == "bob"
