@@ -30,13 +30,16 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
+import re
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.datastructures import Headers
 from websockets.exceptions import InvalidState, ProtocolError
 from websockets.frames import Frame, Opcode
-from websockets.protocol import State
+from websockets.http11 import Request
+from websockets.protocol import Protocol, State
 
 from gateway.api.server import WRITE_NOW_EXTENSION as WRITE_NOW
 from gateway.api.server import LazyQueue, ended_streams, lost_connections, turns
@@ -101,20 +104,44 @@ class HttpToolsProtocol(_HttpToolsProtocol):
             self._arm_head_timer()
 
     def on_headers_complete(self) -> None:
+        """A head over the cap that arrived in one read is judged here, once parsed: its
+        request gets 431 and a close, and the application never sees it (an upgrade is
+        judged in ``handle_websocket_upgrade``)."""
         self.head_done, self.head_bytes = True, 0
         self._cancel_head_timer()
-        super().on_headers_complete()
+        if head_size(self.url, self.headers) <= MAX_HEAD_BYTES:
+            super().on_headers_complete()
+            return
+        app, self.app = self.app, _head_too_large
+        try:
+            super().on_headers_complete()
+        finally:
+            self.app = app
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_head_timer()
         super().connection_lost(exc)
 
     def handle_websocket_upgrade(self) -> None:
-        """Hand the connection to the websocket protocol, then let go of the parser: its
-        callbacks are bound to this protocol, a cycle that the collector policy would
-        keep for ever once frozen (``gateway.ops.gcpolicy``); uvicorn drops it only in a
+        """Hand the connection and the request this parser read to the websocket protocol
+        (uvicorn writes the head out again for websockets to parse a second time, in
+        Python: about a tenth of a handshake), then let go of the parser: its callbacks
+        are bound to this protocol, a cycle that the collector policy would keep for ever
+        once frozen (``gateway.ops.gcpolicy``); uvicorn drops it only in a
         ``connection_lost`` that an upgraded connection never sends here."""
-        super().handle_websocket_upgrade()
+        ws_class = self.ws_protocol_class
+        if ws_class is None or not issubclass(ws_class, WebSocketProtocol):
+            super().handle_websocket_upgrade()
+        elif head_size(self.url, self.scope["headers"]) > MAX_HEAD_BYTES:  # read at once
+            self.connections.discard(self)
+            self._refuse(TOO_LARGE)
+        else:
+            self.connections.discard(self)
+            protocol = ws_class(config=self.config, server_state=self.server_state,
+                                app_state=self.app_state)
+            protocol.connection_made(self.transport)
+            protocol.upgrade(handshake_request(self.scope, self.url))
+            self.transport.set_protocol(protocol)
         self._cancel_head_timer()
         self.parser = None  # type: ignore[assignment]
         self.flow = None  # type: ignore[assignment]
@@ -132,6 +159,43 @@ class HttpToolsProtocol(_HttpToolsProtocol):
         if not self.transport.is_closing():
             self.transport.write(answer)
             self.transport.close()
+
+
+async def _head_too_large(scope: Any, receive: Any, send: Any) -> None:
+    await send({"type": "http.response.start", "status": 431,
+                "headers": [(b"content-length", b"0"), (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": b""})
+
+
+def head_size(target: bytes, headers: Any) -> int:
+    """The request head's bytes as sent, give or take the request line's method and
+    version: a head that arrived in one read is judged only once it is parsed."""
+    return len(target) + sum(len(name) + len(value) + 4 for name, value in headers) + 16
+
+
+_TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")  # RFC 9110 field name
+_FIELD_VALUE = re.compile(rb"[\x09\x20-\x7e\x80-\xff]*")  # field value, obs-text allowed
+
+
+def handshake_request(scope: Any, target: bytes) -> Request | None:
+    """The handshake request as websockets' parser (``Request.parse``) would make it from
+    the head uvicorn read, or None where that parser refuses: a non-ASCII target, a header
+    name or value it does not admit, a body. The head's size is capped before this
+    (``GATEWAY_MAX_HEADER_BYTES``); the handshake's own checks (method, version,
+    ``Upgrade``, key) follow in websockets' ``accept``."""
+    try:
+        path = target.decode("ascii")
+    except UnicodeDecodeError:
+        return None
+    headers = Headers()
+    for raw_name, raw_value in scope["headers"]:
+        value = raw_value.strip(b" \t")
+        if not _TOKEN.fullmatch(raw_name) or not _FIELD_VALUE.fullmatch(value):
+            return None
+        headers[raw_name.decode("ascii")] = value.decode("latin-1")
+    if "Transfer-Encoding" in headers or not set(headers.get_all("Content-Length")) <= {"0"}:
+        return None
+    return Request(path, headers, scope["method"], f"HTTP/{scope['http_version']}")
 
 
 @functools.lru_cache(maxsize=1)
@@ -222,6 +286,19 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
             return False
         self.transport.write(b"".join(self.conn.data_to_send()))
         return True
+
+    def upgrade(self, request: Request | None) -> None:
+        """Start from the request uvicorn's HTTP parser read (None: one websockets' parser
+        would refuse, which gets 400 and a close, as from ``data_received``)."""
+        if request is None:
+            self.transport.write(BAD_REQUEST)
+            self.transport.close()
+            return
+        conn = self.conn
+        conn.parser.close()  # the request parser, waiting for bytes that will not come
+        conn.parser = Protocol.parse(conn)  # then frames, as websockets goes on after a request
+        next(conn.parser)
+        self.handle_connect(request)
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)

@@ -30,11 +30,21 @@ SUBSCRIBER = "message bus subscriber"
 class ReportingPubSub(PubSub):
     """A ``PubSub`` that reports each reconnect made while it had subscriptions."""
 
+    dropped = False  # its connection dropped, and its subscriptions are not restored yet
+
     @property
     def disconnected(self) -> bool:
-        """It has subscriptions, and its connection dropped and is not back yet."""
+        """It has subscriptions, and its connection dropped and has not restored them yet.
+        A connection is connected again before redis-py's handshake (``CLIENT SETINFO``)
+        and the resubscription in :meth:`on_connect`: the drop is remembered until then."""
+        self.note_drop()
+        return self.subscribed and self.dropped
+
+    def note_drop(self) -> None:
+        """Remember that its connection dropped while it had subscriptions."""
         connection: Connection | None = self.connection  # redis-py annotates it as None
-        return self.subscribed and connection is not None and not connection.is_connected
+        if self.subscribed and connection is not None and not connection.is_connected:
+            self.dropped = True
 
     async def on_connect(self, connection: Connection) -> None:
         if self.subscribed:
@@ -42,6 +52,7 @@ class ReportingPubSub(PubSub):
                 logger.warning("message bus subscriber reconnected: messages may have been lost")
             bus.broken()
         await super().on_connect(connection)
+        self.dropped = False
 
 
 def subscribers_connected() -> bool:
@@ -94,6 +105,8 @@ class ReportingShard(RedisSingleShardConnection):  # type: ignore[misc]  # chann
             except (asyncio.CancelledError, GeneratorExit):
                 raise
             except Exception as exc:
+                if self._pubsub is not None:
+                    self._pubsub.note_drop()
                 await asyncio.sleep(REDIS.failed(SUBSCRIBER, exc))
 
 

@@ -11,10 +11,11 @@ from typing import Any
 
 import pytest
 import redis.asyncio as redis
+from redis.asyncio.client import PubSub
 
 from devidp.stack import free_port
 from gateway.bus.health import bus
-from gateway.bus.redis import PubSubChannelLayer, subscribers_connected
+from gateway.bus.redis import PubSubChannelLayer, ReportingPubSub, subscribers_connected
 from gateway.observe.metrics import BUS_BREAKS
 from gateway.ops import buswatch
 from gateway.ops.buswatch import BusWatch, MasterWatch, ShardAgreement, Watched, shard_list_id
@@ -179,6 +180,45 @@ async def test_until_the_subscriber_is_back_the_bus_is_not(tmp_path: Path) -> No
         await made.flush()
         server.stop()
     assert subscribers_connected(), "a flushed layer has no subscriber to wait for"
+
+
+class StubConnection:
+    is_connected = True
+
+    def deregister_connect_callback(self, callback: Any) -> None:
+        pass
+
+
+async def test_a_subscriber_is_not_back_until_its_subscriptions_are(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """redis-py counts a connection as connected before its handshake and the pub/sub's
+    resubscription (``on_connect``) are done: until then the bus is not back."""
+    resubscribed = asyncio.Event()
+
+    async def resubscribe(self: PubSub, connection: Any) -> None:
+        await resubscribed.wait()
+
+    monkeypatch.setattr(PubSub, "on_connect", resubscribe)
+    pubsub = ReportingPubSub(redis.ConnectionPool())
+    connection = StubConnection()
+    pubsub.connection = connection  # type: ignore[assignment]
+    pubsub.channels = {b"held": None}
+
+    def down() -> bool:  # read afresh each time
+        return pubsub.disconnected
+
+    assert not down()
+    connection.is_connected = False
+    assert down()
+    connection.is_connected = True  # the socket is back; the resubscription is not
+    assert down()
+    epoch = bus.epoch
+    restoring = asyncio.ensure_future(pubsub.on_connect(connection))  # type: ignore[arg-type]
+    await asyncio.sleep(0)
+    assert down() and bus.epoch == epoch + 1
+    resubscribed.set()
+    await restoring
+    assert not down()
 
 
 class FakeSentinel:

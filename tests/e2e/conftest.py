@@ -68,6 +68,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         for index, port in enumerate(ports):
             env = gateway_env(idp.issuer, port, database_file=db, redis_url=REDIS_URL,
                               extra={"GATEWAY_ALLOWED_ORIGINS": ",".join(urls),
+                                     # twin at the default refetch (two rotations 5 s apart):
+                                     # tests/e2e/test_defaults.py
                                      "GATEWAY_JWKS_MIN_REFETCH_SECONDS": "1",
                                      "GATEWAY_MAX_SOCKETS_PER_SUBJECT": str(SOCKETS_PER_SUBJECT)})
             if index == 0:

@@ -41,6 +41,9 @@ def short(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Short]:
     idp = devidp.start(free_port(), f"http://127.0.0.1:{port}", access_token_ttl=TTL,
                        log_file=tmp / "idp.log")
     env = gateway_env(idp.issuer, port, database_file=tmp / "db.sqlite3", redis_url=REDIS_URL,
+                      # twins at the default notice, 60 s and 300 s tokens:
+                      # tests/e2e/test_defaults.py, tests/keycloak/test_defaults.py and
+                      # tests/keycloak/test_five_minute_tokens.py
                       extra={"GATEWAY_EXPIRY_NOTICE_SECONDS": str(LEAD)})
     migrate(env)
     gateway = start_gateway(port, env, tmp / "gateway.log")

@@ -54,6 +54,8 @@ class Served:
                           redis_url=REDIS_URL,
                           extra={"GATEWAY_DRAIN_SECONDS": str(DRAIN_SECONDS),
                                  "GATEWAY_HANDSHAKE_TIMEOUT_SECONDS": str(HANDSHAKE_TIMEOUT),
+                                 # twin at the default: tests/e2e/test_defaults.py,
+                                 # test_a_socket_that_stops_answering_pings_closes_at_the_default_interval
                                  "GATEWAY_WS_PING_SECONDS": str(PING_SECONDS),
                                  "GATEWAY_MAX_SOCKETS_PER_SUBJECT": "0"})
         migrate(env)
@@ -291,13 +293,29 @@ def exchange(port: int, payload: bytes) -> tuple[bytes, bool]:
         return answer, True
 
 
+PLAIN = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+
+
 @pytest.mark.parametrize("size", [100 * 1024, 1024 * 1024])
+@pytest.mark.parametrize("head", [HANDSHAKE, PLAIN], ids=["handshake", "plain request"])
 def test_an_oversized_header_line_gets_431_and_a_closed_connection(
-        gateway: GatewayProcess, size: int) -> None:
-    answer, closed = exchange(gateway.port, HANDSHAKE + b"X-Big: " + b"a" * size + b"\r\n\r\n")
+        gateway: GatewayProcess, size: int, head: bytes) -> None:
+    answer, closed = exchange(gateway.port, head + b"X-Big: " + b"a" * size + b"\r\n\r\n")
     assert closed, "the connection was left open"
     assert answer.split(b"\r\n", 1)[0] in (b"HTTP/1.1 431 Request Header Fields Too Large",
                                            b"HTTP/1.1 400 Bad Request"), answer[:200]
+
+
+@pytest.mark.parametrize("head", [HANDSHAKE, PLAIN], ids=["handshake", "plain request"])
+def test_a_head_over_the_cap_in_short_lines_sent_at_once_gets_431(
+        gateway: GatewayProcess, head: bytes) -> None:
+    """Every line is short: the cap is on the whole head (GATEWAY_MAX_HEADER_BYTES, 32 KiB),
+    also when it all arrives in one read and parses complete."""
+    lines = b"".join(b"X-Line-%d: %s\r\n" % (n, b"a" * 90) for n in range(400))  # 40 KiB
+    answer, closed = exchange(gateway.port, head + lines + b"\r\n")
+    assert closed, "the connection was left open"
+    assert answer.split(b"\r\n", 1)[0] == b"HTTP/1.1 431 Request Header Fields Too Large", \
+        answer[:200]
 
 
 @pytest.mark.parametrize("sent", [HANDSHAKE, b""], ids=["half a handshake", "nothing"])

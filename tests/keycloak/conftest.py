@@ -103,6 +103,8 @@ def keycloak_gateway_env(keycloak: Keycloak, port: int, database_file: Path,
                               "GATEWAY_OIDC_AUDIENCES": API_AUDIENCE,
                               "GATEWAY_OIDC_INTROSPECTION": "false",
                               "GATEWAY_ALLOWED_ORIGINS": ",".join(public_urls),
+                              # twins at the defaults (60 s and 300 s tokens):
+                              # tests/keycloak/test_defaults.py, test_five_minute_tokens.py
                               "GATEWAY_JWKS_MIN_REFETCH_SECONDS": "1",
                               "GATEWAY_EXPIRY_NOTICE_SECONDS": str(EXPIRY_NOTICE),
                               **extra})
