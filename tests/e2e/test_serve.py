@@ -306,6 +306,13 @@ def test_an_oversized_header_line_gets_431_and_a_closed_connection(
                                            b"HTTP/1.1 400 Bad Request"), answer[:200]
 
 
+def test_a_handshake_over_http_1_0_is_refused(gateway: GatewayProcess) -> None:
+    """RFC 6455 §4.1: the opening handshake is an HTTP/1.1 request."""
+    answer, closed = exchange(gateway.port, HANDSHAKE.replace(b"HTTP/1.1", b"HTTP/1.0") + b"\r\n")
+    assert closed, "the connection was left open"
+    assert answer.split(b"\r\n", 1)[0] == b"HTTP/1.1 505 HTTP Version Not Supported", answer[:200]
+
+
 @pytest.mark.parametrize("head", [HANDSHAKE, PLAIN], ids=["handshake", "plain request"])
 def test_a_head_over_the_cap_in_short_lines_sent_at_once_gets_431(
         gateway: GatewayProcess, head: bytes) -> None:
