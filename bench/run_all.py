@@ -6,7 +6,7 @@ Runs, one after another, each with its L (bare ``websockets``) and R (stock Chan
 in the same run, with settings shorter than the benches' defaults so the whole takes
 about 15 minutes on the 2-core development machine:
 
-- ``handshakes``: ``bench/handshakes.py --connections 1000 --rounds 3`` (bearer reused,
+- ``handshakes``: ``bench/handshakes.py --connections 2000 --rounds 5`` (bearer reused,
   bearer fresh, session cookie, ticket; L and R in every round);
 - ``memory``: ``bench/open_sockets.py --counts 5000 --layers flat`` (KiB per idle socket
   with 5,000 held, L, R and G);
@@ -44,7 +44,7 @@ from bench.stack import load_average  # noqa: E402
 Figures = dict[str, Any]
 
 BENCHES: dict[str, list[str]] = {
-    "handshakes": ["bench/handshakes.py", "--connections", "1000", "--rounds", "3"],
+    "handshakes": ["bench/handshakes.py", "--connections", "2000", "--rounds", "5"],
     "memory": ["bench/open_sockets.py", "--counts", "5000", "--layers", "flat",
                "--burst", "500", "--pings", "200"],
     "fanout5k": ["bench/fanout.py", "--subscribers", "5000", "--messages", "30", "--rate", "1"],
