@@ -31,6 +31,7 @@ import asyncio
 import functools
 import os
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _HttpToolsProtocol
@@ -167,7 +168,7 @@ async def _head_too_large(scope: Any, receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": b""})
 
 
-def head_size(target: bytes, headers: Any) -> int:
+def head_size(target: bytes, headers: Iterable[tuple[bytes, bytes]]) -> int:
     """The request head's bytes as sent, give or take the request line's method and
     version: a head that arrived in one read is judged only once it is parsed."""
     return len(target) + sum(len(name) + len(value) + 4 for name, value in headers) + 16
