@@ -42,6 +42,7 @@ from websockets.frames import Frame, Opcode
 from websockets.http11 import Request
 from websockets.protocol import Protocol, State
 
+from gateway.api.consumers import audit
 from gateway.api.server import WRITE_NOW_EXTENSION as WRITE_NOW
 from gateway.api.server import LazyQueue, ended_streams, lost_connections, turns
 
@@ -61,6 +62,7 @@ BAD_REQUEST = _answer(b"400 Bad Request")
 class HttpToolsProtocol(_HttpToolsProtocol):
     head_bytes = 0
     head_done = False
+    head_too_large = False  # the last head, once parsed, was over the cap
     head_timer: asyncio.TimerHandle | None = None
     held: list[bytes] | None = None  # head bytes waiting for a turn with room
 
@@ -110,12 +112,14 @@ class HttpToolsProtocol(_HttpToolsProtocol):
         judged in ``handle_websocket_upgrade``)."""
         self.head_done, self.head_bytes = True, 0
         self._cancel_head_timer()
-        if head_size(self.url, self.headers) <= MAX_HEAD_BYTES:
+        self.head_too_large = head_size(self.url, self.headers) > MAX_HEAD_BYTES
+        if not self.head_too_large:
             super().on_headers_complete()
             return
+        _audit_refused("head_too_large", self.client)
         app, self.app = self.app, _head_too_large
         try:
-            super().on_headers_complete()
+            super().on_headers_complete()  # an upgrade returns at once, for the next method
         finally:
             self.app = app
 
@@ -133,9 +137,9 @@ class HttpToolsProtocol(_HttpToolsProtocol):
         ws_class = self.ws_protocol_class
         if ws_class is None or not issubclass(ws_class, WebSocketProtocol):
             super().handle_websocket_upgrade()
-        elif head_size(self.url, self.scope["headers"]) > MAX_HEAD_BYTES:  # read at once
+        elif self.head_too_large:  # judged, and audited, by on_headers_complete
             self.connections.discard(self)
-            self._refuse(TOO_LARGE)
+            self._close_with(TOO_LARGE)
         else:
             self.connections.discard(self)
             protocol = ws_class(config=self.config, server_state=self.server_state,
@@ -147,6 +151,11 @@ class HttpToolsProtocol(_HttpToolsProtocol):
         self.parser = None  # type: ignore[assignment]
         self.flow = None  # type: ignore[assignment]
 
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to a request its parser refuses, audited."""
+        _audit_refused("bad_request", self.client, msg)
+        super().send_400_response(msg)
+
     def _arm_head_timer(self) -> None:
         self.head_timer = self.loop.call_later(HEAD_TIMEOUT, self._refuse, TIMED_OUT)
 
@@ -156,10 +165,22 @@ class HttpToolsProtocol(_HttpToolsProtocol):
             self.head_timer = None
 
     def _refuse(self, answer: bytes) -> None:
+        if not self.transport.is_closing() and (answer is TOO_LARGE or self.head_bytes):
+            # audited unless the connection sent nothing at all: not a request
+            _audit_refused("head_too_large" if answer is TOO_LARGE else "head_timeout",
+                           self.client)
+        self._close_with(answer)
+
+    def _close_with(self, answer: bytes) -> None:
         self._cancel_head_timer()
         if not self.transport.is_closing():
             self.transport.write(answer)
             self.transport.close()
+
+
+def _audit_refused(reason: str, client: tuple[str, int] | None, detail: str | None = None) -> None:
+    """A request refused before any application saw it (``docs/errors.md``)."""
+    audit("http", "deny", reason, remote=client[0] if client else None, detail=detail)
 
 
 async def _head_too_large(scope: Any, receive: Any, send: Any) -> None:
@@ -292,17 +313,23 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         """Start from the request uvicorn's HTTP parser read (None: one websockets' parser
         would refuse, which gets 400 and a close, as from ``data_received``)."""
         if request is None:
-            self.transport.write(BAD_REQUEST)
-            self.transport.close()
+            self._bad_request()
             return
         conn = self.conn
         conn.parser.close()  # the request parser, waiting for bytes that will not come
         conn.parser = Protocol.parse(conn)  # then frames, as websockets goes on after a request
         next(conn.parser)
         self.handle_connect(request)
+        if self.response.status_code != 101:  # websockets' accept refused it: answered, closed
+            _audit_refused("bad_handshake", self.client,
+                           f"{self.response.status_code} {self.response.reason_phrase}")
+
+    def _bad_request(self) -> None:
+        _audit_refused("bad_handshake", self.client, "400 malformed request head")
+        self.transport.write(BAD_REQUEST)
+        self.transport.close()
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
         if not self.handshake_initiated and self.conn.handshake_exc is not None:
-            self.transport.write(BAD_REQUEST)
-            self.transport.close()
+            self._bad_request()

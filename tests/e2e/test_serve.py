@@ -296,21 +296,56 @@ def exchange(port: int, payload: bytes) -> tuple[bytes, bool]:
 PLAIN = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"
 
 
+def refusals(gateway: GatewayProcess, since: int,
+             wait: float = 3.0) -> list[tuple[str, str | None]]:
+    """(reason, detail) of the server's ``http`` denials in the gateway's audit log after
+    its first ``since`` characters (the log file outlives one test), waiting a little for
+    the first (the audit writer runs every 50 ms)."""
+    deadline = time.monotonic() + wait
+    while True:
+        found = []
+        for line in gateway.log()[since:].splitlines():
+            start = line.find('{"ts"')
+            if start >= 0 and '"event": "http"' in line:
+                event = json.loads(line[start:])
+                found.append((event["reason"], event.get("detail")))
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.1)
+
+
 @pytest.mark.parametrize("size", [100 * 1024, 1024 * 1024])
 @pytest.mark.parametrize("head", [HANDSHAKE, PLAIN], ids=["handshake", "plain request"])
 def test_an_oversized_header_line_gets_431_and_a_closed_connection(
         gateway: GatewayProcess, size: int, head: bytes) -> None:
+    mark = len(gateway.log())
     answer, closed = exchange(gateway.port, head + b"X-Big: " + b"a" * size + b"\r\n\r\n")
     assert closed, "the connection was left open"
     assert answer.split(b"\r\n", 1)[0] in (b"HTTP/1.1 431 Request Header Fields Too Large",
                                            b"HTTP/1.1 400 Bad Request"), answer[:200]
+    assert [reason for reason, _ in refusals(gateway, mark)] == ["head_too_large"]
+
+
+@pytest.mark.parametrize("head", [
+    HANDSHAKE.replace(b"/ws/", b"/ws/caf\xc3\xa9") + b"\r\n",
+    HANDSHAKE + b"X-Odd: a\x01b\r\n\r\n",
+    b"GET /ws/ HTTP/1.1\r\nHost 127.0.0.1\r\n\r\n",
+], ids=["non-ASCII target", "control character in a value", "header line without a colon"])
+def test_a_malformed_head_gets_400_and_is_audited(gateway: GatewayProcess, head: bytes) -> None:
+    mark = len(gateway.log())
+    answer, closed = exchange(gateway.port, head)
+    assert closed, "the connection was left open"
+    assert answer.split(b"\r\n", 1)[0] == b"HTTP/1.1 400 Bad Request", answer[:200]
+    assert [reason for reason, _ in refusals(gateway, mark)] in (["bad_request"], ["bad_handshake"])
 
 
 def test_a_handshake_over_http_1_0_is_refused(gateway: GatewayProcess) -> None:
     """RFC 6455 §4.1: the opening handshake is an HTTP/1.1 request."""
+    mark = len(gateway.log())
     answer, closed = exchange(gateway.port, HANDSHAKE.replace(b"HTTP/1.1", b"HTTP/1.0") + b"\r\n")
     assert closed, "the connection was left open"
     assert answer.split(b"\r\n", 1)[0] == b"HTTP/1.1 505 HTTP Version Not Supported", answer[:200]
+    assert refusals(gateway, mark) == [("bad_handshake", "505 HTTP Version Not Supported")]
 
 
 @pytest.mark.parametrize("head", [HANDSHAKE, PLAIN], ids=["handshake", "plain request"])
@@ -319,21 +354,26 @@ def test_a_head_over_the_cap_in_short_lines_sent_at_once_gets_431(
     """Every line is short: the cap is on the whole head (GATEWAY_MAX_HEADER_BYTES, 32 KiB),
     also when it all arrives in one read and parses complete."""
     lines = b"".join(b"X-Line-%d: %s\r\n" % (n, b"a" * 90) for n in range(400))  # 40 KiB
+    mark = len(gateway.log())
     answer, closed = exchange(gateway.port, head + lines + b"\r\n")
     assert closed, "the connection was left open"
     assert answer.split(b"\r\n", 1)[0] == b"HTTP/1.1 431 Request Header Fields Too Large", \
         answer[:200]
+    assert [reason for reason, _ in refusals(gateway, mark)] == ["head_too_large"]
 
 
 @pytest.mark.parametrize("sent", [HANDSHAKE, b""], ids=["half a handshake", "nothing"])
 def test_a_handshake_not_completed_in_time_is_closed(gateway: GatewayProcess,
                                                       sent: bytes) -> None:
-    started = time.monotonic()
+    started, mark = time.monotonic(), len(gateway.log())
     answer, closed = exchange(gateway.port, sent)  # the blank line never comes
     assert closed, "the connection was left open"
     assert time.monotonic() - started >= HANDSHAKE_TIMEOUT * 0.9  # closed by the limit
     assert answer in (b"", b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\n"
                            b"connection: close\r\n\r\n")
+    # a half-sent head is a refused request; a connection that sent nothing is not one
+    expected = [("head_timeout", None)] if sent else []
+    assert refusals(gateway, mark, wait=1.0 if sent else 0.5) == expected
 
 
 async def test_sigusr1_restarts_one_worker_closing_its_sockets_with_1012(
